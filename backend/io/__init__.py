@@ -1,0 +1,1 @@
+"""Job loading: the job folder of DESIGN.md and other common multi-view layouts."""

@@ -1,0 +1,50 @@
+"""In-memory form of a multi-view job: every input layout is read into these."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_SETTINGS: dict = {
+    "device": "auto",
+    "rasterizer": "auto",
+    "image_scale": 1,
+    "iterations": 2000,
+    "symmetry": "detect",
+    "texture_size": 2048,
+    "seed": 0,
+}
+
+
+@dataclass
+class View:
+    """One calibrated photograph in the OpenCV convention (x_cam = R X + t, pixels = K x / z)."""
+
+    name: str
+    image: np.ndarray  # (H, W, 3) float32 in [0, 1], colours as stored in the file
+    mask: np.ndarray  # (H, W) bool, True on the object
+    K: np.ndarray  # (3, 3) float64
+    R: np.ndarray  # (3, 3) float64, world-to-camera rotation
+    t: np.ndarray  # (3,) float64
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def center(self) -> np.ndarray:
+        """Camera centre in world coordinates."""
+        return -self.R.T @ self.t
+
+
+@dataclass
+class Scene:
+    """A whole job: views, optional bounding box (min, max) and settings."""
+
+    views: list[View]
+    bbox: tuple[np.ndarray, np.ndarray] | None = None
+    settings: dict = field(default_factory=lambda: dict(DEFAULT_SETTINGS))

@@ -1,0 +1,38 @@
+"""Shared pytest set-up: repository root on sys.path, GPU marker skipping."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MESHES = ROOT.parent / "shared" / "meshes"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `gpu` tests cleanly on machines without CUDA."""
+    if _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_meshes() -> Path:
+    """Folder of the shared test meshes; tests that need it skip when it is absent."""
+    if not SHARED_MESHES.is_dir():
+        pytest.skip(f"{SHARED_MESHES} not present")
+    return SHARED_MESHES
