@@ -1,0 +1,156 @@
+"""Command line: reconstruct, convert, compare, check."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import sys
+import traceback
+from pathlib import Path
+
+from backend.errors import Cancelled, JobError
+from backend.protocol import Reporter
+
+EXIT_OK, EXIT_FAILURE, EXIT_JOB, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `python -m backend`."""
+    p = argparse.ArgumentParser(prog="python -m backend",
+                                description="Multi-view mesh reconstruction with neural deferred shading.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("reconstruct", help="reconstruct a mesh from a job folder (or NDS/IDR/NeRF layout)")
+    r.add_argument("job", type=Path, help="job folder, or a folder in another supported layout")
+    r.add_argument("--out", type=Path, required=True, help="result folder")
+    r.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
+    r.add_argument("--rasterizer", choices=["auto", "nvdiffrast", "torch"])
+    r.add_argument("--iterations", type=int)
+    r.add_argument("--symmetry", choices=["detect", "enforce", "off"])
+    r.add_argument("--texture-size", type=int)
+    r.add_argument("--seed", type=int)
+    r.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
+    r.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
+
+    c = sub.add_parser("convert", help="convert another layout into a job folder")
+    c.add_argument("src", type=Path)
+    c.add_argument("--to", choices=["job"], default="job")
+    c.add_argument("dst", type=Path)
+
+    m = sub.add_parser("compare", help="distances between two meshes (Chamfer, Hausdorff, F-score, ...)")
+    m.add_argument("a", type=Path)
+    m.add_argument("b", type=Path)
+    m.add_argument("--align", action="store_true", help="rigidly align A to B first")
+    m.add_argument("--json", action="store_true")
+
+    sub.add_parser("check", help="print versions, devices and rasterizers as JSON")
+    return p
+
+
+def settings_overrides(args: argparse.Namespace) -> dict:
+    """Job settings given on the command line (they win over job.json)."""
+    names = {"device": "device", "rasterizer": "rasterizer", "iterations": "iterations",
+             "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed"}
+    return {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
+
+
+def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Load, reconstruct, write the result folder; errors become protocol lines."""
+    from backend.io.detect import load_any
+
+    reporter.stage("load")
+    if args.iterations is not None and args.iterations < 1:
+        raise JobError(f"--iterations must be at least 1 (got {args.iterations})",
+                       "Use e.g. --iterations 2000 (the reference setting).")
+    if not args.job.exists():
+        raise JobError(f"job folder {args.job} does not exist", "Give the folder that holds job.json.")
+    scene = load_any(args.job)
+    scene.settings.update(settings_overrides(args))
+    from backend.optim.reconstruct import reconstruct
+
+    reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
+    reporter.done("result.json")
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Read any supported layout and write it as a job folder."""
+    from backend.io.convert import convert
+
+    convert(args.src, args.dst)
+    print(json.dumps({"type": "done", "result": str(args.dst)}), flush=True)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Print the metrics between two mesh files."""
+    from backend.metrics import compare_files
+
+    result = compare_files(args.a, args.b, align=args.align)
+    if args.json:
+        print(json.dumps(result), flush=True)
+    else:
+        for key, value in result.items():
+            print(f"{key:>28}: {value}")
+    return EXIT_OK
+
+
+def check_info() -> dict:
+    """Python/torch versions, devices and rasterizers available in this environment."""
+    info: dict = {"python": platform.python_version(), "platform": platform.platform(),
+                  "executable": sys.executable}
+    try:
+        import torch
+    except ImportError as exc:
+        info.update(torch=None, ok=False, error=f"torch is not installed: {exc}")
+        return info
+    devices = {"cpu": True, "cuda": bool(torch.cuda.is_available()),
+               "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
+    info["torch"] = torch.__version__
+    info["devices"] = devices
+    if devices["cuda"]:
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+        info["cuda_version"] = torch.version.cuda
+    rasterizers = {"torch": False, "nvdiffrast": False}
+    try:
+        from backend.raster import get_rasterizer
+
+        get_rasterizer("torch", "cpu")
+        rasterizers["torch"] = True
+    except Exception as exc:  # noqa: BLE001 - reported to the user as JSON
+        info["torch_rasterizer_error"] = str(exc)
+    rasterizers["nvdiffrast"] = devices["cuda"] and importlib.util.find_spec("nvdiffrast") is not None
+    info["rasterizers"] = rasterizers
+    missing = [m for m in ("numpy", "scipy", "trimesh", "gpytoolbox", "skimage", "xatlas", "imageio")
+               if importlib.util.find_spec(m) is None]
+    info["missing_packages"] = missing
+    info["ok"] = rasterizers["torch"] and not missing
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "check":
+        print(json.dumps(check_info(), indent=2), flush=True)
+        return EXIT_OK
+    reporter = Reporter(json_mode=True if getattr(args, "json", False) else None)
+    reporter.install_signal_handlers()
+    try:
+        if args.command == "reconstruct":
+            return cmd_reconstruct(args, reporter)
+        if args.command == "convert":
+            return cmd_convert(args)
+        return cmd_compare(args)
+    except JobError as exc:
+        reporter.error(exc.message, exc.hint, exc.view)
+        return EXIT_JOB
+    except (Cancelled, KeyboardInterrupt):
+        reporter.log("cancelled")
+        return EXIT_CANCELLED
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the add-on as an error line
+        reporter.log(traceback.format_exc())
+        reporter.error(f"{type(exc).__name__}: {exc}",
+                       "This is a bug in the backend; the log on stderr has the details.")
+        return EXIT_FAILURE

@@ -1,0 +1,1 @@
+"""Pure mesh functions: visual hull, guarded remeshing, mesh operations."""

@@ -1,0 +1,1 @@
+"""Neural deferred shading optimisation: shader, losses, the reconstruction pipeline."""

@@ -1,0 +1,60 @@
+"""Remesh guard: a remesh that never returns or crashes is killed and the mesh kept."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import trimesh
+
+from backend.geometry.mesh_ops import collapse_degenerate, mean_edge_length
+from backend.geometry.remesh import guarded_remesh
+
+
+def never_returns(vertices: np.ndarray, faces: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """A remesh that hangs forever."""
+    while True:
+        time.sleep(0.1)
+
+
+def crashes(vertices: np.ndarray, faces: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """A remesh that kills its own process, as a segfault would."""
+    os._exit(11)
+
+
+def test_hanging_remesh_is_killed_and_mesh_kept() -> None:
+    m = trimesh.creation.icosphere(2)
+    t0 = time.monotonic()
+    res = guarded_remesh(m.vertices, m.faces, 0.1, timeout_s=1.0, remesh_fn=never_returns)
+    assert time.monotonic() - t0 < 4.0
+    assert not res.ok and "within" in res.message
+    assert np.array_equal(res.vertices, m.vertices) and np.array_equal(res.faces, m.faces)
+
+
+def test_crashing_remesh_is_reported_and_mesh_kept() -> None:
+    m = trimesh.creation.icosphere(2)
+    res = guarded_remesh(m.vertices, m.faces, 0.1, timeout_s=20.0, remesh_fn=crashes)
+    assert not res.ok and "died" in res.message
+    assert np.array_equal(res.vertices, m.vertices)
+
+
+def test_real_remesh_halves_edge_length() -> None:
+    m = trimesh.creation.icosphere(3)
+    h = mean_edge_length(m.vertices, m.faces) / 2
+    res = guarded_remesh(m.vertices, m.faces, h, timeout_s=60.0)
+    assert res.ok, res.message
+    assert abs(mean_edge_length(res.vertices, res.faces) - h) < 0.25 * h
+    assert trimesh.Trimesh(res.vertices, res.faces).is_watertight
+
+
+def test_collapse_degenerate_removes_zero_area_triangles() -> None:
+    m = trimesh.creation.icosphere(2)
+    v = m.vertices.copy()
+    a, b = m.faces[0, :2]
+    v[b] = v[a] + 1e-9
+    assert trimesh.Trimesh(v, m.faces, process=False).area_faces.min() < 1e-8
+    v2, f2 = collapse_degenerate(v, m.faces)
+    out = trimesh.Trimesh(v2, f2, process=False)
+    assert out.area_faces.min() > 1e-6
+    assert len(v2) == len(v) - 1 and len(f2) == len(m.faces) - 2
+    assert out.is_watertight
