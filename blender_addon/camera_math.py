@@ -32,9 +32,9 @@ class BlenderCameraParams:
 
 
 def image_size(p: BlenderCameraParams) -> tuple[int, int]:
-    """Rendered image size (W, H) in pixels, after the resolution percentage."""
-    s = p.resolution_percentage / 100.0
-    return int(round(p.resolution_x * s)), int(round(p.resolution_y * s))
+    """Rendered image size (W, H) in pixels: Blender truncates resolution * percentage / 100."""
+    pct = int(p.resolution_percentage)
+    return int(p.resolution_x) * pct // 100, int(p.resolution_y) * pct // 100
 
 
 def effective_fit(p: BlenderCameraParams) -> str:
