@@ -1,0 +1,54 @@
+"""Rasterizer layer: nvdiffrast semantics, with our own torch implementation for any device."""
+from __future__ import annotations
+
+import torch
+
+from .base import Rasterizer, RasterizerUnavailable
+from .torch_raster import TorchRasterizer
+
+__all__ = ["Rasterizer", "RasterizerUnavailable", "TorchRasterizer", "get_rasterizer", "resolve_device",
+           "nvdiffrast_available"]
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """Torch device for a name; "auto" picks cuda, then mps, then cpu."""
+    if isinstance(name, torch.device):
+        return name
+    if name != "auto":
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RasterizerUnavailable(f"device {name!r} requested but CUDA is not available "
+                                        "(install a CUDA build of torch, or use device 'cpu')")
+        if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise RasterizerUnavailable(f"device {name!r} requested but Apple MPS is not available")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def nvdiffrast_available() -> bool:
+    """True when `import nvdiffrast.torch` works."""
+    try:
+        import nvdiffrast.torch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def get_rasterizer(name: str = "auto", device: str | torch.device = "auto") -> Rasterizer:
+    """Rasterizer by name ("auto", "torch", "nvdiffrast"); auto uses nvdiffrast on CUDA when installed."""
+    dev = resolve_device(device)
+    if name == "torch":
+        return TorchRasterizer(dev)
+    if name == "nvdiffrast":
+        from .nvdiffrast_raster import NvdiffrastRasterizer
+        return NvdiffrastRasterizer(dev)
+    if name == "auto":
+        if dev.type == "cuda" and nvdiffrast_available():
+            from .nvdiffrast_raster import NvdiffrastRasterizer
+            return NvdiffrastRasterizer(dev)
+        return TorchRasterizer(dev)
+    raise ValueError(f"unknown rasterizer {name!r}: use 'auto', 'torch' or 'nvdiffrast'")

@@ -1,0 +1,63 @@
+"""Mesh edge topology for silhouette detection: the vertex opposite each triangle edge."""
+from __future__ import annotations
+
+import torch
+
+BOUNDARY = -1
+NONMANIFOLD = -2
+
+
+def opposite_vertices(tri: torch.Tensor) -> torch.Tensor:
+    """(F, 3) long: for edge k of face f (vertices k+1, k+2), the third vertex of the other face on it.
+
+    BOUNDARY where the edge has one face, NONMANIFOLD where it has more than two.
+    """
+    t = tri.long()
+    nf = t.shape[0]
+    nv = int(t.max()) + 1 if nf else 1
+    a = t[:, [1, 2, 0]].reshape(-1)
+    b = t[:, [2, 0, 1]].reshape(-1)
+    third = t.reshape(-1)
+    key = torch.minimum(a, b) * nv + torch.maximum(a, b)
+    skey, order = torch.sort(key, stable=True)
+    n = skey.numel()
+    opp = torch.full((n,), BOUNDARY, dtype=torch.long, device=t.device)
+    if n < 2:
+        return opp.reshape(nf, 3)
+    same_next = torch.zeros(n, dtype=torch.bool, device=t.device)
+    same_next[:-1] = skey[1:] == skey[:-1]
+    same_prev = torch.zeros(n, dtype=torch.bool, device=t.device)
+    same_prev[1:] = same_next[:-1]
+    nxt2 = torch.zeros(n, dtype=torch.bool, device=t.device)
+    nxt2[:-2] = skey[2:] == skey[:-2]
+    prv2 = torch.zeros(n, dtype=torch.bool, device=t.device)
+    prv2[2:] = nxt2[:-2]
+    pair_first = same_next & ~same_prev & ~nxt2
+    pair_second = same_prev & ~same_next & ~prv2
+    many = (same_next | same_prev) & ~pair_first & ~pair_second
+    thirds = third[order]
+    res = torch.full((n,), BOUNDARY, dtype=torch.long, device=t.device)
+    idx1 = pair_first.nonzero().squeeze(1)
+    res[idx1] = thirds[idx1 + 1]
+    idx2 = pair_second.nonzero().squeeze(1)
+    res[idx2] = thirds[idx2 - 1]
+    res[many] = NONMANIFOLD
+    opp[order] = res
+    return opp.reshape(nf, 3)
+
+
+class TopologyCache:
+    """Remembers opposite_vertices for the last triangle tensor seen."""
+
+    def __init__(self) -> None:
+        self._tri: torch.Tensor | None = None
+        self._value: torch.Tensor | None = None
+
+    def get(self, tri: torch.Tensor) -> torch.Tensor:
+        """Opposite vertices of tri, recomputed only when its contents change."""
+        same = (self._tri is not None and self._tri.shape == tri.shape and self._tri.device == tri.device
+                and bool(torch.equal(self._tri, tri)))
+        if not same or self._value is None:
+            self._value = opposite_vertices(tri)
+            self._tri = tri.detach().clone()
+        return self._value
