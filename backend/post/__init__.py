@@ -1,0 +1,1 @@
+"""Post-processing of a reconstructed mesh: symmetry plane, UV map, texture baking."""
