@@ -48,3 +48,4 @@ class Scene:
     views: list[View]
     bbox: tuple[np.ndarray, np.ndarray] | None = None
     settings: dict = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
+    image_scale_applied: float = 1.0  # settings["image_scale"] already applied to images and K at load
