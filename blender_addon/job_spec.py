@@ -73,11 +73,11 @@ def image_scale_for(preset: str, width: int, height: int) -> float:
 
 
 def job_settings(preset: str, device: str, width: int, height: int, symmetry: str = "detect",
-                 seed: int = 0, rasterizer: str = "auto") -> dict:
-    """The job.json settings block for a quality preset and device."""
+                 seed: int = 0, rasterizer: str = "auto", iterations: int = 0) -> dict:
+    """The job.json settings block for a quality preset and device (iterations > 0 overrides the preset)."""
     p = QUALITY_PRESETS[preset]
     return {"device": device.lower(), "rasterizer": rasterizer, "image_scale": image_scale_for(preset, width, height),
-            "iterations": int(p["iterations"]), "symmetry": symmetry, "texture_size": int(p["texture_size"]),
+            "iterations": int(iterations or p["iterations"]), "symmetry": symmetry, "texture_size": int(p["texture_size"]),
             "seed": int(seed)}
 
 

@@ -198,7 +198,8 @@ class BackendRunner:
     """One `python -m backend reconstruct JOB --out OUT --json` run: start, poll or wait, cancel."""
 
     def __init__(self, python: str, job_dir: Path, out_dir: Path, backend_root: Path,
-                 idle_timeout_s: Optional[float] = None, argv: Optional[Sequence[str]] = None) -> None:
+                 idle_timeout_s: Optional[float] = None, argv: Optional[Sequence[str]] = None,
+                 extra_args: Sequence[str] = ()) -> None:
         self.python = python
         self.job_dir = Path(job_dir)
         self.out_dir = Path(out_dir)
@@ -206,6 +207,7 @@ class BackendRunner:
         self.idle_timeout_s = idle_timeout_s
         self.argv = list(argv) if argv else [
             python, "-m", "backend", "reconstruct", str(self.job_dir), "--out", str(self.out_dir), "--json"]
+        self.argv += [str(a) for a in extra_args]
         self.parser = StreamParser()
         self.process = LineProcess(self.argv, cwd=self.backend_root,
                                    env=backend_environment(self.backend_root))
@@ -265,8 +267,10 @@ class BackendRunner:
                              "It may be stuck; see the system console for its log.", returncode=rc,
                              stderr_tail=tail)
         elif st.error_message is not None:
-            out = RunOutcome("error", st.error_message, st.error_hint or explain_failure(tail, rc),
-                             returncode=rc, stderr_tail=tail)
+            hint = st.error_hint or explain_failure(tail, rc)
+            if "No module named" in st.error_message:
+                hint = explain_failure(st.error_message, rc)
+            out = RunOutcome("error", st.error_message, hint, returncode=rc, stderr_tail=tail)
         elif rc == 0 and st.result is not None:
             out = RunOutcome("done", "Reconstruction finished.", result_path=self.out_dir / st.result,
                              returncode=rc, stderr_tail=tail)

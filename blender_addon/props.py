@@ -1,0 +1,88 @@
+"""Scene settings of a reconstruction and the window-manager status of the running job."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
+                       StringProperty)
+
+from .job_spec import QUALITY_PRESETS
+
+IMAGE_SOURCES = [
+    ("BACKGROUND", "Camera Background", "Each camera's background image (as photogrammetry importers set up)"),
+    ("FOLDER", "Image Folder", "A folder of images named after the cameras"),
+    ("RENDER", "Render from Cameras", "Render the current scene from each camera (RGBA) and reconstruct it"),
+]
+MASK_SOURCES = [
+    ("ALPHA", "Image Alpha", "The images' alpha channel is the object's mask"),
+    ("FOLDER", "Mask Folder", "A folder of masks named after the cameras (white = object)"),
+]
+BBOX_SOURCES = [
+    ("AUTO", "Automatic", "Derived by the backend from the cameras and masks"),
+    ("OBJECT", "Object", "The bounding box of a chosen object (e.g. a cube around the subject)"),
+]
+DEVICES = [
+    ("AUTO", "Auto", "CUDA, then Apple MPS, then CPU"),
+    ("CUDA", "CUDA", "NVIDIA GPU"),
+    ("MPS", "Apple MPS", "Apple silicon GPU"),
+    ("CPU", "CPU", "Processor only (slow)"),
+]
+QUALITIES = [(key, p["label"], p["description"]) for key, p in QUALITY_PRESETS.items()]
+SYMMETRY = [
+    ("DETECT", "Detect", "Find the mirror-symmetry plane and report it"),
+    ("ENFORCE", "Enforce", "Find the plane and make the mesh symmetric about it"),
+    ("OFF", "Off", "No symmetry analysis"),
+]
+ENGINES = [
+    ("CYCLES", "Cycles", "Render the input views with Cycles"),
+    ("EEVEE", "EEVEE", "Render the input views with EEVEE (needs a GPU context)"),
+    ("SCENE", "Scene Engine", "Use the scene's current render engine"),
+]
+
+
+class PHOTOMESH_PG_settings(bpy.types.PropertyGroup):
+    """Per-scene reconstruction settings."""
+
+    job_name: StringProperty(name="Name", default="Photomesh",
+                             description="Name of the reconstructed object and of its job folder")
+    image_source: EnumProperty(name="Images", items=IMAGE_SOURCES, default="BACKGROUND")
+    image_folder: StringProperty(name="Image Folder", subtype="DIR_PATH")
+    mask_source: EnumProperty(name="Masks", items=MASK_SOURCES, default="ALPHA")
+    mask_folder: StringProperty(name="Mask Folder", subtype="DIR_PATH")
+    bbox_source: EnumProperty(name="Bounds", items=BBOX_SOURCES, default="AUTO")
+    bbox_object: PointerProperty(name="Bounds Object", type=bpy.types.Object)
+    device: EnumProperty(name="Device", items=DEVICES, default="AUTO")
+    quality: EnumProperty(name="Quality", items=QUALITIES, default="STANDARD")
+    symmetry: EnumProperty(name="Symmetry", items=SYMMETRY, default="DETECT")
+    render_engine: EnumProperty(name="Engine", items=ENGINES, default="CYCLES")
+    render_samples: IntProperty(name="Samples", default=32, min=1, max=4096,
+                                description="Samples per pixel when rendering the input views")
+    show_previews: BoolProperty(name="Show Previews", default=True,
+                                description="Show intermediate meshes in the viewport while optimising")
+
+
+class PHOTOMESH_PG_status(bpy.types.PropertyGroup):
+    """State of the running job, shown by the panel (not saved in files)."""
+
+    running: BoolProperty(default=False)
+    progress: FloatProperty(name="Progress", subtype="PERCENTAGE", min=0.0, max=100.0, default=0.0)
+    stage: StringProperty(default="")
+    step: IntProperty(default=0)
+    total: IntProperty(default=0)
+    losses: StringProperty(default="")
+    eta: StringProperty(default="")
+    message: StringProperty(default="")
+
+
+CLASSES = (PHOTOMESH_PG_settings, PHOTOMESH_PG_status)
+
+
+def register_extra() -> None:
+    """Attach the settings to scenes and the status to the window manager."""
+    bpy.types.Scene.photomesh = PointerProperty(type=PHOTOMESH_PG_settings)
+    bpy.types.WindowManager.photomesh_job = PointerProperty(type=PHOTOMESH_PG_status)
+
+
+def unregister_extra() -> None:
+    """Remove the properties added by register_extra."""
+    del bpy.types.WindowManager.photomesh_job
+    del bpy.types.Scene.photomesh
