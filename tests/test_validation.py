@@ -1,0 +1,216 @@
+"""Every job problem is reported before heavy work, naming the view, key or file, with a hint."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from backend.errors import JobError
+from backend.io.job import load_job, write_job
+from backend.io.validate import validate_scene
+from backend.io.views import Scene, View
+
+SIZE = 48
+
+
+def sphere_view(name: str, azimuth: float, radius: float = 0.6) -> View:
+    """A camera 4 units away looking at a sphere at the origin, its image and mask made by projection."""
+    eye = 4.0 * np.array([np.cos(azimuth), np.sin(azimuth), 0.3])
+    fwd = -eye / np.linalg.norm(eye)
+    right = np.cross(fwd, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(fwd, right)
+    R = np.stack([right, down, fwd])
+    t = -R @ eye
+    K = np.array([[60.0, 0, SIZE / 2], [0, 60.0, SIZE / 2], [0, 0, 1]])
+    rows, cols = np.indices((SIZE, SIZE))
+    rays = np.stack([(cols + 0.5 - K[0, 2]) / K[0, 0], (rows + 0.5 - K[1, 2]) / K[1, 1], np.ones_like(rows, float)], -1)
+    rays = rays @ R
+    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    b = rays @ eye
+    mask = b * b - (eye @ eye - radius**2) > 0
+    image = np.zeros((SIZE, SIZE, 3), np.float32)
+    image[mask] = [0.8, 0.4, 0.2]
+    return View(name, image, mask, K, R, t)
+
+
+def make_scene(n: int = 4) -> Scene:
+    """n views of a sphere, with a bbox around it."""
+    views = [sphere_view(f"cam_{i}", 2 * np.pi * i / n) for i in range(n)]
+    return Scene(views=views, bbox=(np.full(3, -0.7), np.full(3, 0.7)))
+
+
+@pytest.fixture()
+def job(tmp_path: Path) -> Path:
+    """A valid job folder written by write_job."""
+    return write_job(make_scene(), tmp_path / "job")
+
+
+def edit(job: Path, change) -> None:
+    """Apply `change` to the parsed job.json and write it back."""
+    data = json.loads((job / "job.json").read_text())
+    change(data)
+    (job / "job.json").write_text(json.dumps(data))
+
+
+def load_error(job: Path) -> JobError:
+    """The JobError of loading and validating the job."""
+    with pytest.raises(JobError) as info:
+        validate_scene(load_job(job))
+    return info.value
+
+
+def test_valid_job_passes(job: Path) -> None:
+    scene = load_job(job)
+    validate_scene(scene)
+    assert len(scene.views) == 4 and scene.views[0].mask.any()
+
+
+def test_missing_image_names_file_and_view(job: Path) -> None:
+    (job / "images" / "cam_2.png").unlink()
+    err = load_error(job)
+    assert "cam_2.png" in err.message and err.view == "cam_2" and err.hint
+
+
+def test_unreadable_image(job: Path) -> None:
+    (job / "images" / "cam_1.png").write_bytes(b"not a png at all")
+    err = load_error(job)
+    assert "cam_1.png" in err.message and err.view == "cam_1"
+
+
+def test_image_size_differs_from_job(job: Path) -> None:
+    edit(job, lambda d: d["views"][3].update(width=64))
+    err = load_error(job)
+    assert err.view == "cam_3" and "64" in err.message and "width" in err.message
+
+
+def test_non_rotation_R_hints_convention(job: Path) -> None:
+    edit(job, lambda d: d["views"][1].update(R=(np.array(d["views"][1]["R"]) * 2).tolist()))
+    err = load_error(job)
+    assert err.view == "cam_1" and "rotation" in err.message and "OpenCV" in err.hint
+
+
+def test_reflection_R_is_rejected(job: Path) -> None:
+    edit(job, lambda d: d["views"][0].update(R=(np.diag([1, 1, -1]) @ np.array(d["views"][0]["R"])).tolist()))
+    assert load_error(job).view == "cam_0"
+
+
+def test_opengl_pose_is_behind_camera(job: Path) -> None:
+    def to_gl(d):
+        for v in d["views"]:
+            v["R"] = (np.diag([1, -1, -1]) @ np.array(v["R"])).tolist()
+            v["t"] = (np.diag([1, -1, -1]) @ np.array(v["t"])).tolist()
+    edit(job, to_gl)
+    err = load_error(job)
+    assert err.view == "cam_0" and "behind" in err.message and "flip the y and z" in err.hint
+
+
+def test_non_positive_focal(job: Path) -> None:
+    edit(job, lambda d: d["views"][2]["K"][1].__setitem__(1, -60.0))
+    err = load_error(job)
+    assert err.view == "cam_2" and "focal" in err.message
+
+
+def test_empty_mask(job: Path) -> None:
+    iio.imwrite(job / "images" / "cam_1.png", np.zeros((SIZE, SIZE, 4), np.uint8))
+    err = load_error(job)
+    assert err.view == "cam_1" and "empty" in err.message
+
+
+def test_mask_file_size_mismatch(job: Path) -> None:
+    (job / "masks").mkdir()
+    iio.imwrite(job / "masks" / "cam_0.png", np.full((10, 12), 255, np.uint8))
+    err = load_error(job)
+    assert err.view == "cam_0" and "12x10" in err.message
+
+
+def test_fewer_than_two_views(job: Path) -> None:
+    edit(job, lambda d: d.update(views=d["views"][:1]))
+    assert "at least 2" in load_error(job).message
+
+
+def test_duplicate_names(job: Path) -> None:
+    edit(job, lambda d: d["views"][2].update(name="cam_0", image="images/cam_2.png"))
+    err = load_error(job)
+    assert "duplicate" in err.message and err.view == "cam_0"
+
+
+@pytest.mark.parametrize("where", ["top", "view", "bbox", "settings"])
+def test_unknown_keys_are_named(job: Path, where: str) -> None:
+    def add(d):
+        target = {"top": d, "view": d["views"][1], "bbox": d["bbox"], "settings": d["settings"]}[where]
+        target["colour_space"] = "srgb"
+    edit(job, add)
+    err = load_error(job)
+    assert "colour_space" in err.message and err.hint
+    if where == "view":
+        assert err.view == "cam_1"
+
+
+def test_missing_view_key(job: Path) -> None:
+    edit(job, lambda d: d["views"][0].pop("K"))
+    err = load_error(job)
+    assert err.view == "cam_0" and "'K'" in err.message
+
+
+def test_bbox_min_not_below_max(job: Path) -> None:
+    edit(job, lambda d: d["bbox"].update(min=[-1, 0.8, -1], max=[1, 0.5, 1]))
+    err = load_error(job)
+    assert "along y" in err.message
+
+
+def test_bbox_outside_a_view(job: Path) -> None:
+    edit(job, lambda d: d["views"][2].update(t=(np.array(d["views"][2]["t"]) + [40.0, 0, 0]).tolist()))
+    err = load_error(job)
+    assert err.view == "cam_2" and "outside the image" in err.message
+
+
+@pytest.mark.parametrize("key", ["K", "R", "t", "bbox"])
+def test_nan_anywhere(job: Path, key: str) -> None:
+    def poison(d):
+        if key == "bbox":
+            d["bbox"]["max"][0] = float("nan")
+        elif key == "t":
+            d["views"][1]["t"][2] = float("nan")
+        else:
+            d["views"][1][key][0][0] = float("nan")
+    edit(job, poison)
+    err = load_error(job)
+    assert "NaN" in err.message
+    if key != "bbox":
+        assert err.view == "cam_1" and key in err.message
+
+
+@pytest.mark.parametrize("setting,value", [("device", "gpu"), ("rasterizer", "opengl"), ("symmetry", "yes"),
+                                           ("iterations", 0), ("texture_size", 10.5), ("image_scale", 2),
+                                           ("seed", -1), ("iterations", True)])
+def test_bad_setting_values(job: Path, setting: str, value) -> None:
+    edit(job, lambda d: d["settings"].update({setting: value}))
+    err = load_error(job)
+    assert setting in err.message and err.hint
+
+
+def test_wrong_version(job: Path) -> None:
+    edit(job, lambda d: d.update(version=2))
+    assert "version" in load_error(job).message
+
+
+def test_mask_on_border_is_only_a_warning(job: Path, caplog: pytest.LogCaptureFixture) -> None:
+    img = iio.imread(job / "images" / "cam_0.png")
+    img[:, :3, 3] = 255
+    iio.imwrite(job / "images" / "cam_0.png", img)
+    with caplog.at_level(logging.WARNING):
+        validate_scene(load_job(job))
+    assert any("cam_0" in r.getMessage() and "border" in r.getMessage() for r in caplog.records)
+
+
+def test_validate_in_memory_scene_mask_shape() -> None:
+    scene = make_scene()
+    scene.views[3].mask = scene.views[3].mask[:, :-1]
+    with pytest.raises(JobError) as info:
+        validate_scene(scene)
+    assert info.value.view == "cam_3"
