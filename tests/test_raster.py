@@ -65,13 +65,16 @@ def reference_rasterize(pos: np.ndarray, tri: np.ndarray, h: int, w: int) -> tup
     return ids, bary, margin
 
 
-@pytest.mark.parametrize("visibility", ["numba", "torch"])
+KERNELS = pytest.mark.parametrize("kernels", ["numba", "torch"])
+
+
+@KERNELS
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_rasterize_matches_reference(seed: int, visibility: str) -> None:
+def test_rasterize_matches_reference(seed: int, kernels: str) -> None:
     rng = np.random.default_rng(seed)
     pos, tri = random_mesh(rng)
     h, w = 24, 32
-    r = TorchRasterizer("cpu", visibility=visibility)
+    r = TorchRasterizer("cpu", kernels=kernels)
     rast = r.rasterize(torch.from_numpy(pos)[None], torch.from_numpy(tri), (h, w))[0].numpy()
     ids, bary, margin = reference_rasterize(pos, tri, h, w)
     got = rast[..., 3].astype(np.int64)
@@ -83,12 +86,13 @@ def test_rasterize_matches_reference(seed: int, visibility: str) -> None:
     assert (rast[got == 0] == 0).all()
 
 
-def test_interpolate_matches_reference() -> None:
+@KERNELS
+def test_interpolate_matches_reference(kernels: str) -> None:
     rng = np.random.default_rng(5)
     pos, tri = random_mesh(rng)
     attr = rng.normal(size=(pos.shape[0], 3)).astype(np.float32)
     h, w = 20, 24
-    r = TorchRasterizer("cpu")
+    r = TorchRasterizer("cpu", kernels=kernels)
     rast = r.rasterize(torch.from_numpy(pos)[None], torch.from_numpy(tri), (h, w))
     out = r.interpolate(torch.from_numpy(attr), rast, torch.from_numpy(tri))[0].numpy()
     ids, bary, _ = reference_rasterize(pos, tri, h, w)
@@ -100,12 +104,13 @@ def test_interpolate_matches_reference() -> None:
     assert (out[ids == 0] == 0).all()
 
 
-def test_interpolate_is_perspective_correct() -> None:
+@KERNELS
+def test_interpolate_is_perspective_correct(kernels: str) -> None:
     """A square receding in depth: interpolated camera depth z satisfies 1/z = 1/4 - ndc_y/2."""
     cam = torch.tensor([[-1.0, -1.0, 2.0], [1.0, -1.0, 2.0], [1.0, 1.0, 6.0], [-1.0, 1.0, 6.0]], dtype=torch.float64)
     pos = torch.cat([cam[:, :2], cam[:, 2:] * 0.9, cam[:, 2:]], 1)[None]
     tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
-    r = TorchRasterizer("cpu")
+    r = TorchRasterizer("cpu", kernels=kernels)
     rast = r.rasterize(pos, tri, (32, 32))
     depth = r.interpolate(cam[:, 2:], rast, tri)[0, ..., 0]
     m = rast[0, ..., 3] > 0
@@ -121,13 +126,14 @@ def test_depth_test_and_batch() -> None:
     pos = torch.tensor([far + near, near + far])
     tri = torch.tensor([[0, 1, 2], [3, 4, 5]], dtype=torch.int32)
     for vis in ("numba", "torch"):
-        rast = TorchRasterizer("cpu", visibility=vis).rasterize(pos, tri, (16, 16))
+        rast = TorchRasterizer("cpu", kernels=vis).rasterize(pos, tri, (16, 16))
         assert rast[0, 8, 8, 3] == 2 and rast[1, 8, 8, 3] == 1
         assert rast[0, 8, 8, 2] == pytest.approx(0.0) and rast[1, 1, 8, 3] == 2
 
 
-def test_behind_camera_and_empty() -> None:
-    r = TorchRasterizer("cpu")
+@KERNELS
+def test_behind_camera_and_empty(kernels: str) -> None:
+    r = TorchRasterizer("cpu", kernels=kernels)
     tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
     pos = torch.tensor([[[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, -1.0]]], requires_grad=True)
     rast = r.rasterize(pos, tri, (8, 8))
@@ -140,10 +146,11 @@ def test_behind_camera_and_empty() -> None:
     assert empty.shape == (1, 8, 8, 4) and (empty == 0).all()
 
 
-def test_rast_gradients_match_finite_differences() -> None:
+@KERNELS
+def test_rast_gradients_match_finite_differences(kernels: str) -> None:
     pos = torch.tensor([[[-0.7, -0.6, 0.1, 1.2], [0.8, -0.5, 0.3, 2.0], [0.1, 0.7, -0.2, 1.5]]], dtype=torch.float64)
     tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
-    r = TorchRasterizer("cpu")
+    r = TorchRasterizer("cpu", kernels=kernels)
     weight = torch.rand(1, 16, 16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
     def loss(p: torch.Tensor) -> torch.Tensor:
@@ -158,8 +165,9 @@ def tri_scene(dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.T
     return pos, torch.tensor([[0, 1, 2]], dtype=torch.int32)
 
 
-def test_antialias_gradient_matches_finite_differences() -> None:
-    r = TorchRasterizer("cpu")
+@KERNELS
+def test_antialias_gradient_matches_finite_differences(kernels: str) -> None:
+    r = TorchRasterizer("cpu", kernels=kernels)
     pos, tri = tri_scene()
     weight = torch.rand(1, 24, 24, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 
@@ -181,22 +189,24 @@ def test_antialias_gradient_matches_finite_differences() -> None:
     torch.testing.assert_close(p.grad[..., :2], fd[..., :2], rtol=1e-4, atol=1e-6)
 
 
-def test_antialias_blends_partial_coverage() -> None:
+@KERNELS
+def test_antialias_blends_partial_coverage(kernels: str) -> None:
     """A vertical edge at x = 10.3 px: pixel 10 is 80 % covered, pixel 11 takes none."""
     w = 24
     x_edge = (10.3 + 0.5) / w * 2 - 1
     pos = torch.tensor([[[-2.0, -2.0, 0.0, 1.0], [x_edge, -2.0, 0.0, 1.0], [x_edge, 4.0, 0.0, 1.0],
                          [-2.0, 4.0, 0.0, 1.0]]])
     tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
-    r = TorchRasterizer("cpu")
+    r = TorchRasterizer("cpu", kernels=kernels)
     rast = r.rasterize(pos, tri, (8, w))
     mask = (rast[..., 3:] > 0).float()
     out = r.antialias(mask, rast, pos, tri)[0, 4, :, 0]
     assert out[9] == pytest.approx(1.0) and out[10] == pytest.approx(0.8, abs=1e-5) and out[11] == 0
 
 
-def test_silhouette_optimisation_improves_iou() -> None:
-    r = TorchRasterizer("cpu")
+@KERNELS
+def test_silhouette_optimisation_improves_iou(kernels: str) -> None:
+    r = TorchRasterizer("cpu", kernels=kernels)
     res = (48, 48)
     target_pos, tri = tri_scene(torch.float32)
     with torch.no_grad():
@@ -228,12 +238,13 @@ def test_topology_opposite_vertices() -> None:
     assert (opp[0, 1:] == BOUNDARY).all() and (opp[1, :2] == BOUNDARY).all()
 
 
-def test_internal_edges_are_not_antialiased() -> None:
+@KERNELS
+def test_internal_edges_are_not_antialiased(kernels: str) -> None:
     """Two coplanar triangles sharing an edge: only the outer silhouette is blended."""
     pos = torch.tensor([[[-0.6, -0.6, 0.0, 1.0], [0.6, -0.55, 0.0, 1.0], [0.55, 0.6, 0.0, 1.0],
                          [-0.58, 0.62, 0.0, 1.0]]])
     tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
-    r = TorchRasterizer("cpu")
+    r = TorchRasterizer("cpu", kernels=kernels)
     rast = r.rasterize(pos, tri, (32, 32))
     mask = (rast[..., 3:] > 0).float()
     out = r.antialias(mask, rast, pos, tri)
@@ -254,3 +265,26 @@ def test_get_rasterizer_selection() -> None:
             get_rasterizer("nvdiffrast", "cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(RasterizerUnavailable):
         get_rasterizer("nvdiffrast", "cpu")
+
+
+def test_numba_kernels_match_torch_kernels_with_gradients() -> None:
+    """The hand-written numba gradients equal autograd through the torch implementation."""
+    rng = np.random.default_rng(11)
+    pos_np, tri_np = random_mesh(rng, n_tri=30, n_vert=40)
+    pos_np[:3, 3] = np.abs(pos_np[:3, 3])
+    tri = torch.from_numpy(tri_np)
+    attr = torch.from_numpy(rng.normal(size=(40, 3)))
+    weight = torch.from_numpy(rng.normal(size=(2, 20, 28, 3)))
+    pos0 = torch.from_numpy(np.stack([pos_np, pos_np * 1.05])).to(torch.float64)
+    results = []
+    for kernels in ("numba", "torch"):
+        r = TorchRasterizer("cpu", kernels=kernels)
+        pos = pos0.clone().requires_grad_()
+        a = attr.clone().requires_grad_()
+        rast = r.rasterize(pos, tri, (20, 28))
+        img = r.antialias(r.interpolate(a, rast, tri), rast, pos, tri)
+        (img * weight).sum().backward()
+        results.append((rast.detach(), img.detach(), pos.grad, a.grad))
+    for x, y in zip(*results):
+        torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-9)
+    assert results[0][2].abs().sum() > 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from . import antialias as _aa
-from . import visibility_numba, visibility_torch
+from . import cpu_functions, visibility_numba, visibility_torch
 from .topology import TopologyCache
 
 
@@ -37,23 +37,29 @@ def covered(rast: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class TorchRasterizer:
-    """Rasterizer with nvdiffrast semantics for any torch device (numba visibility on CPU)."""
+    """Rasterizer with nvdiffrast semantics for any torch device.
+
+    kernels="numba" (CPU default): numba visibility and numba forward/backward kernels.
+    kernels="torch" (other devices): torch visibility pass and autograd through torch ops.
+    """
 
     name = "torch"
 
-    def __init__(self, device: torch.device | str = "cpu", visibility: str = "auto") -> None:
+    def __init__(self, device: torch.device | str = "cpu", kernels: str = "auto") -> None:
         self.device = torch.device(device)
-        if visibility == "auto":
-            visibility = "numba" if self.device.type == "cpu" else "torch"
-        if visibility not in ("numba", "torch"):
-            raise ValueError(f"unknown visibility pass {visibility!r}: use 'auto', 'numba' or 'torch'")
-        self.visibility = visibility
+        if kernels == "auto":
+            kernels = "numba" if self.device.type == "cpu" else "torch"
+        if kernels not in ("numba", "torch"):
+            raise ValueError(f"unknown kernels {kernels!r}: use 'auto', 'numba' or 'torch'")
+        if kernels == "numba" and self.device.type != "cpu":
+            raise ValueError("numba kernels run on the CPU only")
+        self.kernels = kernels
         self._topology = TopologyCache()
 
     def visible_ids(self, pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
         """(B, H, W) int32 visible triangle id + 1 (0 = empty), on pos's device."""
         h, w = int(resolution[0]), int(resolution[1])
-        if self.visibility == "numba":
+        if self.kernels == "numba":
             ids = visibility_numba.visible_ids(pos.detach().cpu().numpy(), tri.detach().cpu().numpy(), h, w)
             return torch.from_numpy(ids).to(pos.device)
         return visibility_torch.visible_ids(pos, tri, h, w)
@@ -64,6 +70,9 @@ class TorchRasterizer:
             raise ValueError(f"pos must be (B, V, 4) clip-space positions, got {tuple(pos.shape)}")
         nb, nf = pos.shape[0], tri.shape[0]
         h, w = int(resolution[0]), int(resolution[1])
+        if self.kernels == "numba":
+            tri32 = tri.to(torch.int32)
+            return cpu_functions.Barycentrics.apply(pos, tri32, self.visible_ids(pos, tri32, (h, w)))
         ids = self.visible_ids(pos, tri, (h, w)).reshape(-1)
         pix = (ids > 0).nonzero().squeeze(1)
         face = ids[pix].to(torch.int64) - 1
@@ -86,6 +95,8 @@ class TorchRasterizer:
         nb, h, w, _ = rast.shape
         if attr.dim() == 2:
             attr = attr[None]
+        if self.kernels == "numba":
+            return cpu_functions.Interpolate.apply(attr, rast, tri.to(torch.int32))
         na, nv, nc = attr.shape
         flat = rast.reshape(-1, 4)
         pix, face = covered(rast)
@@ -101,4 +112,7 @@ class TorchRasterizer:
 
     def antialias(self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
         """Analytic silhouette antialiasing (nvdiffrast semantics); gradients flow to color and pos."""
-        return _aa.antialias(color, rast, pos, tri, self._topology.get(tri))
+        opp = self._topology.get(tri)
+        if self.kernels == "numba":
+            return cpu_functions.Antialias.apply(color, rast, pos, tri.to(torch.int32), opp)
+        return _aa.antialias(color, rast, pos, tri, opp)
