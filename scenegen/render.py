@@ -35,7 +35,8 @@ camera_math = _load_camera_math()
 
 def _default_settings() -> dict:
     """The backend's DEFAULT_SETTINGS (numpy-only module; backend never imports bpy)."""
-    sys.path.insert(0, str(REPO_ROOT)) if str(REPO_ROOT) not in sys.path else None
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
     from backend.io.views import DEFAULT_SETTINGS
 
     return dict(DEFAULT_SETTINGS)

@@ -193,7 +193,7 @@ def test_sixteen_bit_images_and_separate_masks(original: Scene, tmp_path: Path) 
     assert max(np.abs(a.image - b.image).max() for a, b in zip(scene.views, again.views)) < 1e-7
 
 
-def test_image_scale_halves_images_and_K(original: Scene, cycles_job: Path, tmp_path: Path) -> None:
+def test_image_scale_halves_images_and_K(original: Scene, tmp_path: Path) -> None:
     job = write_job(original, tmp_path / "half")
     data = json.loads((job / "job.json").read_text())
     data["settings"]["image_scale"] = 0.5

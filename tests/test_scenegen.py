@@ -106,3 +106,13 @@ def test_rig_geometry() -> None:
     with pytest.raises(ValueError):
         parse_filter("x => 0")
     assert "--filter" in cli_args(Path("o"), views_filter="y<=0.5")
+
+
+@pytest.mark.parametrize("shape", ["sphere", "torus", "cube"])
+def test_procedural_shapes(tmp_path: Path, shape: str) -> None:
+    out = render_job_subprocess(tmp_path / shape, mesh=shape, n_views=2, resolution=32, samples=1)
+    job = json.loads((out / "job.json").read_text())
+    verts = read_obj_vertices(out / "reference.obj")
+    assert np.isclose(np.max(verts.max(0) - verts.min(0)), 2.0)
+    for v in job["views"]:
+        assert projected_inside_fraction(out, v, verts) > 0.99, v["name"]

@@ -54,7 +54,7 @@ def _load_view(entry: dict, root: Path) -> View:
     check_keys(entry, VIEW_KEYS, f"view {name!r}", view=name)
     for key in ("image", "K", "R", "t"):
         if key not in entry:
-            raise JobError(f"view {name!r}: missing key {key!r}", f"every view needs {', '.join(VIEW_KEYS[1:2] + VIEW_KEYS[5:])}",
+            raise JobError(f"view {name!r}: missing key {key!r}", "every view needs name, image, K, R and t",
                            view=name)
     K = _matrix(entry["K"], (3, 3), "K", name)
     R = _matrix(entry["R"], (3, 3), "R", name)
