@@ -5,7 +5,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.ndimage import binary_erosion
+from scipy.ndimage import binary_erosion, uniform_filter
 
 from backend.cameras import world_to_clip
 from backend.io.views import View
@@ -117,7 +117,7 @@ def push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
     wc_small = wc.reshape(ph // 2, 2, pw // 2, 2, -1).sum((1, 3))
     w_small = ww.reshape(ph // 2, 2, pw // 2, 2).sum((1, 3))
     small = push_pull(wc_small / np.maximum(w_small, 1e-30)[..., None], (w_small > 0).astype(np.float64))
-    up = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)[:h, :w]
+    up = uniform_filter(np.repeat(np.repeat(small, 2, axis=0), 2, axis=1), size=(3, 3, 1), mode="nearest")[:h, :w]
     return np.where((weight > 0)[..., None], colour, up)
 
 
