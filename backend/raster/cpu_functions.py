@@ -1,10 +1,16 @@
 """torch.autograd Functions wrapping the numba CPU kernels (CPU tensors only)."""
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 
 from . import cpu_kernels as K
+
+
+def _chunks() -> int:
+    """Number of per-thread gradient buffers."""
+    return numba.get_num_threads()
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -27,9 +33,9 @@ class Barycentrics(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         pos, tri, ids = ctx.saved_tensors
-        gpos = torch.zeros(pos.shape, dtype=torch.float64)
-        K.bary_backward(_np(pos), _np(tri), _np(ids), _np(grad), gpos.numpy())
-        return gpos.to(pos.dtype), None, None
+        parts = np.zeros((_chunks(),) + tuple(pos.shape))
+        K.bary_backward(_np(pos), _np(tri), _np(ids), _np(grad), parts)
+        return torch.from_numpy(parts.sum(0)).to(pos.dtype), None, None
 
 
 class Interpolate(torch.autograd.Function):
@@ -47,10 +53,10 @@ class Interpolate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         attr, rast, tri = ctx.saved_tensors
-        gattr = torch.zeros(attr.shape, dtype=torch.float64)
+        parts = np.zeros((_chunks(),) + tuple(attr.shape))
         grast = torch.zeros(rast.shape, dtype=rast.dtype)
-        K.interp_backward(_np(attr), _np(rast), _np(tri), _np(grad), gattr.numpy(), grast.numpy())
-        return gattr.to(attr.dtype), grast, None
+        K.interp_backward(_np(attr), _np(rast), _np(tri), _np(grad), parts, grast.numpy())
+        return torch.from_numpy(parts.sum(0)).to(attr.dtype), grast, None
 
 
 class Antialias(torch.autograd.Function):
@@ -60,7 +66,8 @@ class Antialias(torch.autograd.Function):
     def forward(ctx, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
                 opp: torch.Tensor) -> torch.Tensor:
         nb, h, w, nc = color.shape
-        ev = K.aa_events(_np(rast), _np(pos), _np(tri), _np(opp))
+        scr, sil = K.aa_setup(_np(pos), _np(tri), _np(opp), h, w)
+        ev = K.aa_events(_np(rast), scr, _np(tri), sil)
         cflat = color.detach().reshape(-1, nc).contiguous()
         out = cflat.clone()
         if len(ev):

@@ -56,17 +56,48 @@ def bary_forward(pos: np.ndarray, tri: np.ndarray, ids: np.ndarray, out: np.ndar
             out[b, i, j, 3] = fid
 
 
-@njit(cache=True)
-def bary_backward(pos: np.ndarray, tri: np.ndarray, ids: np.ndarray, grad: np.ndarray, gpos: np.ndarray) -> None:
-    """Accumulate d loss / d pos from d loss / d (u, v, z/w)."""
+@njit(inline="always")
+def _bary_pixel_grad(pos: np.ndarray, tri: np.ndarray, b: int, f: int, px: float, py: float, gu: float,
+                     gv: float, gz: float, m: np.ndarray, n: np.ndarray, dn: np.ndarray, gpos: np.ndarray) -> None:
+    """Add one pixel's d loss / d pos (from d u, d v, d z/w) into gpos (B, V, 4)."""
+    _tri_xyw(pos, tri, b, f, m)
+    n[0] = _triple(px, py, m, 1, m, 2)
+    n[1] = _triple(px, py, m, 2, m, 0)
+    n[2] = _triple(px, py, m, 0, m, 1)
+    d = n[0] + n[1] + n[2]
+    wd = n[0] * m[0, 2] + n[1] * m[1, 2] + n[2] * m[2, 2]
+    zw = (n[0] * m[0, 3] + n[1] * m[1, 3] + n[2] * m[2, 3]) / wd
+    s = (gu * n[0] + gv * n[1]) / d
+    dn[0] = (gu - s) / d + gz * (m[0, 3] - zw * m[0, 2]) / wd
+    dn[1] = (gv - s) / d + gz * (m[1, 3] - zw * m[1, 2]) / wd
+    dn[2] = -s / d + gz * (m[2, 3] - zw * m[2, 2]) / wd
+    for k in range(3):
+        vk = tri[f, k]
+        k1 = (k + 1) % 3
+        k2 = (k + 2) % 3
+        # n[k2] = det[p, v_k, v_k1] -> d/dv_k = v_k1 x p ; n[k1] = det[p, v_k2, v_k] -> d/dv_k = p x v_k2
+        a = dn[k2]
+        c = dn[k1]
+        gpos[b, vk, 0] += a * (m[k1, 1] - m[k1, 2] * py) + c * (py * m[k2, 2] - m[k2, 1])
+        gpos[b, vk, 1] += a * (m[k1, 2] * px - m[k1, 0]) + c * (m[k2, 0] - px * m[k2, 2])
+        gpos[b, vk, 3] += (a * (m[k1, 0] * py - m[k1, 1] * px) + c * (px * m[k2, 1] - py * m[k2, 0])
+                           - gz * zw * n[k] / wd)
+        gpos[b, vk, 2] += gz * n[k] / wd
+
+
+@njit(parallel=True, cache=True)
+def bary_backward(pos: np.ndarray, tri: np.ndarray, ids: np.ndarray, grad: np.ndarray, parts: np.ndarray) -> None:
+    """d loss / d pos from d loss / d (u, v, z/w), summed per chunk of rows into parts (n, B, V, 4)."""
     nb, h, w = ids.shape
-    m = np.empty((3, 4))
-    n = np.empty(3)
-    dn = np.empty(3)
-    pv = np.empty((1, 3))
-    cr = np.empty(3)
-    for b in range(nb):
-        for i in range(h):
+    nchunk = parts.shape[0]
+    rows = nb * h
+    for ch in prange(nchunk):
+        m = np.empty((3, 4))
+        n = np.empty(3)
+        dn = np.empty(3)
+        for task in range(ch * rows // nchunk, (ch + 1) * rows // nchunk):
+            b = task // h
+            i = task - b * h
             py = (2.0 * i + 1.0) / h - 1.0
             for j in range(w):
                 fid = ids[b, i, j]
@@ -77,36 +108,8 @@ def bary_backward(pos: np.ndarray, tri: np.ndarray, ids: np.ndarray, grad: np.nd
                 gz = grad[b, i, j, 2]
                 if gu == 0.0 and gv == 0.0 and gz == 0.0:
                     continue
-                f = fid - 1
-                _tri_xyw(pos, tri, b, f, m)
                 px = (2.0 * j + 1.0) / w - 1.0
-                n[0] = _triple(px, py, m, 1, m, 2)
-                n[1] = _triple(px, py, m, 2, m, 0)
-                n[2] = _triple(px, py, m, 0, m, 1)
-                d = n[0] + n[1] + n[2]
-                wd = n[0] * m[0, 2] + n[1] * m[1, 2] + n[2] * m[2, 2]
-                zw = (n[0] * m[0, 3] + n[1] * m[1, 3] + n[2] * m[2, 3]) / wd
-                s = (gu * n[0] + gv * n[1]) / d
-                dn[0] = (gu - s) / d + gz * (m[0, 3] - zw * m[0, 2]) / wd
-                dn[1] = (gv - s) / d + gz * (m[1, 3] - zw * m[1, 2]) / wd
-                dn[2] = -s / d + gz * (m[2, 3] - zw * m[2, 2]) / wd
-                pv[0, 0] = px
-                pv[0, 1] = py
-                pv[0, 2] = 1.0
-                for k in range(3):
-                    vk = tri[f, k]
-                    k1 = (k + 1) % 3
-                    k2 = (k + 2) % 3
-                    # n_{k-1} = det[p, v_k, v_{k+1}]: d/dv_k = v_{k+1} x p ; n_{k+1} = det[p, v_{k+2}, v_k]: d/dv_k = p x v_{k+2}
-                    a = dn[k2]
-                    c = dn[k1]
-                    cr[0] = a * (m[k1, 1] * 1.0 - m[k1, 2] * py) + c * (py * m[k2, 2] - 1.0 * m[k2, 1])
-                    cr[1] = a * (m[k1, 2] * px - m[k1, 0] * 1.0) + c * (1.0 * m[k2, 0] - px * m[k2, 2])
-                    cr[2] = a * (m[k1, 0] * py - m[k1, 1] * px) + c * (px * m[k2, 1] - py * m[k2, 0])
-                    gpos[b, vk, 0] += cr[0]
-                    gpos[b, vk, 1] += cr[1]
-                    gpos[b, vk, 3] += cr[2] - gz * zw * n[k] / wd
-                    gpos[b, vk, 2] += gz * n[k] / wd
+                _bary_pixel_grad(pos, tri, b, fid - 1, px, py, gu, gv, gz, m, n, dn, parts[ch])
 
 
 @njit(parallel=True, cache=True)
@@ -133,15 +136,20 @@ def interp_forward(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray, out: np.
                 out[b, i, j, c] = a2 + u * (attr[ab, v0, c] - a2) + v * (attr[ab, v1, c] - a2)
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def interp_backward(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray, grad: np.ndarray,
-                    gattr: np.ndarray, grast: np.ndarray) -> None:
-    """Accumulate d loss / d attr and write d loss / d (u, v) into grast."""
+                    parts: np.ndarray, grast: np.ndarray) -> None:
+    """d loss / d attr summed per chunk of rows into parts (n, A, V, C); d loss / d (u, v) into grast."""
     nb, h, w, _ = rast.shape
     nc = attr.shape[2]
-    for b in range(nb):
-        ab = b if attr.shape[0] > 1 else 0
-        for i in range(h):
+    nchunk = parts.shape[0]
+    rows = nb * h
+    for ch in prange(nchunk):
+        gattr = parts[ch]
+        for task in range(ch * rows // nchunk, (ch + 1) * rows // nchunk):
+            b = task // h
+            i = task - b * h
+            ab = b if attr.shape[0] > 1 else 0
             for j in range(w):
                 fid = int(rast[b, i, j, 3])
                 if fid == 0:
@@ -172,85 +180,115 @@ def _screen(pos: np.ndarray, b: int, v: int, h: int, w: int) -> tuple[float, flo
     return (pos[b, v, 0] / ws + 1.0) * 0.5 * w - 0.5, (pos[b, v, 1] / ws + 1.0) * 0.5 * h - 0.5, vw
 
 
-@njit(cache=True)
-def aa_events(rast: np.ndarray, pos: np.ndarray, tri: np.ndarray, opp: np.ndarray) -> np.ndarray:
-    """Silhouette crossings: rows (b, pt, po, vi, vj, horiz, dirn, pal, pac, t) as float64."""
+@njit(parallel=True, cache=True)
+def aa_setup(pos: np.ndarray, tri: np.ndarray, opp: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-space vertices (B, V, 3: x, y, w) and silhouette flags of face edges (B, F, 3) per view."""
+    nb, nv = pos.shape[0], pos.shape[1]
+    nf = tri.shape[0]
+    scr = np.empty((nb, nv, 3))
+    for task in prange(nb * nv):
+        b = task // nv
+        v = task - b * nv
+        x, y, vw = _screen(pos, b, v, h, w)
+        scr[b, v, 0] = x
+        scr[b, v, 1] = y
+        scr[b, v, 2] = vw
+    sil = np.zeros((nb, nf, 3), dtype=np.bool_)
+    for task in prange(nb * nf):
+        b = task // nf
+        f = task - b * nf
+        for k in range(3):
+            o = opp[f, k]
+            if o < 0 or not scr[b, o, 2] > 0.0:
+                sil[b, f, k] = True
+                continue
+            vi = tri[f, (k + 1) % 3]
+            vj = tri[f, (k + 2) % 3]
+            vk = tri[f, k]
+            ex = scr[b, vj, 0] - scr[b, vi, 0]
+            ey = scr[b, vj, 1] - scr[b, vi, 1]
+            s1 = ex * (scr[b, vk, 1] - scr[b, vi, 1]) - ey * (scr[b, vk, 0] - scr[b, vi, 0])
+            s2 = ex * (scr[b, o, 1] - scr[b, vi, 1]) - ey * (scr[b, o, 0] - scr[b, vi, 0])
+            sil[b, f, k] = s1 * s2 > 0.0
+    return scr, sil
+
+
+@njit(inline="always")
+def _pair_event(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndarray, b: int, i: int, j: int,
+                i2: int, j2: int, horiz: bool, out: np.ndarray) -> bool:
+    """Fill out (10,) with the pair's silhouette crossing, if any."""
     nb, h, w, _ = rast.shape
-    cap = 1024
-    ev = np.empty((cap, 10))
-    ne = 0
-    for b in range(nb):
-        for i in range(h):
-            for j in range(w):
-                for horiz in range(2):
-                    if horiz == 1:
-                        if j + 1 >= w:
-                            continue
-                        i2, j2 = i, j + 1
-                    else:
-                        if i + 1 >= h:
-                            continue
-                        i2, j2 = i + 1, j
-                    ia = int(rast[b, i, j, 3])
-                    ib = int(rast[b, i2, j2, 3])
-                    if ia == ib:
-                        continue
-                    a_front = ib == 0 or (ia != 0 and rast[b, i, j, 2] < rast[b, i2, j2, 2])
-                    if a_front:
-                        ti, tj, oi, oj, f = i, j, i2, j2, ia - 1
-                    else:
-                        ti, tj, oi, oj, f = i2, j2, i, j, ib - 1
-                    pal = float(tj if horiz == 1 else ti)
-                    pac = float(ti if horiz == 1 else tj)
-                    oal = float(oj if horiz == 1 else oi)
-                    dirn = 1.0 if oal > pal else -1.0
-                    for k in range(3):
-                        vi = tri[f, (k + 1) % 3]
-                        vj = tri[f, (k + 2) % 3]
-                        xi, yi, _ = _screen(pos, b, vi, h, w)
-                        xj, yj, _ = _screen(pos, b, vj, h, w)
-                        if horiz == 1:
-                            ai, ci, aj, cj = xi, yi, xj, yj
-                        else:
-                            ai, ci, aj, cj = yi, xi, yj, xj
-                        if not ((ci - pac) * (cj - pac) <= 0.0 and ci != cj):
-                            continue
-                        t = (ai + (pac - ci) * (aj - ai) / (cj - ci) - pal) * dirn
-                        if t < 0.0 or t > 1.0:
-                            continue
-                        o = opp[f, k]
-                        if o >= 0:
-                            xk, yk, _ = _screen(pos, b, tri[f, k], h, w)
-                            xo, yo, wo = _screen(pos, b, o, h, w)
-                            if wo > 0.0:
-                                if horiz == 1:
-                                    ak, ck, ao, co = xk, yk, xo, yo
-                                else:
-                                    ak, ck, ao, co = yk, xk, yo, xo
-                                ex = aj - ai
-                                ey = cj - ci
-                                s1 = ex * (ck - ci) - ey * (ak - ai)
-                                s2 = ex * (co - ci) - ey * (ao - ai)
-                                if not s1 * s2 > 0.0:
-                                    continue
-                        if ne == cap:
-                            bigger = np.empty((cap * 2, 10))
-                            bigger[:cap] = ev
-                            ev = bigger
-                            cap *= 2
-                        ev[ne, 0] = b
-                        ev[ne, 1] = (b * h + ti) * w + tj
-                        ev[ne, 2] = (b * h + oi) * w + oj
-                        ev[ne, 3] = vi
-                        ev[ne, 4] = vj
-                        ev[ne, 5] = horiz
-                        ev[ne, 6] = dirn
-                        ev[ne, 7] = pal
-                        ev[ne, 8] = pac
-                        ev[ne, 9] = t
-                        ne += 1
-                        break
-    return ev[:ne]
+    ia = int(rast[b, i, j, 3])
+    ib = int(rast[b, i2, j2, 3])
+    if ib == 0 or (ia != 0 and rast[b, i, j, 2] < rast[b, i2, j2, 2]):
+        ti, tj, oi, oj, f = i, j, i2, j2, ia - 1
+    else:
+        ti, tj, oi, oj, f = i2, j2, i, j, ib - 1
+    pal = float(tj if horiz else ti)
+    pac = float(ti if horiz else tj)
+    oal = float(oj if horiz else oi)
+    dirn = 1.0 if oal > pal else -1.0
+    for k in range(3):
+        if not sil[b, f, k]:
+            continue
+        vi = tri[f, (k + 1) % 3]
+        vj = tri[f, (k + 2) % 3]
+        if horiz:
+            ai, ci, aj, cj = scr[b, vi, 0], scr[b, vi, 1], scr[b, vj, 0], scr[b, vj, 1]
+        else:
+            ai, ci, aj, cj = scr[b, vi, 1], scr[b, vi, 0], scr[b, vj, 1], scr[b, vj, 0]
+        if not ((ci - pac) * (cj - pac) <= 0.0 and ci != cj):
+            continue
+        t = (ai + (pac - ci) * (aj - ai) / (cj - ci) - pal) * dirn
+        if t < 0.0 or t > 1.0:
+            continue
+        out[0] = b
+        out[1] = (b * h + ti) * w + tj
+        out[2] = (b * h + oi) * w + oj
+        out[3] = vi
+        out[4] = vj
+        out[5] = 1.0 if horiz else 0.0
+        out[6] = dirn
+        out[7] = pal
+        out[8] = pac
+        out[9] = t
+        return True
+    return False
+
+
+@njit(parallel=True, cache=True)
+def aa_events(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndarray) -> np.ndarray:
+    """Silhouette crossings: rows (b, pt, po, vi, vj, horiz, dirn, pal, pac, t), in row-major pair order."""
+    nb, h, w, _ = rast.shape
+    rows = nb * h
+    counts = np.zeros(rows + 1, dtype=np.int64)
+    for task in prange(rows):
+        b = task // h
+        i = task - b * h
+        c = 0
+        for j in range(w):
+            fid = rast[b, i, j, 3]
+            if j + 1 < w and rast[b, i, j + 1, 3] != fid:
+                c += 1
+            if i + 1 < h and rast[b, i + 1, j, 3] != fid:
+                c += 1
+        counts[task + 1] = c
+    offs = np.cumsum(counts)
+    ev = np.empty((offs[rows], 10))
+    keep = np.zeros(offs[rows], dtype=np.bool_)
+    for task in prange(rows):
+        b = task // h
+        i = task - b * h
+        e = offs[task]
+        for j in range(w):
+            fid = rast[b, i, j, 3]
+            if j + 1 < w and rast[b, i, j + 1, 3] != fid:
+                keep[e] = _pair_event(rast, scr, tri, sil, b, i, j, i, j + 1, True, ev[e])
+                e += 1
+            if i + 1 < h and rast[b, i + 1, j, 3] != fid:
+                keep[e] = _pair_event(rast, scr, tri, sil, b, i, j, i + 1, j, False, ev[e])
+                e += 1
+    return ev[keep]
 
 
 @njit(cache=True)

@@ -51,13 +51,19 @@ class TopologyCache:
 
     def __init__(self) -> None:
         self._tri: torch.Tensor | None = None
+        self._ref: torch.Tensor | None = None
+        self._version = -1
         self._value: torch.Tensor | None = None
 
     def get(self, tri: torch.Tensor) -> torch.Tensor:
         """Opposite vertices of tri, recomputed only when its contents change."""
-        same = (self._tri is not None and self._tri.shape == tri.shape and self._tri.device == tri.device
-                and bool(torch.equal(self._tri, tri)))
-        if not same or self._value is None:
+        if self._value is not None and self._ref is tri and self._version == tri._version:
+            return self._value
+        same = (self._value is not None and self._tri is not None and self._tri.shape == tri.shape
+                and self._tri.device == tri.device and bool(torch.equal(self._tri, tri)))
+        if not same:
             self._value = opposite_vertices(tri)
             self._tri = tri.detach().clone()
+        self._ref = tri
+        self._version = tri._version
         return self._value
