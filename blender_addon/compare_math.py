@@ -1,0 +1,377 @@
+"""Mesh comparison maths for the add-on (numpy + mathutils.bvhtree; no bpy import).
+
+Same definitions as the backend's `backend/metrics.py` (kept in step so that both agree):
+
+- A is the reference, B the compared mesh; `diag` is the diagonal of A's world bounding box.
+- Each surface is sampled with `sample_surface(v, f, n, seed)`: area-weighted triangle choice by
+  inverse CDF of `default_rng(seed).random(n)`, then uniform barycentrics (sqrt trick), seed 0.
+- Distances are point-to-surface and exact (BVH `find_nearest`): d_ab from A's samples to B's
+  triangles, d_ba from B's samples to A's triangles.
+- chamfer_l1 = (mean d_ab + mean d_ba) / 2, chamfer_l2 = (mean d_ab^2 + mean d_ba^2) / 2 (scene
+  units, squared for L2); `_norm` variants divide by diag (diag^2 for L2).
+- hausdorff = max over both sample sets; precision = share of d_ba < t, recall = share of d_ab < t,
+  fscore = 2PR / (P + R), t = fscore_threshold * diag.
+- normal_consistency = mean over both directions of |n_sample . n_nearest_triangle|.
+- iou only when both meshes are closed (every edge of the position-welded mesh has two faces),
+  by scan-line parity along z on a res^3 grid over the union bounding box.
+- Alignment: PCA starts (centroid shift, four proper axis matchings), short point-to-surface ICP
+  probes (Umeyama steps), the best one refined; optional uniform scale.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+DEFAULT_SAMPLES = 100_000
+IOU_RESOLUTION = 64
+_JITTER = np.array([1.2345678e-6, 2.3456789e-6])
+_SIGNS = ((1, 1, 1), (1, -1, -1), (-1, 1, -1), (-1, -1, 1))
+_COLORMAP = np.array([[0.05, 0.05, 0.6], [0.0, 0.45, 1.0], [0.1, 0.85, 0.3], [1.0, 0.85, 0.0], [0.9, 0.05, 0.05]])
+
+
+class MeshInputError(ValueError):
+    """A mesh that cannot be compared (empty, or a point cloud)."""
+
+
+def mesh_arrays(mesh, matrix=None) -> tuple[np.ndarray, np.ndarray]:
+    """World-space vertices (n, 3) float64 and triangles (m, 3) int64 of a bpy Mesh."""
+    v = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
+    mesh.vertices.foreach_get("co", v)
+    v = v.reshape(-1, 3)
+    mesh.calc_loop_triangles()
+    f = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int64)
+    mesh.loop_triangles.foreach_get("vertices", f)
+    if matrix is not None:
+        m = np.array(matrix, dtype=np.float64)
+        v = v @ m[:3, :3].T + m[:3, 3]
+    return v, f.reshape(-1, 3)
+
+
+def check_mesh(v: np.ndarray, f: np.ndarray, name: str) -> None:
+    """Raise MeshInputError for an empty mesh or a point cloud."""
+    if len(v) == 0:
+        raise MeshInputError(f"{name} is empty (no vertices)")
+    if len(f) == 0:
+        raise MeshInputError(f"{name} has no faces: it is a point cloud; surface metrics need faces")
+
+
+def triangle_areas(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Area of each triangle."""
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+
+
+def face_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Unit normal of each triangle (zero for degenerate ones)."""
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    n = np.cross(b - a, c - a)
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
+
+
+def bbox_diagonal(v: np.ndarray) -> float:
+    """Length of the diagonal of the axis-aligned bounding box."""
+    return float(np.linalg.norm(np.ptp(v, axis=0))) if len(v) else 0.0
+
+
+def sample_surface(v: np.ndarray, f: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`n` area-weighted random points on the triangles, and the triangle index of each."""
+    areas = triangle_areas(v, f)
+    total = areas.sum()
+    if len(f) == 0 or not total > 0:
+        raise MeshInputError("the mesh has no surface (no faces, or all faces have zero area)")
+    rng = np.random.default_rng(seed)
+    cdf = np.cumsum(areas) / total
+    fi = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(f) - 1)
+    r1 = np.sqrt(rng.random(n))[:, None]
+    r2 = rng.random(n)[:, None]
+    a, b, c = v[f[fi, 0]], v[f[fi, 1]], v[f[fi, 2]]
+    return (1 - r1) * a + r1 * (1 - r2) * b + r1 * r2 * c, fi
+
+
+class SurfaceQuery:
+    """Exact nearest-point queries on a triangle mesh through `mathutils.bvhtree`."""
+
+    def __init__(self, v: np.ndarray, f: np.ndarray) -> None:
+        """Build the BVH of world-space triangles."""
+        from mathutils.bvhtree import BVHTree
+
+        self.bvh = BVHTree.FromPolygons(v.tolist(), f.tolist(), all_triangles=True)
+        self.radius = max(bbox_diagonal(v), 1e-12) * 0.002
+
+    def nearest(self, points: np.ndarray, want_location: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(distance, triangle index, closest point or None) of each point; growing search radius."""
+        n = len(points)
+        dist = np.full(n, np.inf)
+        index = np.zeros(n, dtype=np.int64)
+        loc = np.zeros((n, 3)) if want_location else None
+        pending = np.arange(n)
+        plist = points.tolist()
+        fn = self.bvh.find_nearest
+        radius = self.radius
+        for _ in range(12):
+            found = []
+            for i in pending.tolist():
+                hit = fn(plist[i], radius)
+                if hit[0] is not None:
+                    found.append((i, hit))
+            if found:
+                ids = np.fromiter((i for i, _ in found), dtype=np.int64, count=len(found))
+                dist[ids] = np.fromiter((h[3] for _, h in found), dtype=np.float64, count=len(found))
+                index[ids] = np.fromiter((h[2] for _, h in found), dtype=np.int64, count=len(found))
+                if loc is not None:
+                    loc[ids] = np.array([tuple(h[0]) for _, h in found])
+            pending = pending[~np.isfinite(dist[pending])]
+            if len(pending) == 0:
+                break
+            radius *= 8.0
+        for i in pending.tolist():
+            hit = fn(plist[i])
+            dist[i], index[i] = hit[3], hit[2]
+            if loc is not None:
+                loc[i] = tuple(hit[0])
+        return dist, index, loc
+
+
+def distance_stats(d_ab: np.ndarray, d_ba: np.ndarray, diag: float, fscore_threshold: float = 0.01) -> dict:
+    """Chamfer L1/L2, Hausdorff and F-score from the two one-sided distance arrays."""
+    diag = float(diag) if diag > 0 else 1.0
+    t = fscore_threshold * diag
+    recall = float(np.mean(d_ab < t))
+    precision = float(np.mean(d_ba < t))
+    fscore = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    l1 = 0.5 * (float(np.mean(d_ab)) + float(np.mean(d_ba)))
+    l2 = 0.5 * (float(np.mean(d_ab ** 2)) + float(np.mean(d_ba ** 2)))
+    haus = max(float(np.max(d_ab)), float(np.max(d_ba)))
+    return {
+        "diag": diag,
+        "chamfer_l1": l1, "chamfer_l1_norm": l1 / diag,
+        "chamfer_l2": l2, "chamfer_l2_norm": l2 / diag ** 2,
+        "hausdorff": haus, "hausdorff_norm": haus / diag,
+        "accuracy": float(np.mean(d_ba)), "completeness": float(np.mean(d_ab)),
+        "fscore": fscore, "precision": precision, "recall": recall,
+        "fscore_threshold": t, "fscore_threshold_rel": fscore_threshold,
+    }
+
+
+def weld(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Faces re-indexed so that vertices at exactly the same position share one index."""
+    _, inverse = np.unique(v, axis=0, return_inverse=True)
+    return inverse.reshape(-1)[f]
+
+
+def is_closed(v: np.ndarray, f: np.ndarray) -> bool:
+    """True when, after welding equal positions, every edge belongs to exactly two triangles."""
+    if len(f) == 0:
+        return False
+    fw = weld(v, f)
+    e = np.sort(np.concatenate([fw[:, [0, 1]], fw[:, [1, 2]], fw[:, [2, 0]]]), axis=1)
+    _, counts = np.unique(e, axis=0, return_counts=True)
+    return bool(np.all(counts == 2))
+
+
+def occupancy_grid(v: np.ndarray, f: np.ndarray, lo: np.ndarray, hi: np.ndarray, res: int) -> np.ndarray:
+    """Inside/outside of a closed mesh at the res^3 cell centres of [lo, hi] (scan-line parity along z)."""
+    step = (hi - lo) / res
+    origin = lo[:2] + 0.5 * step[:2] + _JITTER * step[:2]
+    tri = v[f]
+    gx = (tri[:, :, :2] - origin) / step[:2]
+    i0 = np.clip(np.ceil(gx.min(axis=1)), 0, res).astype(np.int64)
+    i1 = np.clip(np.floor(gx.max(axis=1)), -1, res - 1).astype(np.int64)
+    nx = np.maximum(i1[:, 0] - i0[:, 0] + 1, 0)
+    ny = np.maximum(i1[:, 1] - i0[:, 1] + 1, 0)
+    counts = nx * ny
+    ti = np.repeat(np.arange(len(f)), counts)
+    off = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    cx = i0[ti, 0] + off % np.maximum(nx[ti], 1)
+    cy = i0[ti, 1] + off // np.maximum(nx[ti], 1)
+    p = np.stack([cx, cy], axis=1).astype(np.float64)
+    a, b, c = gx[ti, 0], gx[ti, 1], gx[ti, 2]
+    den = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
+    ok = np.abs(den) > 1e-300
+    den = np.where(ok, den, 1.0)
+    w0 = ((b[:, 1] - c[:, 1]) * (p[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (p[:, 1] - c[:, 1])) / den
+    w1 = ((c[:, 1] - a[:, 1]) * (p[:, 0] - c[:, 0]) + (a[:, 0] - c[:, 0]) * (p[:, 1] - c[:, 1])) / den
+    w2 = 1 - w0 - w1
+    hit = ok & (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
+    tz = tri[ti, :, 2]
+    z = w0 * tz[:, 0] + w1 * tz[:, 1] + w2 * tz[:, 2]
+    col = (cx * res + cy)[hit]
+    zn = np.clip((z[hit] - lo[2]) / (hi[2] - lo[2]), 0.0, 0.999999)
+    keys = np.sort(col + zn)
+    zc = (np.arange(res) + 0.5) / res
+    cells = (np.arange(res * res)[:, None] + zc[None, :]).reshape(-1)
+    below = np.searchsorted(keys, cells) - np.searchsorted(keys, np.repeat(np.arange(res * res), res).astype(np.float64))
+    return (below % 2 == 1).reshape(res, res, res)
+
+
+def volumetric_iou(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray, res: int = IOU_RESOLUTION) -> float:
+    """Intersection over union of the volumes of two closed meshes on a res^3 grid."""
+    allv = np.concatenate([va, vb])
+    lo, hi = allv.min(axis=0), allv.max(axis=0)
+    pad = 1e-3 * (hi - lo).max()
+    lo, hi = lo - pad, hi + pad
+    oa = occupancy_grid(va, fa, lo, hi, res)
+    ob = occupancy_grid(vb, fb, lo, hi, res)
+    union = np.count_nonzero(oa | ob)
+    return float(np.count_nonzero(oa & ob) / union) if union else 0.0
+
+
+def iou_entry(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray, res: int = IOU_RESOLUTION) -> dict:
+    """The `iou`, `closed_a`, `closed_b` and `iou_note` entries of a report."""
+    ca, cb = is_closed(va, fa), is_closed(vb, fb)
+    out: dict = {"closed_a": ca, "closed_b": cb, "iou": None, "iou_note": ""}
+    if ca and cb:
+        out["iou"] = volumetric_iou(va, fa, vb, fb, res)
+    else:
+        which = " and ".join(n for n, c in (("reference", ca), ("compared", cb)) if not c)
+        out["iou_note"] = f"IoU needs closed meshes: the {which} mesh is not closed; IoU skipped"
+    return out
+
+
+def compare_arrays(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray,
+                   fscore_threshold: float = 0.01, n_samples: int = DEFAULT_SAMPLES, seed: int = 0,
+                   iou_resolution: int = IOU_RESOLUTION, query_b: SurfaceQuery | None = None,
+                   query_a: SurfaceQuery | None = None) -> dict:
+    """All metrics between reference (va, fa) and compared (vb, fb) world-space triangle meshes."""
+    check_mesh(va, fa, "the reference mesh")
+    check_mesh(vb, fb, "the compared mesh")
+    pa, ia = sample_surface(va, fa, n_samples, seed)
+    pb, ib = sample_surface(vb, fb, n_samples, seed)
+    query_a = query_a or SurfaceQuery(va, fa)
+    query_b = query_b or SurfaceQuery(vb, fb)
+    d_ab, near_b, _ = query_b.nearest(pa)
+    d_ba, near_a, _ = query_a.nearest(pb)
+    out = distance_stats(d_ab, d_ba, bbox_diagonal(va), fscore_threshold)
+    na, nb = face_normals(va, fa), face_normals(vb, fb)
+    nc_ab = np.abs(np.sum(na[ia] * nb[near_b], axis=1)).mean()
+    nc_ba = np.abs(np.sum(nb[ib] * na[near_a], axis=1)).mean()
+    out["normal_consistency"] = float(0.5 * (nc_ab + nc_ba))
+    out["n_samples"] = int(n_samples)
+    out.update(iou_entry(va, fa, vb, fb, iou_resolution))
+    return out
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray, scale: bool = False) -> np.ndarray:
+    """4x4 similarity (rotation, translation, uniform scale if asked) minimising |T src - dst|^2."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    xs, xd = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(xd.T @ xs / len(src))
+    d = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[2] = -1
+    r = u @ np.diag(d) @ vt
+    s = float((sig * d).sum() / (xs ** 2).sum(axis=1).mean()) if scale else 1.0
+    t = np.eye(4)
+    t[:3, :3] = s * r
+    t[:3, 3] = mu_d - s * r @ mu_s
+    return t
+
+
+def apply(t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Points transformed by a 4x4 matrix."""
+    return p @ t[:3, :3].T + t[:3, 3]
+
+
+def pca_starts(src: np.ndarray, dst: np.ndarray, scale: bool = False) -> list[np.ndarray]:
+    """Start transforms: centroid shift, then the four proper rotations matching the PCA axes."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    ws, es = np.linalg.eigh(np.cov((src - mu_s).T))
+    wd, ed = np.linalg.eigh(np.cov((dst - mu_d).T))
+    s = float(np.sqrt(wd.sum() / ws.sum())) if scale and ws.sum() > 0 else 1.0
+    shift = np.eye(4)
+    shift[:3, 3] = mu_d - mu_s
+    starts = [shift]
+    for signs in _SIGNS:
+        r = ed @ np.diag(signs) @ es.T
+        if np.linalg.det(r) < 0:
+            r = ed @ np.diag(signs) @ np.diag([1, 1, -1]) @ es.T
+        t = np.eye(4)
+        t[:3, :3] = s * r
+        t[:3, 3] = mu_d - s * r @ mu_s
+        starts.append(t)
+    return starts
+
+
+def icp(src: np.ndarray, nearest: Callable[[np.ndarray], np.ndarray], start: np.ndarray, iters: int = 30,
+        scale: bool = False, tol: float = 1e-7) -> tuple[np.ndarray, float]:
+    """Point-to-surface ICP from `start`: (transform, final mean distance)."""
+    t = start.copy()
+    prev = np.inf
+    err = np.inf
+    for _ in range(iters):
+        moved = apply(t, src)
+        target = nearest(moved)
+        err = float(np.linalg.norm(target - moved, axis=1).mean())
+        if prev - err < tol * max(prev, 1e-30):
+            break
+        prev = err
+        t = umeyama(src, target, scale)
+    return t, err
+
+
+def align_points(src: np.ndarray, dst: np.ndarray, nearest: Callable[[np.ndarray], np.ndarray],
+                 scale: bool = False, iters: int = 40, probe_iters: int = 8) -> np.ndarray:
+    """Best transform of sample points `src` onto the surface behind `nearest` (dst: its samples)."""
+    best, best_err = np.eye(4), np.inf
+    for start in pca_starts(src, dst, scale):
+        t, err = icp(src, nearest, start, probe_iters, scale)
+        if err < best_err:
+            best, best_err = t, err
+    return icp(src, nearest, best, iters, scale)[0]
+
+
+def align_arrays(v_mov: np.ndarray, f_mov: np.ndarray, v_ref: np.ndarray, f_ref: np.ndarray,
+                 scale: bool = False, n_samples: int = 4000, seed: int = 0,
+                 query_ref: SurfaceQuery | None = None) -> np.ndarray:
+    """4x4 world transform that maps the moving mesh onto the reference mesh."""
+    src = sample_surface(v_mov, f_mov, n_samples, seed)[0]
+    dst = sample_surface(v_ref, f_ref, n_samples, seed)[0]
+    query_ref = query_ref or SurfaceQuery(v_ref, f_ref)
+    return align_points(src, dst, lambda p: query_ref.nearest(p, want_location=True)[2], scale)
+
+
+def colormap(values: np.ndarray, vmax: float) -> np.ndarray:
+    """RGBA (n, 4) float32 colours: dark blue at 0 through green and yellow to red at vmax."""
+    x = np.clip(values / vmax, 0.0, 1.0) if vmax > 0 else np.zeros(len(values))
+    pos = x * (len(_COLORMAP) - 1)
+    i = np.minimum(pos.astype(np.int64), len(_COLORMAP) - 2)
+    w = (pos - i)[:, None]
+    rgb = (1 - w) * _COLORMAP[i] + w * _COLORMAP[i + 1]
+    return np.concatenate([rgb, np.ones((len(values), 1))], axis=1).astype(np.float32)
+
+
+def heat_range(values: np.ndarray, percentile: float = 99.0) -> float:
+    """Upper end of the heatmap legend: the given percentile of the distances (never 0)."""
+    top = float(np.percentile(values, percentile)) if len(values) else 0.0
+    return top if top > 0 else max(float(np.max(values)) if len(values) else 0.0, 1e-12)
+
+
+def report_rows(report: dict) -> list[tuple[str, str]]:
+    """(key, value) rows of a report, the transform flattened, for CSV."""
+    rows = []
+    for key, value in report.items():
+        if key == "transform":
+            value = " ".join(f"{x:.9g}" for row in value for x in row)
+        rows.append((key, "" if value is None else str(value)))
+    return rows
+
+
+def write_report(path: Path, report: dict) -> Path:
+    """Write the report as CSV (.csv) or JSON (anything else; .json added when there is no suffix)."""
+    path = Path(path)
+    if path.suffix == "":
+        path = path.with_suffix(".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(("metric", "value"))
+            writer.writerows(report_rows(report))
+    else:
+        path.write_text(json.dumps(report, indent=2))
+    return path

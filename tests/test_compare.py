@@ -1,0 +1,182 @@
+"""Compare Meshes in Blender (bpy as a module): metrics, heatmap, alignment, bad input, parity with the backend."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+import trimesh  # noqa: E402
+
+from backend.metrics import compare_files, compare_meshes  # noqa: E402
+from blender_addon import compare_math as cm  # noqa: E402
+from blender_addon import ops_compare, panel_eval  # noqa: E402
+
+
+@pytest.fixture()
+def scene():
+    """A factory-fresh scene with the compare classes registered."""
+    bpy.ops.wm.read_factory_settings()
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    mine = []
+    for cls in ops_compare.CLASSES + panel_eval.CLASSES:
+        if not getattr(cls, "is_registered", False):
+            bpy.utils.register_class(cls)
+            mine.append(cls)
+    extra = not hasattr(bpy.types.Scene, "photomesh_compare")
+    if extra:
+        ops_compare.register_extra()
+    yield bpy.context.scene
+    if extra:
+        ops_compare.unregister_extra()
+    for cls in reversed(mine):
+        bpy.utils.unregister_class(cls)
+
+
+def add_mesh(name: str, v: np.ndarray, f: np.ndarray) -> bpy.types.Object:
+    """A mesh object from arrays, linked to the scene."""
+    me = bpy.data.meshes.new(name)
+    me.from_pydata(np.asarray(v).tolist(), [], np.asarray(f).tolist())
+    obj = bpy.data.objects.new(name, me)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def select(active: bpy.types.Object, *others: bpy.types.Object) -> None:
+    """Select `others` and `active`, making `active` the active object."""
+    for o in bpy.context.scene.objects:
+        o.select_set(False)
+    for o in (active, *others):
+        o.select_set(True)
+    bpy.context.view_layer.objects.active = active
+
+
+def bumpy_sphere() -> trimesh.Trimesh:
+    """An icosphere with a smooth bump, a closed mesh unlike the plain sphere."""
+    s = trimesh.creation.icosphere(4)
+    v = s.vertices * (1.0 + 0.05 * np.sin(3 * s.vertices[:, :1]) * np.cos(2 * s.vertices[:, 1:2]))
+    return trimesh.Trimesh(v, s.faces, process=False)
+
+
+def test_matches_backend_metrics_on_arrays(scene) -> None:
+    ref = trimesh.creation.icosphere(4)
+    other = bumpy_sphere()
+    a = add_mesh("ref", ref.vertices, ref.faces)
+    b = add_mesh("cmp", other.vertices, other.faces)
+    select(a, b)
+    assert bpy.ops.photomesh.compare_meshes(n_samples=20000) == {"FINISHED"}
+    got = json.loads(scene.photomesh_compare.result)
+    want = compare_meshes(ref.vertices, ref.faces, other.vertices, other.faces, n_samples=20000)
+    for key in ("chamfer_l1", "chamfer_l2", "hausdorff", "fscore", "normal_consistency", "iou", "diag"):
+        assert got[key] == pytest.approx(want[key], rel=0.01), key
+
+
+def test_matches_backend_on_files(scene, shared_meshes, tmp_path) -> None:
+    spot = trimesh.load(shared_meshes / "spot.obj", process=False)
+    noisy = spot.copy()
+    rng = np.random.default_rng(1)
+    noisy.vertices = noisy.vertices + rng.normal(scale=0.004, size=noisy.vertices.shape)
+    path_b = tmp_path / "noisy.obj"
+    noisy.export(path_b)
+    want = compare_files(shared_meshes / "spot.obj", path_b, n_samples=30000)
+    bpy.ops.wm.obj_import(filepath=str(shared_meshes / "spot.obj"), forward_axis="Y", up_axis="Z")
+    a = bpy.context.selected_objects[0]
+    bpy.ops.wm.obj_import(filepath=str(path_b), forward_axis="Y", up_axis="Z")
+    b = bpy.context.selected_objects[0]
+    select(a, b)
+    assert bpy.ops.photomesh.compare_meshes(n_samples=30000) == {"FINISHED"}
+    got = json.loads(scene.photomesh_compare.result)
+    for key in ("chamfer_l1", "chamfer_l2", "hausdorff", "fscore", "normal_consistency", "diag"):
+        assert got[key] == pytest.approx(want[key], rel=0.01), key
+
+
+def test_heatmap_viewport_and_legend(scene) -> None:
+    ref = trimesh.creation.box(extents=(1, 1, 1))
+    other = trimesh.creation.box(extents=(1, 1, 1.2)).subdivide().subdivide()
+    a = add_mesh("ref", ref.vertices, ref.faces)
+    b = add_mesh("cmp", other.vertices, other.faces)
+    select(a, b)
+    assert bpy.ops.photomesh.compare_meshes(n_samples=5000, heat_max=0.1) == {"FINISHED"}
+    report = json.loads(scene.photomesh_compare.result)
+    assert report["heat_min"] == 0.0 and report["heat_max"] == pytest.approx(0.1)
+    me = b.data
+    assert me.color_attributes.active_color.name == ops_compare.HEAT_ATTRIBUTE
+    values = np.empty(len(me.vertices), dtype=np.float32)
+    me.attributes[ops_compare.VALUE_ATTRIBUTE].data.foreach_get("value", values)
+    z = np.array([v.co.z for v in me.vertices])
+    assert np.allclose(values, np.maximum(np.abs(z) - 0.5, 0.0), atol=1e-5)
+    colours = np.empty(len(me.vertices) * 4, dtype=np.float32)
+    me.color_attributes[ops_compare.HEAT_ATTRIBUTE].data.foreach_get("color", colours)
+    colours = colours.reshape(-1, 4)
+    top = int(np.argmax(values))
+    assert np.allclose(colours[top, :3], cm.colormap(np.array([1.0]), 1.0)[0, :3])
+    views = [s for scr in bpy.data.screens for ar in scr.areas for s in ar.spaces if s.type == "VIEW_3D"]
+    assert views and all(s.shading.color_type == "VERTEX" for s in views)
+    assert report["iou"] == pytest.approx(1 / 1.2, abs=0.02)
+
+
+def test_alignment_moves_compared_object(scene) -> None:
+    m = trimesh.creation.capsule(height=1.0, radius=0.3)
+    m.vertices[:, 0] *= 1.6
+    a = add_mesh("ref", m.vertices, m.faces)
+    b = add_mesh("cmp", m.vertices, m.faces)
+    b.location = (0.4, -0.3, 0.2)
+    b.rotation_euler = (0.3, 0.5, -0.4)
+    select(a, b)
+    assert bpy.ops.photomesh.compare_meshes(align=True, n_samples=10000) == {"FINISHED"}
+    report = json.loads(scene.photomesh_compare.result)
+    assert report["hausdorff_norm"] < 0.005
+    assert np.allclose(np.array(b.matrix_world), np.eye(4), atol=3e-3)
+
+
+def test_bad_input_is_reported(scene) -> None:
+    s = trimesh.creation.icosphere(2)
+    a = add_mesh("ref", s.vertices, s.faces)
+    empty = add_mesh("empty", np.zeros((0, 3)), np.zeros((0, 3), dtype=int))
+    cloud = add_mesh("cloud", s.vertices, np.zeros((0, 3), dtype=int))
+    lamp = bpy.data.objects.new("lamp", bpy.data.lights.new("lamp", "POINT"))
+    scene.collection.objects.link(lamp)
+    select(lamp, a)
+    with pytest.raises(RuntimeError, match="active object must be a mesh"):
+        bpy.ops.photomesh.compare_meshes()
+    select(a)
+    with pytest.raises(RuntimeError, match="select two meshes"):
+        bpy.ops.photomesh.compare_meshes()
+    select(a, empty)
+    with pytest.raises(RuntimeError, match="empty"):
+        bpy.ops.photomesh.compare_meshes()
+    select(a, cloud)
+    with pytest.raises(RuntimeError, match="point cloud"):
+        bpy.ops.photomesh.compare_meshes()
+    assert scene.photomesh_compare.result == ""
+
+
+def test_open_mesh_skips_iou_and_keeps_other_metrics(scene) -> None:
+    s = trimesh.creation.icosphere(3)
+    a = add_mesh("ref", s.vertices, s.faces)
+    b = add_mesh("open", s.vertices, s.faces[10:])
+    lamp = bpy.data.objects.new("lamp", bpy.data.lights.new("lamp", "POINT"))
+    scene.collection.objects.link(lamp)
+    select(a, b, lamp)
+    assert bpy.ops.photomesh.compare_meshes(n_samples=5000) == {"FINISHED"}
+    report = json.loads(scene.photomesh_compare.result)
+    assert report["iou"] is None and "closed" in report["iou_note"]
+    assert report["closed_a"] and not report["closed_b"] and report["fscore"] > 0.9
+
+
+def test_export_report_json_and_csv(scene, tmp_path) -> None:
+    s = trimesh.creation.icosphere(2)
+    a = add_mesh("ref", s.vertices, s.faces)
+    b = add_mesh("cmp", s.vertices * 1.01, s.faces)
+    select(a, b)
+    bpy.ops.photomesh.compare_meshes(n_samples=5000)
+    assert bpy.ops.photomesh.export_compare_report(filepath=str(tmp_path / "r")) == {"FINISHED"}
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["chamfer_l1"] == pytest.approx(0.01, rel=0.05)
+    bpy.ops.photomesh.export_compare_report(filepath=str(tmp_path / "r.csv"))
+    rows = dict(csv.reader((tmp_path / "r.csv").open()))
+    assert float(rows["chamfer_l1"]) == pytest.approx(data["chamfer_l1"])
+    assert rows["metric"] == "value" and len(rows["transform"].split()) == 16
