@@ -177,15 +177,14 @@ def detect_symmetry(vertices: np.ndarray, faces: np.ndarray, threshold: float = 
     return plane, plane.score < threshold
 
 
-def mirror_loss(vertices: torch.Tensor, plane: SymmetryPlane | dict, chunk: int = 4096) -> torch.Tensor:
+def mirror_loss(vertices: torch.Tensor, plane: SymmetryPlane | dict) -> torch.Tensor:
     """Mean squared distance from each mirrored vertex to its nearest vertex (nearest found without grad)."""
     if isinstance(plane, dict):
         plane = SymmetryPlane.from_dict(plane)
     n = torch.as_tensor(plane.normal, dtype=vertices.dtype, device=vertices.device)
     d = float(plane.offset())
     mirrored = vertices - 2.0 * ((vertices @ n) - d)[:, None] * n[None, :]
-    with torch.no_grad():
-        ref = vertices.detach()
-        nearest = torch.cat([torch.cdist(mirrored[i:i + chunk].detach(), ref).argmin(dim=1)
-                             for i in range(0, len(vertices), chunk)])
+    ref = vertices.detach().cpu().numpy()
+    _, idx = cKDTree(ref).query(mirrored.detach().cpu().numpy(), k=1)
+    nearest = torch.as_tensor(idx, dtype=torch.int64, device=vertices.device)
     return ((mirrored - vertices[nearest]) ** 2).sum(dim=1).mean()
