@@ -1,0 +1,271 @@
+"""The reconstruction pipeline: visual hull, neural deferred shading optimisation, post-processing, write."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.cameras import normalization, normalize_extrinsics
+from backend.geometry.mesh_ops import face_areas, mean_edge_length
+from backend.geometry.remesh import guarded_remesh
+from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
+from backend.io.views import DEFAULT_SETTINGS, Scene, View
+from backend.optim.finish import post_process, write_result
+from backend.optim.losses import Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss
+from backend.optim.render import render_gbuffer
+from backend.optim.schedule import Schedule, make_schedule
+from backend.optim.shader import NeuralShader
+from backend.optim.viewset import ViewSet
+from backend.protocol import Reporter
+from backend.result import ResultWriter
+
+REMESH_TIMEOUT_S = 120.0
+
+
+@dataclass
+class RunState:
+    """Mutable state of one run: timings, warnings, remesh log, previews."""
+
+    t0: float = field(default_factory=time.monotonic)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    remeshes: list[dict] = field(default_factory=list)
+    previews: list[dict] = field(default_factory=list)
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.t0
+
+
+def normalized_views(views: list[View], c: np.ndarray, s: float) -> list[View]:
+    """Views with translations moved into the normalised frame X' = (X - c) / s."""
+    return [View(v.name, v.image, v.mask, v.K, v.R, normalize_extrinsics(v.R, v.t, c, s)) for v in views]
+
+
+def scene_bbox(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """The job's bbox, or one derived from the masks' viewing cones."""
+    if scene.bbox is not None:
+        return np.asarray(scene.bbox[0], float), np.asarray(scene.bbox[1], float)
+    sils = silhouettes(scene.views, 1)
+    bbox = derive_bbox(sils)
+    if bbox is None:
+        raise empty_hull_error(sils, 0)
+    return bbox
+
+
+def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule,
+                 state: RunState) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """Visual hull in normalised space, remeshed to the first phase's edge length."""
+    lo, hi = np.full(3, -1.05), np.full(3, 1.05)
+    v, f = visual_hull(views, (lo, hi), res=128)
+    reporter.check_cancel()
+    area = float(face_areas(v, f).sum())
+    h0 = math.sqrt(area / (0.433 * max(schedule.max_faces // 16, 500)))
+    res = guarded_remesh(v, f, h0, REMESH_TIMEOUT_S, poll=reporter.check_cancel)
+    info = {"step": 0, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h0,
+            "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message}
+    if not res.ok:
+        state.warnings.append(f"initial remesh failed, using the marching-cubes mesh: {res.message}")
+        reporter.log(f"warning: {state.warnings[-1]}")
+    state.remeshes.append(info)
+    return res.vertices, res.faces, h0, {"vertices": v, "faces": f}
+
+
+class Optimizer:
+    """Neural deferred shading over vertex positions and shader weights, with remeshing."""
+
+    def __init__(self, views: ViewSet, rasterizer: object, schedule: Schedule, seed: int,
+                 symmetry_mode: str) -> None:
+        self.views = views
+        self.rasterizer = rasterizer
+        self.schedule = schedule
+        self.device = views.device
+        self.gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.shader = NeuralShader().to(self.device)
+        self.shader_opt = torch.optim.Adam(self.shader.parameters(), lr=schedule.lr_shader)
+        self.weights = dict(schedule.weights)
+        self.lr_v = schedule.lr_vertices
+        self.symmetry_mode = symmetry_mode
+        self.plane = None
+        self.order: list[int] = []
+
+    def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
+        """Start optimising a new mesh (fresh vertex optimiser state and topology)."""
+        self.v = torch.nn.Parameter(torch.tensor(vertices, dtype=torch.float32, device=self.device))
+        self.f = torch.tensor(faces, dtype=torch.int32, device=self.device)
+        self.f_long = self.f.long()
+        self.topo = Topology.build(faces, len(vertices), self.device)
+        self.v_opt = torch.optim.Adam([self.v], lr=self.lr_v)
+
+    def mesh(self) -> tuple[np.ndarray, np.ndarray]:
+        """Current mesh as numpy (normalised space)."""
+        return self.v.detach().cpu().numpy().astype(np.float64), self.f_long.cpu().numpy()
+
+    def next_views(self, count: int) -> list[int]:
+        """Views for this step: shuffled passes over all views."""
+        out = []
+        while len(out) < count:
+            if not self.order:
+                self.order = torch.randperm(len(self.views), generator=self.gen).tolist()
+            out.append(self.order.pop())
+        return out
+
+    def step(self, step: int) -> dict[str, float]:
+        """One optimisation step; returns the loss values."""
+        sch = self.schedule
+        level = self.views.level(sch.max_sides[min(sch.phase(step), len(sch.max_sides) - 1)])
+        h, w = level.sizes[0]
+        ids = self.next_views(sch.views_per_step(h * w, len(self.views)))
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i in ids:
+            groups.setdefault(level.sizes[i], []).append(i)
+        losses = {"mask": 0.0, "shading": 0.0}
+        total_mask = torch.zeros((), device=self.device)
+        total_shade = torch.zeros((), device=self.device)
+        for size, members in groups.items():
+            mvps = torch.stack([level.mvps[i] for i in members])
+            gb = render_gbuffer(self.rasterizer, self.v, self.f, mvps, size)
+            target_mask = torch.stack([level.masks[i] for i in members])
+            target_rgb = torch.stack([level.images[i] for i in members])
+            frac = len(members) / len(ids)
+            total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask)
+            inside = (gb.hit & (target_mask[..., 0] > 0.5)).reshape(-1).nonzero().squeeze(1)
+            budget = int(sch.shade_pixels * frac)
+            if len(inside) > budget:
+                inside = inside[torch.randperm(len(inside), generator=self.gen)[:budget].to(inside.device)]
+            if len(inside) > 0:
+                pos = gb.position.reshape(-1, 3)[inside]
+                nrm = gb.normal.reshape(-1, 3)[inside]
+                cam = self.views.centers[torch.tensor(members, device=self.device)]
+                bidx = inside // (size[0] * size[1])
+                vdir = torch.nn.functional.normalize(cam[bidx] - pos, dim=-1)
+                rgb = self.shader(pos, nrm, vdir)
+                total_shade = total_shade + frac * shading_loss(rgb, target_rgb.reshape(-1, 3)[inside])
+        lap = laplacian_loss(self.v, self.topo)
+        nc = normal_consistency_loss(self.v, self.f_long, self.topo)
+        wt = self.weights
+        loss = wt["mask"] * total_mask + wt["shading"] * total_shade + wt["laplacian"] * lap + wt["normal"] * nc
+        losses = {"mask": float(total_mask), "shading": float(total_shade), "laplacian": float(lap),
+                  "normal": float(nc)}
+        if self.plane is not None:
+            from backend.post.symmetry import mirror_loss
+
+            sym = mirror_loss(self.v, self.plane)
+            loss = loss + wt["symmetry"] * sym
+            losses["symmetry"] = float(sym)
+        self.v_opt.zero_grad(set_to_none=True)
+        self.shader_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.v_opt.step()
+        self.shader_opt.step()
+        losses["total"] = float(loss)
+        return losses
+
+    def after_remesh(self) -> None:
+        """Reference rule: regularisers x4, vertex learning rate x0.75."""
+        self.weights["laplacian"] *= self.schedule.regulariser_growth
+        self.weights["normal"] *= self.schedule.regulariser_growth
+        self.lr_v *= self.schedule.lr_decay
+
+
+def _to_world(vertices: np.ndarray, c: np.ndarray, s: float) -> np.ndarray:
+    """Undo the scene normalisation."""
+    return vertices * s + c
+
+
+def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, reporter: Reporter,
+             writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int) -> dict:
+    """Run the schedule; returns the last losses."""
+    sch = opt.schedule
+    opt.set_mesh(vertices, faces)
+    report_every = max(1, sch.iterations // 200)
+    losses: dict = {}
+    for step in range(sch.iterations):
+        reporter.check_cancel()
+        if step in sch.remesh_steps:
+            v, f = opt.mesh()
+            area = float(face_areas(v, f).sum())
+            h = sch.edge_length(mean_edge_length(v, f), area)
+            res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel)
+            state.remeshes.append({"step": step, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h,
+                                   "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message})
+            if not res.ok:
+                state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
+                reporter.log(f"warning: {state.warnings[-1]}")
+            opt.set_mesh(res.vertices, res.faces)
+            opt.after_remesh()
+            if opt.symmetry_mode == "enforce" and sch.phase(step) == sch.symmetry_from_phase:
+                from backend.post.symmetry import detect_symmetry
+
+                opt.plane, _ = detect_symmetry(res.vertices, res.faces)
+        losses = opt.step(step)
+        done = step + 1
+        if done % report_every == 0 or done == sch.iterations:
+            reporter.progress("optimize", done, sch.iterations, losses, state.elapsed())
+        if preview_every > 0 and (done % preview_every == 0 or done == sch.iterations):
+            v, f = opt.mesh()
+            rel = writer.write_preview(done, _to_world(v, c, s), f)
+            state.previews.append({"mesh": rel, "step": done, "elapsed_s": round(state.elapsed(), 3)})
+            reporter.preview(rel, done)
+    return losses
+
+
+def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0) -> dict:
+    """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content."""
+    from backend.raster import get_rasterizer
+
+    state = RunState()
+    settings = {**DEFAULT_SETTINGS, **scene.settings}
+    writer = ResultWriter(Path(out_dir))
+    try:
+        rasterizer = get_rasterizer(settings["rasterizer"], settings["device"])
+        device = rasterizer.device
+        reporter.log(f"device {device}, rasterizer {rasterizer.name}")
+
+        reporter.stage("visual_hull")
+        t = time.monotonic()
+        bmin, bmax = scene_bbox(scene)
+        c, s = normalization(bmin, bmax)
+        views = normalized_views(scene.views, c, s)
+        full_side = max(max(v.width, v.height) for v in views)
+        schedule = make_schedule(int(settings["iterations"]), full_side, device.type)
+        v0, f0, h0, hull = initial_mesh(views, reporter, schedule, state)
+        state.timings["visual_hull"] = round(time.monotonic() - t, 3)
+        if preview_every > 0:
+            rel = writer.write_preview(0, _to_world(v0, c, s), f0)
+            state.previews.append({"mesh": rel, "step": 0, "elapsed_s": round(state.elapsed(), 3)})
+            reporter.preview(rel, 0)
+
+        reporter.stage("optimize")
+        t = time.monotonic()
+        opt = Optimizer(ViewSet(views, device), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
+        losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every)
+        v, f = opt.mesh()
+        vw = _to_world(v, c, s)
+        state.timings["optimize"] = round(time.monotonic() - t, 3)
+
+        post = post_process(vw, f, scene, settings, rasterizer, reporter, state.timings)
+        reporter.stage("write")
+        t = time.monotonic()
+        result = {
+            "version": 1,
+            "device": str(device), "rasterizer": rasterizer.name,
+            "iterations": schedule.iterations,
+            "losses": losses,
+            "bbox": {"min": bmin.tolist(), "max": bmax.tolist()},
+            "normalization": {"center": c.tolist(), "scale": s},
+            "visual_hull": {"vertices": len(hull["vertices"]), "faces": len(hull["faces"])},
+            "remeshes": state.remeshes, "warnings": state.warnings, "previews": state.previews,
+        }
+        write_result(writer, post, result, state.timings, t)
+        with reporter.critical():
+            writer.commit()
+        return result
+    except BaseException:
+        writer.abort()
+        raise

@@ -1,0 +1,49 @@
+"""Coarse-to-fine optimisation schedule: remesh steps, edge lengths, resolutions, loss weights."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Schedule:
+    """How one reconstruction run spends its iterations (scaled by the job's `iterations`)."""
+
+    iterations: int
+    remesh_steps: list[int]
+    max_sides: list[int]  # longest rendered image side in each phase (phase k = after k remeshes)
+    pixel_budget: int  # pixels rendered per step (views per step = budget // pixels per view)
+    max_faces: int  # the remesh never makes more faces than this
+    shade_pixels: int  # shading-loss pixels sampled per step
+    lr_vertices: float = 1e-3
+    lr_shader: float = 1e-3
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "mask": 2.0, "shading": 1.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
+    regulariser_growth: float = 4.0
+    lr_decay: float = 0.75
+    symmetry_from_phase: int = 2
+
+    def phase(self, step: int) -> int:
+        """Number of remeshes done before this step."""
+        return sum(step >= s for s in self.remesh_steps)
+
+    def views_per_step(self, pixels_per_view: int, n_views: int) -> int:
+        """Views rendered per step at the current resolution."""
+        return max(1, min(n_views, self.pixel_budget // max(pixels_per_view, 1)))
+
+    def edge_length(self, current: float, area: float) -> float:
+        """Next target edge length: half the current, but never more faces than max_faces."""
+        h_min = math.sqrt(area / (0.433 * self.max_faces))
+        return max(current / 2.0, h_min)
+
+
+def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule:
+    """The schedule for a device: on CPU lower resolutions early, fewer faces and sampled pixels."""
+    n = max(int(iterations), 1)
+    remesh = sorted({s for s in (round(n * 0.25), round(n * 0.5), round(n * 0.75)) if 0 < s < n})
+    if device_type == "cpu":
+        sides = [min(full_side, s) for s in (128, 192, 256, 256)]
+        return Schedule(n, remesh, sides, pixel_budget=4 * 128 * 128, max_faces=24000, shade_pixels=8192,
+                        lr_vertices=2e-3)
+    return Schedule(n, remesh, [full_side] * 4, pixel_budget=max(full_side**2, 512 * 512), max_faces=300000,
+                    shade_pixels=1 << 18)

@@ -1,0 +1,61 @@
+"""Per-view tensors for the optimisation: images and masks at several resolutions, clip matrices."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as tf
+
+from backend.cameras import world_to_clip
+
+
+@dataclass
+class ViewLevel:
+    """All views at one resolution (views sharing a size are batched together)."""
+
+    images: list[torch.Tensor]  # (H, W, 3)
+    masks: list[torch.Tensor]  # (H, W, 1) soft coverage in [0, 1]
+    mvps: list[torch.Tensor]  # (4, 4) world-to-clip
+    sizes: list[tuple[int, int]]  # (H, W)
+
+
+class ViewSet:
+    """The scene's views in normalised coordinates, resampled on demand to a maximum image side."""
+
+    def __init__(self, views: list, device: torch.device) -> None:
+        self.views = views
+        self.device = device
+        self.centers = torch.tensor(np.stack([v.center for v in views]), dtype=torch.float32, device=device)
+        self._levels: dict[int, ViewLevel] = {}
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def level(self, max_side: int) -> ViewLevel:
+        """Views scaled so the longer image side is at most max_side (area-averaged)."""
+        if max_side not in self._levels:
+            self._levels[max_side] = self._build(max_side)
+        return self._levels[max_side]
+
+    def _build(self, max_side: int) -> ViewLevel:
+        images, masks, mvps, sizes = [], [], [], []
+        for v in self.views:
+            h, w = v.height, v.width
+            s = min(1.0, max_side / max(h, w))
+            hs, ws = max(1, int(round(h * s))), max(1, int(round(w * s)))
+            img = torch.from_numpy(np.ascontiguousarray(v.image, dtype=np.float32))
+            msk = torch.from_numpy(np.ascontiguousarray(v.mask, dtype=np.float32))[..., None]
+            stack = torch.cat([img, msk], dim=-1).permute(2, 0, 1)[None]
+            if (hs, ws) != (h, w):
+                stack = tf.interpolate(stack, size=(hs, ws), mode="area")
+            stack = stack[0].permute(1, 2, 0).contiguous().to(self.device)
+            k = np.diag([ws / w, hs / h, 1.0]) @ np.asarray(v.K, dtype=np.float64)
+            depth = np.linalg.norm(v.center)
+            near, far = max(1e-3, depth - 2.0), depth + 2.0
+            mvp = world_to_clip(k, v.R, v.t, ws, hs, near=near, far=far)
+            images.append(stack[..., :3])
+            masks.append(stack[..., 3:4])
+            mvps.append(torch.tensor(mvp, dtype=torch.float32, device=self.device))
+            sizes.append((hs, ws))
+        return ViewLevel(images, masks, mvps, sizes)
