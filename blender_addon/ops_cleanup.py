@@ -1,0 +1,176 @@
+"""Clean Up CAD Mesh: merge, dissolve, loose parts, holes, normals, interior faces, remesh, decimate, symmetry."""
+from __future__ import annotations
+
+import bmesh
+import bpy
+
+from . import cleanup_steps as steps
+
+
+def modifier_mesh(context, mesh: bpy.types.Mesh, kind: str, settings: dict) -> bpy.types.Mesh:
+    """A new mesh: `mesh` with one modifier of type `kind` applied (on a temporary object)."""
+    tmp = bpy.data.objects.new("photomesh_cleanup_tmp", mesh)
+    context.scene.collection.objects.link(tmp)
+    try:
+        mod = tmp.modifiers.new("photomesh_cleanup", kind)
+        for key, value in settings.items():
+            setattr(mod, key, value)
+        depsgraph = context.evaluated_depsgraph_get()
+        depsgraph.update()
+        return bpy.data.meshes.new_from_object(tmp.evaluated_get(depsgraph))
+    finally:
+        bpy.data.objects.remove(tmp)
+
+
+def _replace_geometry(bm: bmesh.types.BMesh, mesh: bpy.types.Mesh) -> None:
+    """Load `mesh` into `bm` (cleared first) and delete `mesh`."""
+    bm.clear()
+    bm.from_mesh(mesh)
+    bpy.data.meshes.remove(mesh)
+
+
+def _apply_modifier(context, bm: bmesh.types.BMesh, kind: str, settings: dict) -> None:
+    """Run a modifier on the bmesh's geometry, in place."""
+    scratch = bpy.data.meshes.new("photomesh_cleanup_scratch")
+    bm.to_mesh(scratch)
+    result = modifier_mesh(context, scratch, kind, settings)
+    bpy.data.meshes.remove(scratch)
+    _replace_geometry(bm, result)
+
+
+def format_counts(name: str, counts: dict) -> str:
+    """One report line: step name and its non-trivial counts."""
+    parts = [f"{k.replace('_', ' ')} {v}" for k, v in counts.items()]
+    return f"{name}: " + ", ".join(parts)
+
+
+class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
+    """Clean ground-truth meshes from CAD tools and scanners (every selected mesh), step by step"""
+
+    bl_idname = "photomesh.cleanup_cad_mesh"
+    bl_label = "Clean Up CAD Mesh"
+    bl_options = {"REGISTER", "UNDO"}
+
+    merge: bpy.props.BoolProperty(name="Merge by distance", default=True)
+    merge_distance: bpy.props.FloatProperty(name="Distance", default=1e-4, min=0.0, max=0.1, precision=6,
+                                            description="Merge distance, as a fraction of the object's size")
+    dissolve: bpy.props.BoolProperty(name="Dissolve degenerate", default=True)
+    loose: bpy.props.BoolProperty(name="Delete loose parts", default=True)
+    loose_size: bpy.props.FloatProperty(name="Smaller than", default=0.02, min=0.0, max=1.0, precision=4,
+                                        description="Delete parts whose size is under this fraction of the object's size")
+    keep_largest: bpy.props.IntProperty(name="Keep largest parts", default=0, min=0,
+                                        description="Keep only the N largest connected parts (0: all)")
+    fill: bpy.props.BoolProperty(name="Fill holes", default=True)
+    hole_sides: bpy.props.IntProperty(name="Up to edges", default=32, min=3,
+                                      description="Fill holes whose border has at most this many edges")
+    normals: bpy.props.BoolProperty(name="Consistent outward normals", default=True)
+    interior: bpy.props.BoolProperty(name="Remove interior faces", default=True,
+                                     description="Delete faces that cannot be seen from outside (ray casts)")
+    interior_rays: bpy.props.IntProperty(name="Rays", default=64, min=6, max=1024)
+    triangulate: bpy.props.BoolProperty(name="Triangulate", default=True)
+    remesh: bpy.props.BoolProperty(name="Voxel remesh (watertight)", default=False)
+    voxel_size: bpy.props.FloatProperty(name="Voxel size", default=0.005, min=1e-4, max=0.2, precision=4,
+                                        description="Voxel size, as a fraction of the object's size")
+    decimate: bpy.props.BoolProperty(name="Decimate", default=False)
+    target_faces: bpy.props.IntProperty(name="Target faces", default=100_000, min=4)
+    symmetrize: bpy.props.BoolProperty(name="Symmetrize", default=False)
+    symmetry_direction: bpy.props.EnumProperty(
+        name="Direction", default="X",
+        items=[(d, ("+" + d if len(d) == 1 else d) + " side to the other", "") for d in steps.SYMMETRY_AXES])
+
+    @classmethod
+    def poll(cls, context):
+        """Object mode with at least one mesh selected."""
+        return context.mode == "OBJECT" and any(o.type == "MESH" for o in context.selected_objects)
+
+    def draw(self, context):
+        """Each step with its options beneath it."""
+        col = self.layout.column()
+        for toggle, options in (("merge", ("merge_distance",)), ("dissolve", ()), ("loose", ("loose_size",)),
+                                (None, ("keep_largest",)), ("fill", ("hole_sides",)), ("normals", ()),
+                                ("interior", ("interior_rays",)), ("triangulate", ()), ("remesh", ("voxel_size",)),
+                                ("decimate", ("target_faces",)), ("symmetrize", ("symmetry_direction",))):
+            if toggle:
+                col.prop(self, toggle)
+            for opt in options:
+                row = col.row()
+                row.enabled = toggle is None or getattr(self, toggle)
+                row.prop(self, opt)
+
+    def clean(self, context, mesh: bpy.types.Mesh) -> list[str]:
+        """Run the enabled steps on one mesh; one report line per step."""
+        bm = bmesh.new()
+        bm.from_mesh(mesh)
+        size = steps.bm_size(bm)
+        dist = self.merge_distance * size
+        lines = []
+        run = [
+            (self.merge, "Merge", lambda: steps.merge_by_distance(bm, dist)),
+            (self.dissolve, "Degenerate", lambda: steps.dissolve_degenerate(bm, max(dist, size * 1e-7))),
+            (self.loose, "Loose", lambda: steps.delete_loose(bm, self.loose_size * size)),
+            (self.keep_largest > 0, "Largest", lambda: steps.keep_largest(bm, self.keep_largest)),
+            (self.fill, "Holes", lambda: steps.fill_holes(bm, self.hole_sides)),
+            (self.normals, "Normals", lambda: steps.recalc_normals(bm)),
+            (self.interior, "Interior", lambda: steps.remove_interior(bm, self.interior_rays)),
+            (self.remesh, "Remesh", lambda: self._remesh(context, bm, size)),
+            (self.decimate, "Decimate", lambda: self._decimate(context, bm)),
+            (self.symmetrize, "Symmetrize", lambda: steps.symmetrize(bm, self.symmetry_direction, dist)),
+            (self.triangulate, "Triangulate", lambda: steps.triangulate(bm)),
+        ]
+        for enabled, name, step in run:
+            if enabled:
+                lines.append(format_counts(name, step()))
+        bm.to_mesh(mesh)
+        bm.free()
+        mesh.update()
+        return lines
+
+    def _remesh(self, context, bm: bmesh.types.BMesh, size: float) -> dict:
+        """Voxel remesh to a watertight mesh."""
+        n = len(bm.faces)
+        _apply_modifier(context, bm, "REMESH", {"mode": "VOXEL", "voxel_size": self.voxel_size * size,
+                                                "adaptivity": 0.0})
+        return {"faces_before": n, "faces_after": len(bm.faces), "open_edges": steps.boundary_edge_count(bm)}
+
+    def _decimate(self, context, bm: bmesh.types.BMesh) -> dict:
+        """Collapse-decimate to about `target_faces` triangles."""
+        tris = sum(len(f.verts) - 2 for f in bm.faces)
+        if tris <= self.target_faces:
+            return {"faces_before": len(bm.faces), "faces_after": len(bm.faces)}
+        n = len(bm.faces)
+        _apply_modifier(context, bm, "DECIMATE", {"decimate_type": "COLLAPSE", "ratio": self.target_faces / tris})
+        return {"faces_before": n, "faces_after": len(bm.faces)}
+
+    def execute(self, context):
+        """Clean every selected mesh (each mesh data once) and report the counts."""
+        objects = [o for o in context.selected_objects if o.type == "MESH"]
+        skipped = [o.name for o in context.selected_objects if o.type != "MESH"]
+        report = []
+        done = set()
+        for obj in objects:
+            if obj.data.name in done:
+                continue
+            done.add(obj.data.name)
+            if not obj.data.vertices:
+                report.append(f"{obj.name}: empty mesh, skipped")
+                continue
+            report.append(f"{obj.name}:")
+            report.extend("  " + line for line in self.clean(context, obj.data))
+        if skipped:
+            report.append("not meshes, skipped: " + ", ".join(skipped))
+        context.scene.photomesh_cleanup_report = "\n".join(report)
+        self.report({"INFO"}, "; ".join(line.strip() for line in report))
+        return {"FINISHED"}
+
+
+CLASSES = (PHOTOMESH_OT_cleanup_cad_mesh,)
+
+
+def register_extra() -> None:
+    """Scene.photomesh_cleanup_report: the last clean-up's counts, shown in the panel."""
+    bpy.types.Scene.photomesh_cleanup_report = bpy.props.StringProperty(name="Clean-up report", default="")
+
+
+def unregister_extra() -> None:
+    """Remove Scene.photomesh_cleanup_report."""
+    del bpy.types.Scene.photomesh_cleanup_report
