@@ -27,7 +27,7 @@ def _triple(p0: float, p1: float, a: np.ndarray, i: int, c: np.ndarray, j: int) 
             + (a[i, 0] * c[j, 1] - a[i, 1] * c[j, 0]))
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def bary_forward(pos: np.ndarray, tri: np.ndarray, ids: np.ndarray, out: np.ndarray) -> None:
     """out[b, i, j] = (u, v, z/w, id) for covered pixels, zeros elsewhere."""
     nb, h, w = ids.shape
@@ -85,7 +85,7 @@ def _bary_pixel_grad(pos: np.ndarray, tri: np.ndarray, b: int, f: int, px: float
         gpos[b, vk, 2] += gz * n[k] / wd
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def bary_backward(pos: np.ndarray, tri: np.ndarray, ids: np.ndarray, grad: np.ndarray, parts: np.ndarray) -> None:
     """d loss / d pos from d loss / d (u, v, z/w), summed per chunk of rows into parts (n, B, V, 4)."""
     nb, h, w = ids.shape
@@ -112,7 +112,7 @@ def bary_backward(pos: np.ndarray, tri: np.ndarray, ids: np.ndarray, grad: np.nd
                 _bary_pixel_grad(pos, tri, b, fid - 1, px, py, gu, gv, gz, m, n, dn, parts[ch])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def interp_forward(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray, out: np.ndarray) -> None:
     """out = u a0 + v a1 + (1 - u - v) a2 at covered pixels, zero elsewhere (attr (A, V, C), A = 1 or B)."""
     nb, h, w, _ = rast.shape
@@ -136,7 +136,7 @@ def interp_forward(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray, out: np.
                 out[b, i, j, c] = a2 + u * (attr[ab, v0, c] - a2) + v * (attr[ab, v1, c] - a2)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def interp_backward(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray, grad: np.ndarray,
                     parts: np.ndarray, grast: np.ndarray) -> None:
     """d loss / d attr summed per chunk of rows into parts (n, A, V, C); d loss / d (u, v) into grast."""
@@ -180,7 +180,7 @@ def _screen(pos: np.ndarray, b: int, v: int, h: int, w: int) -> tuple[float, flo
     return (pos[b, v, 0] / ws + 1.0) * 0.5 * w - 0.5, (pos[b, v, 1] / ws + 1.0) * 0.5 * h - 0.5, vw
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def aa_setup(pos: np.ndarray, tri: np.ndarray, opp: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-space vertices (B, V, 3: x, y, w) and silhouette flags of face edges (B, F, 3) per view."""
     nb, nv = pos.shape[0], pos.shape[1]
@@ -256,7 +256,7 @@ def _pair_event(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndar
     return False
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def aa_events(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndarray) -> np.ndarray:
     """Silhouette crossings: rows (b, pt, po, vi, vj, horiz, dirn, pal, pac, t), in row-major pair order."""
     nb, h, w, _ = rast.shape
@@ -291,7 +291,7 @@ def aa_events(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndarra
     return ev[keep]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def aa_forward(color: np.ndarray, ev: np.ndarray, out: np.ndarray) -> None:
     """out (flat pixels, C), already a copy of color, receives every event's blend."""
     nc = color.shape[1]
@@ -307,7 +307,7 @@ def aa_forward(color: np.ndarray, ev: np.ndarray, out: np.ndarray) -> None:
             out[tgt, c] += s * (color[src, c] - color[tgt, c])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def aa_backward(color: np.ndarray, ev: np.ndarray, pos: np.ndarray, grad: np.ndarray,
                 gcolor: np.ndarray, gpos: np.ndarray, h: int, w: int) -> None:
     """gcolor (a copy of grad) and gpos accumulate the events' gradients."""

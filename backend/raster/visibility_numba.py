@@ -19,7 +19,7 @@ from numba import njit, prange
 NF, NI = 12, 6
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def face_setup(pos: np.ndarray, tri: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Oriented edge functions, depth plane and pixel bbox of every (view, face)."""
     nb, nf = pos.shape[0], tri.shape[0]
@@ -90,7 +90,7 @@ def _inside(e: float, tie: int, k: int) -> bool:
     return e > 0.0 or (e == 0.0 and (tie >> k) & 1 == 1)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def raster_bands(sf: np.ndarray, si: np.ndarray, height: int, width: int, band: int) -> np.ndarray:
     """Visible triangle id + 1 per pixel (0 = empty), one parallel task per band of rows."""
     nb, nf = si.shape[0], si.shape[1]
@@ -143,7 +143,7 @@ def raster_bands(sf: np.ndarray, si: np.ndarray, height: int, width: int, band: 
     return out
 
 
-def visible_ids(pos: np.ndarray, tri: np.ndarray, height: int, width: int, band: int = 16) -> np.ndarray:
+def visible_ids(pos: np.ndarray, tri: np.ndarray, height: int, width: int, band: int = 32) -> np.ndarray:
     """(B, H, W) int32 visible triangle id + 1 (0 = empty) for clip-space pos (B, V, 4)."""
     pos64 = np.ascontiguousarray(pos, dtype=np.float64)
     tri32 = np.ascontiguousarray(tri, dtype=np.int32)
