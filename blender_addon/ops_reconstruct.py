@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -26,6 +27,8 @@ class ActiveJob:
         self.show_previews = show_previews
         self.cancel_requested = False
         self.preview_error = ""
+        self.last_print = 0.0
+        self.last_stage = ""
 
 
 _active: Optional[ActiveJob] = None
@@ -91,6 +94,18 @@ def _on_event(context, job: ActiveJob, ev: Event) -> None:
         except (OSError, ValueError) as exc:
             job.preview_error = str(exc)
     _update_status(context, job)
+    if bpy.app.background:
+        _print_progress(job)
+
+
+def _print_progress(job: ActiveJob, every_s: float = 10.0) -> None:
+    """Console progress for background runs: each new stage, and the step every few seconds."""
+    st = job.runner.state
+    now = time.monotonic()
+    if st.stage != job.last_stage or now - job.last_print >= every_s:
+        job.last_stage, job.last_print = st.stage, now
+        losses = f" [{st.losses_text()}]" if st.losses else ""
+        print(_status_line(job).replace(" (Esc to cancel)", "") + losses, flush=True)
 
 
 def stop_active_job() -> None:
