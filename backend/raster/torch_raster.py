@@ -1,9 +1,11 @@
 """Our rasterizer: fast non-differentiable visibility, then differentiable torch barycentrics.
 
-Barycentrics follow nvdiffrast: with clip-space vertices v_k = (x_k, y_k, w_k) and the pixel's
-NDC point p = (px, py, 1), the perspective-correct weights are b_k = (p . c_k) / (p . (c_0+c_1+c_2))
-with c_0 = v_1 x v_2, c_1 = v_2 x v_0, c_2 = v_0 x v_1; u = b_0, v = b_1, and z/w = p . g / det
-with g = sum_k z_k c_k and det = v_0 . c_0 (z/w is affine in screen space).
+Barycentrics follow nvdiffrast: u weighs vertex 0, v vertex 1, perspective-correct. With NDC vertex
+positions s_k = (x_k, y_k) / w_k and the pixel's NDC point p, the screen-space barycentrics are
+l_0 = (d x e_1) / A, l_1 = (e_0 x d) / A (e_k = s_k - s_2, d = p - s_2, A = e_0 x e_1), the
+perspective-correct ones b_k = (l_k / w_k) / sum_j (l_j / w_j), and z/w = sum_k l_k z_k / w_k.
+Working relative to a vertex keeps float32 accurate for small triangles (the numba CPU kernels
+evaluate the same function as clip-space triple products in float64).
 """
 from __future__ import annotations
 
@@ -15,18 +17,18 @@ from .topology import TopologyCache
 
 
 def face_coefficients(pos: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
-    """(B * F, 12) differentiable per-face rows [c_0, c_1, c_0 + c_1 + c_2, g / det]."""
+    """(B * F, 13) differentiable per-face rows [s_2, e_0, e_1, 1/A, 1/w_0..2, z/w_2, z/w_0 - z/w_2, z/w_1 - z/w_2]."""
     v = pos[:, tri.long()]                                      # (B, F, 3, 4)
-    xyw = v[..., [0, 1, 3]]
-    v0, v1, v2 = xyw[..., 0, :], xyw[..., 1, :], xyw[..., 2, :]
-    c0 = torch.linalg.cross(v1, v2)
-    c1 = torch.linalg.cross(v2, v0)
-    c2 = torch.linalg.cross(v0, v1)
-    det = (v0 * c0).sum(-1, keepdim=True)
-    det = torch.where(det == 0, torch.ones_like(det), det)
-    z = v[..., 2]
-    g = (z[..., 0:1] * c0 + z[..., 1:2] * c1 + z[..., 2:3] * c2) / det
-    return torch.cat([c0, c1, c0 + c1 + c2, g], dim=-1).reshape(-1, 12)
+    w = v[..., 3]
+    inv_w = 1.0 / torch.where(w > 0, w, torch.ones_like(w))
+    s = v[..., :2] * inv_w[..., None]
+    zc = v[..., 2] * inv_w
+    e0 = s[..., 0, :] - s[..., 2, :]
+    e1 = s[..., 1, :] - s[..., 2, :]
+    area = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
+    inv_a = 1.0 / torch.where(area != 0, area, torch.ones_like(area))
+    rows = [s[..., 2, :], e0, e1, inv_a[..., None], inv_w, zc[..., 2:3], (zc[..., :2] - zc[..., 2:3])]
+    return torch.cat(rows, dim=-1).reshape(-1, 13)
 
 
 def covered(rast: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,12 +82,19 @@ class TorchRasterizer:
         b = pix // (h * w)
         px = ((2 * (rest % w) + 1).to(pos.dtype) / w - 1.0)
         py = ((2 * (rest // w) + 1).to(pos.dtype) / h - 1.0)
-        coef = face_coefficients(pos, tri)[b * nf + face]       # (N, 12)
-        c = coef.reshape(-1, 4, 3)
-        dots = c[..., 0] * px[:, None] + c[..., 1] * py[:, None] + c[..., 2]   # (N, 4)
-        u = dots[:, 0] / dots[:, 2]
-        v = dots[:, 1] / dots[:, 2]
-        vals = torch.stack([u, v, dots[:, 3], (face + 1).to(pos.dtype)], dim=-1)
+        c = face_coefficients(pos, tri)[b * nf + face]          # (N, 13)
+        dx = px - c[:, 0]
+        dy = py - c[:, 1]
+        l0 = (dx * c[:, 5] - dy * c[:, 4]) * c[:, 6]
+        l1 = (c[:, 2] * dy - c[:, 3] * dx) * c[:, 6]
+        q0 = l0 * c[:, 7]
+        q1 = l1 * c[:, 8]
+        q2 = (1.0 - l0 - l1) * c[:, 9]
+        qs = q0 + q1 + q2
+        u = q0 / qs
+        v = q1 / qs
+        zw = c[:, 10] + l0 * c[:, 11] + l1 * c[:, 12]
+        vals = torch.stack([u, v, zw, (face + 1).to(pos.dtype)], dim=-1)
         out = torch.zeros((nb * h * w, 4), dtype=pos.dtype, device=pos.device)
         out = out.index_put((pix,), vals)
         return out.reshape(nb, h, w, 4)
