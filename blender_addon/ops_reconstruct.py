@@ -1,6 +1,4 @@
 """The Reconstruct and Cancel operators: gather, run the backend (modal or blocking), import."""
-from __future__ import annotations
-
 import shutil
 import time
 from pathlib import Path
@@ -137,7 +135,7 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
     preview_every: IntProperty(name="Preview Every", default=50, min=0, options={"SKIP_SAVE"},
                                description="Steps between preview meshes (0: none)")
 
-    _job: Optional[ActiveJob] = None
+    _job = None
     _timer = None
 
     def _fail(self, message: str, hint: str = "") -> set:

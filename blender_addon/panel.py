@@ -1,6 +1,4 @@
 """The Photomesh tab of the 3D viewport sidebar: inputs, quality, Reconstruct, live progress."""
-from __future__ import annotations
-
 import bpy
 
 from .gather import describe_image, folder_matches, selected_cameras

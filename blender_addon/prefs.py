@@ -1,6 +1,4 @@
 """Add-on preferences: the backend Python, 'Set up backend' and 'Check backend'."""
-from __future__ import annotations
-
 import sys
 from typing import Optional
 
@@ -72,9 +70,9 @@ class PHOTOMESH_OT_setup_backend(bpy.types.Operator):
     bl_idname = "photomesh.setup_backend"
     bl_label = "Set Up Backend"
 
-    _steps: list = []
+    _steps = []
     _index = 0
-    _proc: Optional[LineProcess] = None
+    _proc = None
     _timer = None
 
     def _plan(self) -> list:

@@ -1,6 +1,4 @@
 """Scene settings of a reconstruction and the window-manager status of the running job."""
-from __future__ import annotations
-
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
                        StringProperty)
