@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Everything GPU-side in one call on a lent GPU machine (see README.md beside this file):
+#   setup    install the carried wheels (.whl/) and build nvdiffrast's CUDA plugin
+#   parity   tests/test_gpu_parity.py (ours vs nvdiffrast) + tests/test_raster.py
+#   raster   benchmarks/gpu/bench_raster_gpu.py (both rasterizers, 49 views, 800x600 and 1600x1200)
+#   pipeline python -m backend.bench --gpu (only when backend/bench.py exists)
+# Usage: benchmarks/gpu/run_all.sh [step ...]   (default: all four). Results go to $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT="${OUT:-$PWD/bench_out/gpu}"
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-/tmp/torch_extensions}"
+PY="${PYTHON:-python3}"
+LOG="$OUT/run_all.log"
+STEPS=("$@")
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(setup parity raster pipeline)
+status=0
+
+say() { echo "[run_all $(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    >>"$LOG" 2>&1 || say "wheel install failed (see above)"
+  export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  say "no .whl/ folder: nvdiffrast must already be installed"
+fi
+
+for step in "${STEPS[@]}"; do
+  case "$step" in
+    setup)
+      say "setup: torch, GPU, nvdiffrast build"
+      timeout 300 "$PY" - >>"$LOG" 2>&1 <<'PYEOF' || { say "setup failed"; status=1; }
+import time, torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))
+t = time.time()
+import nvdiffrast.torch as dr
+dr.RasterizeCudaContext()
+print(f"nvdiffrast ready in {time.time() - t:.1f} s")
+PYEOF
+      ;;
+    parity)
+      say "parity tests"
+      rm -f "$OUT/parity.json"
+      RASTER_PARITY_JSON="$OUT/parity.json" timeout 420 "$PY" -m pytest -q -p no:cacheprovider \
+        tests/test_gpu_parity.py tests/test_raster.py >"$OUT/parity_pytest.log" 2>&1 || status=1
+      tail -n 15 "$OUT/parity_pytest.log" | tee -a "$LOG"
+      ;;
+    raster)
+      say "raster benchmark"
+      timeout 420 "$PY" benchmarks/gpu/bench_raster_gpu.py --json "$OUT/raster_gpu.json" 2>&1 | tee -a "$LOG" \
+        || status=1
+      ;;
+    pipeline)
+      if [ -f backend/bench.py ]; then
+        say "pipeline benchmark: python -m backend.bench --gpu --json $OUT/pipeline_gpu.json"
+        timeout 540 "$PY" -m backend.bench --gpu --json "$OUT/pipeline_gpu.json" >"$OUT/pipeline_gpu.log" 2>&1 \
+          || status=1
+        tail -n 20 "$OUT/pipeline_gpu.log" | tee -a "$LOG"
+      else
+        say "backend/bench.py not present: pipeline benchmark skipped"
+      fi
+      ;;
+    *)
+      say "unknown step $step (use setup, parity, raster, pipeline)"; status=2 ;;
+  esac
+done
+say "done, status $status"
+exit $status
