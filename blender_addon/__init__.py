@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 bl_info = {
     "name": "Photomesh",
@@ -29,20 +28,9 @@ MODULES = (
 _loaded: list = []
 
 
-def _module_exists(name: str) -> bool:
-    """True when the add-on folder holds the module `name`.py."""
-    return (Path(__file__).parent / f"{name}.py").is_file()
-
-
 def _modules() -> list:
-    """Import (or reload) the add-on modules listed in MODULES that exist."""
-    mods = []
-    for name in MODULES:
-        if not _module_exists(name):
-            continue
-        mod = importlib.import_module(f".{name}", __package__)
-        mods.append(mod)
-    return mods
+    """Import the add-on modules in MODULES order (lazily, so the pure modules import without bpy)."""
+    return [importlib.import_module(f".{name}", __package__) for name in MODULES]
 
 
 def register() -> None:
@@ -50,12 +38,16 @@ def register() -> None:
     import bpy
 
     _loaded.clear()
-    for mod in _modules():
-        for cls in getattr(mod, "CLASSES", ()):
-            bpy.utils.register_class(cls)
-        if hasattr(mod, "register_extra"):
-            mod.register_extra()
-        _loaded.append(mod)
+    try:
+        for mod in _modules():
+            _loaded.append(mod)
+            for cls in getattr(mod, "CLASSES", ()):
+                bpy.utils.register_class(cls)
+            if hasattr(mod, "register_extra"):
+                mod.register_extra()
+    except Exception:
+        unregister()
+        raise
 
 
 def unregister() -> None:
@@ -64,8 +56,11 @@ def unregister() -> None:
 
     for mod in reversed(_loaded):
         if hasattr(mod, "unregister_extra"):
-            mod.unregister_extra()
+            try:
+                mod.unregister_extra()
+            except (AttributeError, RuntimeError):
+                pass
         for cls in reversed(getattr(mod, "CLASSES", ())):
-            if getattr(cls, "is_registered", True):
+            if getattr(cls, "is_registered", False):
                 bpy.utils.unregister_class(cls)
     _loaded.clear()

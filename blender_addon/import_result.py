@@ -10,6 +10,7 @@ import numpy as np
 
 from .job_spec import GatherError
 from .mesh_io import MeshData, read_mesh
+from .ops_symmetry import add_symmetry_plane
 
 SYMMETRY_PROPERTY = "symmetry_plane"
 
@@ -111,10 +112,6 @@ def _add_symmetry_plane(context, obj, plane: dict) -> None:
     """Store the plane as a custom property and add the plane object (another engineer's module)."""
     obj[SYMMETRY_PROPERTY] = {"point": list(plane["point"]), "normal": list(plane["normal"]),
                               "score": float(plane["score"])}
-    try:
-        from .ops_symmetry import add_symmetry_plane
-    except ImportError:
-        return
     add_symmetry_plane(context, obj, plane)
 
 

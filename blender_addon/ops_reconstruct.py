@@ -122,7 +122,7 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
 
     bl_idname = "photomesh.reconstruct"
     bl_label = "Reconstruct"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER", "UNDO"}
 
     work_dir: StringProperty(name="Work Folder", options={"SKIP_SAVE"},
                              description="Folder for the job and result folders (default: preferences or temp)")
