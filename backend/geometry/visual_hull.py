@@ -56,13 +56,8 @@ def _sample_mask(sil: Silhouette, points: np.ndarray) -> np.ndarray:
     return vals
 
 
-def carve(sils: list[Silhouette], lo: np.ndarray, hi: np.ndarray, res: int, tolerance: int = 0) -> np.ndarray:
-    """Soft occupancy (res, res, res) on a grid spanning [lo, hi]: the (tolerance+1)-th smallest mask value.
-
-    tolerance = number of views allowed to disagree (a voxel outside their mask still survives).
-    """
-    axes = [np.linspace(lo[i], hi[i], res) for i in range(3)]
-    pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+def _kth_smallest(sils: list[Silhouette], pts: np.ndarray, tolerance: int) -> np.ndarray:
+    """Per point, the (tolerance+1)-th smallest mask value over the views."""
     k = min(tolerance, len(sils) - 1) + 1
     smallest = np.full((k, len(pts)), np.inf, dtype=np.float32)
     for sil in sils:
@@ -71,7 +66,42 @@ def carve(sils: list[Silhouette], lo: np.ndarray, hi: np.ndarray, res: int, tole
             lower = np.minimum(smallest[j], val)
             val = np.maximum(smallest[j], val)
             smallest[j] = lower
-    return smallest[k - 1].reshape(res, res, res)
+    return smallest[k - 1]
+
+
+def _grid(lo: np.ndarray, hi: np.ndarray, res: int) -> list[np.ndarray]:
+    """Axis coordinates of a res^3 grid spanning [lo, hi]."""
+    return [np.linspace(lo[i], hi[i], res) for i in range(3)]
+
+
+def carve(sils: list[Silhouette], lo: np.ndarray, hi: np.ndarray, res: int, tolerance: int = 0) -> np.ndarray:
+    """Soft occupancy (res, res, res) on a grid spanning [lo, hi]: the (tolerance+1)-th smallest mask value.
+
+    tolerance = number of views allowed to disagree (a voxel outside their mask still survives).
+    Grids above 48^3 are carved coarse to fine: only cells where a half-resolution grid changes
+    (and their neighbours) are evaluated at full resolution; res is rounded up to an odd number.
+    """
+    if res <= 48:
+        pts = np.stack(np.meshgrid(*_grid(lo, hi, res), indexing="ij"), axis=-1).reshape(-1, 3)
+        return _kth_smallest(sils, pts, tolerance).reshape(res, res, res)
+    rc = (res + 2) // 2
+    rf = 2 * rc - 1
+    coarse = carve(sils, lo, hi, rc, tolerance) > 0.5
+    corners = [coarse[a:rc - 1 + a, b:rc - 1 + b, c:rc - 1 + c] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+    mixed = np.logical_or.reduce(corners) & ~np.logical_and.reduce(corners)
+    mixed = binary_dilation(mixed, iterations=1)
+    fine = np.repeat(np.repeat(np.repeat(coarse, 2, 0), 2, 1), 2, 2)[:rf, :rf, :rf].astype(np.float32)
+    todo = np.zeros((rf, rf, rf), dtype=bool)
+    cells = np.argwhere(mixed) * 2
+    for a in range(3):
+        for b in range(3):
+            for c in range(3):
+                todo[cells[:, 0] + a, cells[:, 1] + b, cells[:, 2] + c] = True
+    idx = np.argwhere(todo)
+    axes = _grid(lo, hi, rf)
+    pts = np.stack([axes[0][idx[:, 0]], axes[1][idx[:, 1]], axes[2][idx[:, 2]]], axis=1)
+    fine[todo] = _kth_smallest(sils, pts, tolerance)
+    return fine
 
 
 def look_at_point(sils: list[Silhouette]) -> np.ndarray:
@@ -92,8 +122,7 @@ def _occupied_bounds(occ: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[n
     idx = np.argwhere(occ > 0.5)
     if len(idx) < 8:
         return None
-    res = occ.shape[0]
-    step = (hi - lo) / (res - 1)
+    step = (hi - lo) / (occ.shape[0] - 1)
     return lo + (idx.min(axis=0) - 1) * step, lo + (idx.max(axis=0) + 1) * step
 
 
@@ -177,8 +206,8 @@ def visual_hull(views: list, bbox: tuple[np.ndarray, np.ndarray] | None = None, 
     occ = carve(sils, lo, hi, res, tolerance)
     if (occ > 0.5).sum() < 8:
         raise empty_hull_error(sils, tolerance)
+    step = (hi - lo) / (occ.shape[0] - 1)
     occ = np.pad(occ, 1, constant_values=0.0)
-    step = (hi - lo) / (res - 1)
     verts, faces, _, _ = marching_cubes(occ, level=0.5, spacing=tuple(step))
     verts = verts - step + lo
     faces = faces[:, ::-1]

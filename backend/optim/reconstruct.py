@@ -150,20 +150,20 @@ class Optimizer:
         nc = normal_consistency_loss(self.v, self.f_long, self.topo)
         wt = self.weights
         loss = wt["mask"] * total_mask + wt["shading"] * total_shade + wt["laplacian"] * lap + wt["normal"] * nc
-        losses = {"mask": float(total_mask), "shading": float(total_shade), "laplacian": float(lap),
-                  "normal": float(nc)}
+        losses = {"mask": total_mask.item(), "shading": total_shade.item(), "laplacian": lap.item(),
+                  "normal": nc.item()}
         if self.plane is not None:
             from backend.post.symmetry import mirror_loss
 
             sym = mirror_loss(self.v, self.plane)
             loss = loss + wt["symmetry"] * sym
-            losses["symmetry"] = float(sym)
+            losses["symmetry"] = sym.item()
         self.v_opt.zero_grad(set_to_none=True)
         self.shader_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.v_opt.step()
         self.shader_opt.step()
-        losses["total"] = float(loss)
+        losses["total"] = loss.item()
         return losses
 
     def after_remesh(self) -> None:
@@ -225,6 +225,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
     try:
         rasterizer = get_rasterizer(settings["rasterizer"], settings["device"])
         device = rasterizer.device
+        if device.type == "cpu":
+            torch.set_num_threads(1)
         reporter.log(f"device {device}, rasterizer {rasterizer.name}")
 
         reporter.stage("visual_hull")
