@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .base import RasterizerUnavailable
+from .topology import TopologyCache
 
 INSTALL_HINT = ("install it with `pip install diffrp-nvdiffrast` (needs a CUDA build of torch and the CUDA "
                 "toolkit with nvcc; it compiles at first use), or use rasterizer 'torch'")
@@ -29,7 +30,8 @@ class NvdiffrastRasterizer:
         if self.device.type != "cuda":
             raise RasterizerUnavailable(f"nvdiffrast needs a CUDA device, got {self.device}; use rasterizer 'torch'")
         self._ctx = self._dr.RasterizeCudaContext(device=self.device)
-        self._topology: dict[tuple, torch.Tensor] = {}
+        self._topology = TopologyCache(lambda tri: self._dr.antialias_construct_topology_hash(
+            tri.to(torch.int32).contiguous()))
 
     def rasterize(self, pos: torch.Tensor, tri: torch.Tensor, resolution: tuple[int, int]) -> torch.Tensor:
         """rast (B, H, W, 4) = (u, v, z/w, triangle_id + 1)."""
@@ -45,9 +47,5 @@ class NvdiffrastRasterizer:
     def antialias(self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
         """nvdiffrast's analytic antialiasing, with the topology hash cached per triangle tensor."""
         tri32 = tri.to(torch.int32).contiguous()
-        key = (tri.data_ptr(), tuple(tri.shape), tri._version)
-        topo = self._topology.get(key)
-        if topo is None:
-            topo = self._dr.antialias_construct_topology_hash(tri32)
-            self._topology = {key: topo}
+        topo = self._topology.get(tri)
         return self._dr.antialias(color.contiguous(), rast, pos.contiguous(), tri32, topology_hash=topo)

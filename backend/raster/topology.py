@@ -1,6 +1,8 @@
 """Mesh edge topology for silhouette detection: the vertex opposite each triangle edge."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 
 BOUNDARY = -1
@@ -47,22 +49,23 @@ def opposite_vertices(tri: torch.Tensor) -> torch.Tensor:
 
 
 class TopologyCache:
-    """Remembers opposite_vertices for the last triangle tensor seen."""
+    """Remembers build(tri) (default: opposite_vertices) for the last triangle tensor seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, build: Callable[[torch.Tensor], Any] = opposite_vertices) -> None:
+        self._build = build
         self._tri: torch.Tensor | None = None
         self._ref: torch.Tensor | None = None
         self._version = -1
-        self._value: torch.Tensor | None = None
+        self._value: Any = None
 
-    def get(self, tri: torch.Tensor) -> torch.Tensor:
-        """Opposite vertices of tri, recomputed only when its contents change."""
+    def get(self, tri: torch.Tensor) -> Any:
+        """build(tri), recomputed only when the contents of tri change."""
         if self._value is not None and self._ref is tri and self._version == tri._version:
             return self._value
         same = (self._value is not None and self._tri is not None and self._tri.shape == tri.shape
                 and self._tri.device == tri.device and bool(torch.equal(self._tri, tri)))
         if not same:
-            self._value = opposite_vertices(tri)
+            self._value = self._build(tri)
             self._tri = tri.detach().clone()
         self._ref = tri
         self._version = tri._version
