@@ -337,3 +337,11 @@ def test_preview_survives_user_deletion(tmp_path: Path) -> None:
     prev.remove()
     assert "Job_preview" not in bpy.data.objects
     assert not [m for m in bpy.data.meshes if m.name.startswith("Job_preview") and m.users]
+
+
+def test_check_backend_reports_torch_and_rasterizer() -> None:
+    from blender_addon import prefs
+    _prefs().python_path = sys.executable
+    assert bpy.ops.photomesh.check_backend() == {"FINISHED"}
+    assert prefs.STATE["check_ok"] is True
+    assert "torch" in prefs.STATE["check"] and "rasterizers: torch" in prefs.STATE["check"]
