@@ -61,7 +61,7 @@ def build_scene(n_cameras: int, size: int, samples: int) -> bpy.types.Object:
         a = 2 * math.pi * i / n_cameras
         cam = bpy.data.objects.new(f"Cam.{i:03d}", bpy.data.cameras.new(f"Cam.{i:03d}"))
         scene.collection.objects.link(cam)
-        cam.data.lens = 50
+        cam.data.lens = 80
         r, z = (4.0, 0.4) if ring == 0 else (3.6, 2.0)
         cam.location = (r * math.cos(a), r * math.sin(a), z)
         cam.rotation_euler = (-cam.location).to_track_quat("-Z", "Y").to_euler()
@@ -89,9 +89,10 @@ def world_triangles(obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     return v, f.reshape(-1, 3)
 
 
-def render_view(camera, path: Path, hide: list, samples: int) -> np.ndarray:
-    """Render the scene from camera with some objects hidden; (H, W, 4) uint8 RGBA."""
+def render_view(camera, path: Path, hide: list, samples: int, size: int) -> np.ndarray:
+    """Render the scene from camera at size x size px with some objects hidden; (H, W, 4) uint8 RGBA."""
     scene = bpy.context.scene
+    scene.render.resolution_x = scene.render.resolution_y = size
     for o in hide:
         o.hide_render = True
     scene.camera = camera
@@ -156,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = compare_meshes(va, fa, vb, fb)
     cam = bpy.data.objects["Cam.001"]
     plane_objs = [o for o in recon.children]
-    input_view = render_view(cam, out / "input_view.png", [recon, *plane_objs], args.samples)
-    recon_view = render_view(cam, out / "reconstruction_view.png", [suzanne, *plane_objs], args.samples)
+    size = max(args.size, 384)
+    input_view = render_view(cam, out / "input_view.png", [recon, *plane_objs], args.samples, size)
+    recon_view = render_view(cam, out / "reconstruction_view.png", [suzanne, *plane_objs], args.samples, size)
     write_png(out / "comparison.png", side_by_side(input_view, recon_view))
     for name in ("input_view.png", "reconstruction_view.png"):
         (out / name).unlink()

@@ -212,6 +212,8 @@ with open(os.path.join(out, "mesh.obj"), "w") as fh:
     fh.write("mtllib mesh.mtl\n" + "".join("v %g %g %g\n" % p for p in V))
     fh.write("vt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n")
     fh.write("".join("f %d/%d %d/%d %d/%d\n" % (a+1, a+1, b+1, b+1, c+1, c+1) for a, b, c in F))
+    if mode == "badmesh":
+        fh.write("f 1 2 99\n")
 with open(os.path.join(out, "mesh.mtl"), "w") as fh:
     fh.write("newmtl material0\nmap_Kd texture.png\n")
 import zlib, struct
@@ -266,7 +268,8 @@ def test_operator_imports_result_with_uv_material_symmetry(fake_python: Path, mo
 
 @pytest.mark.parametrize("mode,expected", [("error", "the mask is empty Check the image's alpha"),
                                            ("crash", "exit code 3.*segfault-ish death"),
-                                           ("hang", "wrote nothing")])
+                                           ("hang", "wrote nothing"),
+                                           ("badmesh", "Could not import the result.*does not exist")])
 def test_operator_backend_failures(fake_python: Path, monkeypatch, mode: str, expected: str) -> None:
     monkeypatch.setenv("FAKE_MODE", mode)
     _scene_with_cameras()
@@ -345,3 +348,34 @@ def test_check_backend_reports_torch_and_rasterizer() -> None:
     assert bpy.ops.photomesh.check_backend() == {"FINISHED"}
     assert prefs.STATE["check_ok"] is True
     assert "torch" in prefs.STATE["check"] and "rasterizers: torch" in prefs.STATE["check"]
+
+
+def test_gather_image_and_mask_folders(tmp_path: Path) -> None:
+    from blender_addon.gather import gather_job
+    from blender_addon.png_io import write_png
+    s = bpy.context.scene.photomesh
+    cams = add_camera_ring(2)
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    for cam in cams:
+        img = bpy.data.images.new("tmp", 64, 48)
+        img.pixels.foreach_set(np.tile([0.2, 0.4, 0.6, 1.0], 64 * 48).astype(np.float32))
+        img.filepath_raw = str(photos / f"{cam.name}.jpg")
+        img.file_format = "JPEG"
+        img.save()
+        bpy.data.images.remove(img)
+        m = np.zeros((48, 64), dtype=np.uint8)
+        m[10:30, 20:40] = 255
+        write_png(masks / f"IMG_{cam.name}_mask.png", m)
+    s.image_source, s.image_folder = "FOLDER", str(photos)
+    s.mask_source, s.mask_folder = "FOLDER", str(masks)
+    job = gather_job(bpy.context, s, tmp_path / "job")
+    for v in job["views"]:
+        assert v["mask"] == f"masks/{v['name']}.png"
+        assert png_info(tmp_path / "job" / v["image"]) == (64, 48, 8, 3)
+        assert png_info(tmp_path / "job" / v["mask"])[:2] == (64, 48)
+    data = (tmp_path / "job" / job["views"][0]["image"])
+    img = bpy.data.images.load(str(data))
+    px = np.array(img.pixels[:]).reshape(48, 64, 4)
+    assert np.allclose(px[24, 32, :3], [0.2, 0.4, 0.6], atol=0.03)
