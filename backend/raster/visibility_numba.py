@@ -90,6 +90,16 @@ def _inside(e: float, tie: int, k: int) -> bool:
     return e > 0.0 or (e == 0.0 and (tie >> k) & 1 == 1)
 
 
+@njit(inline="always")
+def _inside3(sf: np.ndarray, b: int, f: int, tie: int, x: int, y: int) -> bool:
+    """Whether pixel (x, y) passes all three edge tests of face f."""
+    for k in range(3):
+        e = sf[b, f, 3 * k] * x + sf[b, f, 3 * k + 1] * y + sf[b, f, 3 * k + 2]
+        if not _inside(e, tie, k):
+            return False
+    return True
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def raster_bands(sf: np.ndarray, si: np.ndarray, height: int, width: int, band: int) -> np.ndarray:
     """Visible triangle id + 1 per pixel (0 = empty), one parallel task per band of rows."""
@@ -111,9 +121,6 @@ def raster_bands(sf: np.ndarray, si: np.ndarray, height: int, width: int, band: 
             bx0 = si[b, f, 1]
             bx1 = si[b, f, 2]
             tie = si[b, f, 5]
-            a0, b0, c0 = sf[b, f, 0], sf[b, f, 1], sf[b, f, 2]
-            a1, b1, c1 = sf[b, f, 3], sf[b, f, 4], sf[b, f, 5]
-            a2, b2, c2 = sf[b, f, 6], sf[b, f, 7], sf[b, f, 8]
             za, zb, zc = sf[b, f, 9], sf[b, f, 10], sf[b, f, 11]
             for y in range(y0, y1 + 1):
                 lo = float(bx0)
@@ -127,14 +134,17 @@ def raster_bands(sf: np.ndarray, si: np.ndarray, height: int, width: int, band: 
                         hi = min(hi, math.ceil(-r / a) + 1.0)
                     elif r < 0.0:
                         hi = lo - 1.0
-                for x in range(int(lo), int(hi) + 1):
-                    if not _inside(a0 * x + b0 * y + c0, tie, 0):
-                        continue
-                    if not _inside(a1 * x + b1 * y + c1, tie, 1):
-                        continue
-                    if not _inside(a2 * x + b2 * y + c2, tie, 2):
-                        continue
-                    z = za * x + zb * y + zc
+                x0 = int(lo)
+                x1 = int(hi)
+                # Each edge test is monotone along a row (rounding is monotone), so the covered pixels
+                # form one interval: find its ends with exact tests, then only depth-test inside it.
+                while x0 <= x1 and not _inside3(sf, b, f, tie, x0, y):
+                    x0 += 1
+                while x1 >= x0 and not _inside3(sf, b, f, tie, x1, y):
+                    x1 -= 1
+                zrow = zb * y + zc
+                for x in range(x0, x1 + 1):
+                    z = za * x + zrow
                     if z < -1.0 or z > 1.0:
                         continue
                     if z < zbuf[y - r0, x]:
@@ -143,10 +153,15 @@ def raster_bands(sf: np.ndarray, si: np.ndarray, height: int, width: int, band: 
     return out
 
 
-def visible_ids(pos: np.ndarray, tri: np.ndarray, height: int, width: int, band: int = 32) -> np.ndarray:
-    """(B, H, W) int32 visible triangle id + 1 (0 = empty) for clip-space pos (B, V, 4)."""
+def visible_ids(pos: np.ndarray, tri: np.ndarray, height: int, width: int, band: int = 0) -> np.ndarray:
+    """(B, H, W) int32 visible triangle id + 1 (0 = empty) for clip-space pos (B, V, 4).
+
+    band: rows per parallel task; 0 picks about four tasks per thread, 8 to 64 rows each.
+    """
     pos64 = np.ascontiguousarray(pos, dtype=np.float64)
     tri32 = np.ascontiguousarray(tri, dtype=np.int32)
+    if band <= 0:
+        band = max(8, min(64, -(-pos64.shape[0] * int(height) // (4 * numba.get_num_threads()))))
     sf, si = face_setup(pos64, tri32, int(height), int(width))
     return raster_bands(sf, si, int(height), int(width), int(band))
 
