@@ -1,4 +1,5 @@
 """The Reconstruct and Cancel operators: gather, run the backend (modal or blocking), import."""
+import atexit
 import shutil
 import time
 from pathlib import Path
@@ -209,9 +210,14 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
         job = self._prepare(context)
         if job is None:
             return {"CANCELLED"}
-        outcome = job.runner.wait(on_event=lambda ev: _on_event(context, job, ev),
-                                  should_cancel=lambda: job.cancel_requested,
-                                  timeout_s=self.timeout or None)
+        try:
+            outcome = job.runner.wait(on_event=lambda ev: _on_event(context, job, ev),
+                                      should_cancel=lambda: job.cancel_requested,
+                                      timeout_s=self.timeout or None)
+        except BaseException:
+            stop_active_job()
+            _clear_status(context)
+            raise
         return self._finish(context, job, outcome)
 
     def invoke(self, context, event) -> set:
@@ -269,6 +275,12 @@ class PHOTOMESH_OT_cancel(bpy.types.Operator):
 CLASSES = (PHOTOMESH_OT_reconstruct, PHOTOMESH_OT_cancel)
 
 
+def register_extra() -> None:
+    """Make sure no backend outlives Blender."""
+    atexit.register(stop_active_job)
+
+
 def unregister_extra() -> None:
     """Stop a running job so no process outlives the add-on."""
+    atexit.unregister(stop_active_job)
     stop_active_job()

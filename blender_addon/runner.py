@@ -289,6 +289,16 @@ class BackendRunner:
         """Block until the run ends, calling on_event for each event; timeout_s cancels it as hung."""
         if self.process.proc is None:
             self.start()
+        try:
+            self._wait_loop(on_event, should_cancel, timeout_s, poll_s)
+        except BaseException:
+            self.cancel()
+            raise
+        return self.outcome()
+
+    def _wait_loop(self, on_event: Optional[Callable[[Event], None]], should_cancel: Optional[Callable[[], bool]],
+                   timeout_s: Optional[float], poll_s: float) -> None:
+        """The body of wait(): poll until finished."""
         while not self.finished:
             for ev in self.poll(poll_s):
                 if on_event is not None:
@@ -299,7 +309,6 @@ class BackendRunner:
                 self._hung = True
                 self.idle_timeout_s = timeout_s
                 self.process.terminate()
-        return self.outcome()
 
 
 def default_python() -> str:

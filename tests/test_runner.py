@@ -209,3 +209,22 @@ def test_backend_environment_imports_backend_root(tmp_path: Path) -> None:
     assert data["argv"] == ["reconstruct", str(tmp_path / "job"), "--out", str(tmp_path / "out"), "--json"]
     assert Path(data["cwd"]).resolve() == tmp_path.resolve()
     assert json.loads(json.dumps(data))["type"] == "done"
+
+
+def test_exception_in_callback_stops_the_process(tmp_path: Path) -> None:
+    r = _runner(tmp_path, """
+while True:
+    print(json.dumps({"type": "stage", "name": "optimize"}), flush=True)
+    time.sleep(0.05)
+""")
+
+    def boom(ev) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        r.wait(on_event=boom, timeout_s=30)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the interrupt should propagate")
+    assert r.process.returncode is not None
