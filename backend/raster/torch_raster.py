@@ -72,6 +72,7 @@ class TorchRasterizer:
             raise ValueError(f"pos must be (B, V, 4) clip-space positions, got {tuple(pos.shape)}")
         nb, nf = pos.shape[0], tri.shape[0]
         h, w = int(resolution[0]), int(resolution[1])
+        tri = tri.to(pos.device)
         if self.kernels == "numba":
             tri32 = tri.to(torch.int32)
             return cpu_functions.Barycentrics.apply(pos, tri32, self.visible_ids(pos, tri32, (h, w)))
@@ -104,6 +105,7 @@ class TorchRasterizer:
         nb, h, w, _ = rast.shape
         if attr.dim() == 2:
             attr = attr[None]
+        tri = tri.to(rast.device)
         if self.kernels == "numba":
             return cpu_functions.Interpolate.apply(attr, rast, tri.to(torch.int32))
         na, nv, nc = attr.shape
@@ -121,6 +123,7 @@ class TorchRasterizer:
 
     def antialias(self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
         """Analytic silhouette antialiasing (nvdiffrast semantics); gradients flow to color and pos."""
+        tri = tri.to(pos.device)
         opp = self._topology.get(tri)
         if self.kernels == "numba":
             return cpu_functions.Antialias.apply(color, rast, pos, tri.to(torch.int32), opp)

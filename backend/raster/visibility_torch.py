@@ -59,10 +59,15 @@ def face_setup(pos: torch.Tensor, tri: torch.Tensor, height: int, width: int) ->
 
 @torch.no_grad()
 def visible_ids(pos: torch.Tensor, tri: torch.Tensor, height: int, width: int,
-                chunk: int = 1 << 22) -> torch.Tensor:
-    """(B, H, W) int32 visible triangle id + 1 (0 = empty), computed on pos's device."""
+                chunk: int | None = None) -> torch.Tensor:
+    """(B, H, W) int32 visible triangle id + 1 (0 = empty), computed on pos's device.
+
+    chunk: (face, pixel) candidates per step; default 2^25 on CUDA (a few GB), else 2^22.
+    """
     nb, nf = pos.shape[0], tri.shape[0]
     dev = pos.device
+    if chunk is None:
+        chunk = 1 << 25 if dev.type == "cuda" else 1 << 22
     setup = face_setup(pos, tri, height, width)
     keys = torch.full((nb * height * width,), _EMPTY, dtype=torch.int64, device=dev)
     flat = setup["ok"].reshape(-1).nonzero().squeeze(1)         # (b * F + f) of candidate faces
