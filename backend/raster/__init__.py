@@ -1,6 +1,8 @@
 """Rasterizer layer: nvdiffrast semantics, with our own torch implementation for any device."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from .base import Rasterizer, RasterizerUnavailable
@@ -49,6 +51,9 @@ def get_rasterizer(name: str = "auto", device: str | torch.device = "auto") -> R
     if name == "auto":
         if dev.type == "cuda" and nvdiffrast_available():
             from .nvdiffrast_raster import NvdiffrastRasterizer
-            return NvdiffrastRasterizer(dev)
+            try:
+                return NvdiffrastRasterizer(dev)
+            except Exception as exc:  # e.g. its CUDA plugin fails to compile: ours still works
+                logging.getLogger(__name__).warning("nvdiffrast unusable (%s); using the torch rasterizer", exc)
         return TorchRasterizer(dev)
     raise ValueError(f"unknown rasterizer {name!r}: use 'auto', 'torch' or 'nvdiffrast'")
