@@ -58,6 +58,7 @@ def settings_overrides(args: argparse.Namespace) -> dict:
 def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     """Load, reconstruct, write the result folder; errors become protocol lines."""
     from backend.io.detect import load_any
+    from backend.io.validate import validate_scene
 
     reporter.stage("load")
     if args.iterations is not None and args.iterations < 1:
@@ -67,6 +68,7 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
         raise JobError(f"job folder {args.job} does not exist", "Give the folder that holds job.json.")
     scene = load_any(args.job)
     scene.settings.update(settings_overrides(args))
+    validate_scene(scene)
     from backend.optim.reconstruct import reconstruct
 
     reconstruct(scene, args.out, reporter, preview_every=args.preview_every)

@@ -10,6 +10,13 @@ from pathlib import Path
 import numpy as np
 
 
+def _umask() -> int:
+    """The process umask (read without changing it for long)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file through a temporary sibling and os.replace."""
     path = Path(path)
@@ -18,6 +25,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -91,6 +99,7 @@ class ResultWriter:
         if previews.exists():
             shutil.rmtree(previews)
         self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.tmp-", dir=self.out_dir.parent))
+        os.chmod(self.staging, 0o777 & ~_umask())
 
     def write_preview(self, step: int, vertices: np.ndarray, faces: np.ndarray) -> str:
         """Write previews/mesh_<step>.ply into OUT atomically; returns its path relative to OUT."""

@@ -184,6 +184,7 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
     sch = opt.schedule
     opt.set_mesh(vertices, faces)
     report_every = max(1, sch.iterations // 200)
+    last_report = time.monotonic()
     losses: dict = {}
     for step in range(sch.iterations):
         reporter.check_cancel()
@@ -205,8 +206,9 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
                 opt.plane, _ = detect_symmetry(res.vertices, res.faces)
         losses = opt.step(step)
         done = step + 1
-        if done % report_every == 0 or done == sch.iterations:
+        if done % report_every == 0 or done == sch.iterations or time.monotonic() - last_report > 1.0:
             reporter.progress("optimize", done, sch.iterations, losses, state.elapsed())
+            last_report = time.monotonic()
         if preview_every > 0 and (done % preview_every == 0 or done == sch.iterations):
             v, f = opt.mesh()
             rel = writer.write_preview(done, _to_world(v, c, s), f)

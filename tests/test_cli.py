@@ -1,0 +1,121 @@
+"""CLI: exit codes and error lines, `check`, SIGTERM cancel, a small full run on a synthetic sphere."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from backend.io.job import write_job
+from backend.io.views import Scene, View
+from test_geometry_visual_hull import sphere_views
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_backend(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m backend ...` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "backend", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def json_lines(text: str) -> list[dict]:
+    """Every stdout line must be one JSON object."""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def sphere_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A job folder of a coloured sphere seen by 12 cameras at 96x96."""
+    views = []
+    for i, sv in enumerate(sphere_views(n=12, res=96, f=120.0)):
+        h, w = sv.mask.shape
+        ramp = np.linspace(0.2, 0.9, w, dtype=np.float32)[None, :]
+        image = np.stack([np.broadcast_to(ramp, (h, w)), np.full((h, w), 0.5, np.float32),
+                          np.broadcast_to(ramp.T[:h], (h, w)) if h == w else np.full((h, w), 0.3, np.float32)], -1)
+        views.append(View(f"cam_{i:03d}", image * sv.mask[..., None], sv.mask, sv.K, sv.R, sv.t))
+    scene = Scene(views, (np.full(3, -0.7), np.full(3, 0.7)))
+    return write_job(scene, tmp_path_factory.mktemp("sphere") / "job")
+
+
+def test_bad_job_gives_error_line_with_hint_and_exit_2(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "job.json").write_text(json.dumps({"version": 1, "views": [], "colour": "red"}))
+    proc = run_backend("reconstruct", str(job), "--out", str(tmp_path / "out"), "--json")
+    assert proc.returncode == 2, proc.stderr
+    lines = json_lines(proc.stdout)
+    assert lines[0] == {"type": "stage", "name": "load"}
+    err = lines[-1]
+    assert err["type"] == "error" and err["message"] and err["hint"]
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
+def test_missing_job_folder_exit_2(tmp_path: Path) -> None:
+    proc = run_backend("reconstruct", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    err = json_lines(proc.stdout)[-1]
+    assert err["type"] == "error" and "does not exist" in err["message"] and err["hint"]
+
+
+def test_check_reports_environment() -> None:
+    proc = run_backend("check")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["torch"] and info["devices"]["cpu"] and info["rasterizers"]["torch"] is True
+    assert info["python"].startswith("3.")
+
+
+def test_sigterm_cancels_within_a_second_and_leaves_no_result(sphere_job: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "backend", "reconstruct", str(sphere_job), "--out", str(out),
+                             "--iterations", "100000", "--json"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["type"] == "progress":
+                break
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code != 0
+    assert elapsed < 1.5
+    assert not (out / "result.json").exists() and not (out / "mesh.obj").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_backend("reconstruct", str(sphere_job), "--out", str(out), "--iterations", "40",
+                       "--texture-size", "128", "--preview-every", "20", "--json")
+    assert proc.returncode == 0, proc.stderr
+    lines = json_lines(proc.stdout)
+    stages = [x["name"] for x in lines if x["type"] == "stage"]
+    assert stages == ["load", "visual_hull", "optimize", "symmetry", "uv", "texture", "write"]
+    assert lines[-1] == {"type": "done", "result": "result.json"}
+    previews = [x["mesh"] for x in lines if x["type"] == "preview"]
+    assert previews == ["previews/mesh_000000.ply", "previews/mesh_000020.ply", "previews/mesh_000040.ply"]
+    assert all((out / p).is_file() for p in previews)
+    progress = [x for x in lines if x["type"] == "progress"]
+    assert progress[-1]["step"] == 40 and progress[-1]["total"] == 40 and "mask" in progress[-1]["losses"]
+    result = json.loads((out / "result.json").read_text())
+    for key in ("mesh", "texture", "symmetry", "timings_s", "device", "rasterizer", "iterations", "vertices",
+                "faces", "losses"):
+        assert key in result
+    assert result["device"] == "cpu" and result["iterations"] == 40
+    assert (out / result["texture"]).is_file() and (out / "mesh.mtl").is_file()
+    mesh = trimesh.load(out / result["mesh"], force="mesh")
+    radius = np.linalg.norm(mesh.vertices, axis=1)
+    assert abs(radius.mean() - 0.5) < 0.04
+    assert result["symmetry"] is not None and result["symmetry"]["score"] < 0.01
