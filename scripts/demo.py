@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     va, fa = world_triangles(suzanne)
     vb, fb = world_triangles(recon)
     metrics = compare_meshes(va, fa, vb, fb)
-    cam = bpy.data.objects["Cam.001"]
+    cams = [o for o in bpy.data.objects if o.type == "CAMERA"]
+    cam = min(cams, key=lambda c: (c.location.z > 1.0, c.location.y))
     plane_objs = [o for o in recon.children]
     size = max(args.size, 384)
     input_view = render_view(cam, out / "input_view.png", [recon, *plane_objs], args.samples, size)
