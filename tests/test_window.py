@@ -203,3 +203,111 @@ def test_window_smoke(window_blender: WindowBlender) -> None:
     assert png_size(shot) == SCREEN
     print(f"{window_blender.version()}, GL: {res['gl_renderer']}, Python {res['python']}, numpy {res['numpy']}",
           file=sys.stderr)
+
+
+BACKEND_PYTHON = ROOT / ".venv" / "bin" / "python"
+ITERATIONS = 20
+
+
+@pytest.fixture(scope="session")
+def addon_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The add-on zip as users install it, built by build_addon.py."""
+    out = tmp_path_factory.mktemp("addon_zip")
+    proc = _run([sys.executable, str(ROOT / "build_addon.py"), "--out", str(out)], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def window_scene(window_blender: WindowBlender, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .blend with Suzanne and eight cameras, each with its Cycles-rendered photo as background image."""
+    out = tmp_path_factory.mktemp("window_scene")
+    window_blender.background(SCRIPTS / "make_scene.py", {"out": str(out), "views": 8, "size": 128, "samples": 8})
+    return out / "scene.blend"
+
+
+def _flow_config(mode: str, addon_zip: Path, work_dir: Path) -> dict:
+    """Configuration of tests/window/flow.py."""
+    if not BACKEND_PYTHON.is_file():
+        pytest.skip(f"{BACKEND_PYTHON} not found: make the backend venv with scripts/setup_env.sh")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return {"mode": mode, "addon_zip": str(addon_zip), "backend_python": str(BACKEND_PYTHON),
+            "work_dir": str(work_dir), "iterations": ITERATIONS, "preview_every": 4, "cancel_after_step": 2}
+
+
+def _max_gap(times: list[float], start: float, end: float) -> float:
+    """Longest time between consecutive ticks, counting the edges of [start, end]."""
+    points = [start, *[t for t in times if start <= t <= end], end]
+    return max(b - a for a, b in zip(points, points[1:]))
+
+
+def test_window_reconstruct_runs_modal_with_live_progress(window_blender: WindowBlender, window_scene: Path,
+                                                         addon_zip: Path, tmp_path: Path) -> None:
+    """Click-equivalent Reconstruct: goes modal, the panel's progress advances, timers keep firing, mesh arrives."""
+    cfg = _flow_config("run", addon_zip, tmp_path / "work")
+    res = window_blender.window(SCRIPTS / "flow.py", cfg, blend=window_scene, timeout=420)
+    assert res["background"] is False
+    assert res["invoke_return"] == ["RUNNING_MODAL"]
+    start, end = res["run_window"]
+    duration = end - start
+    print(f"run took {duration:.1f} s, invoke {res['invoke_s']:.2f} s, {len(res['run_ticks'])} ticks, "
+          f"max gap {_max_gap(res['run_ticks'], res['invoke_returned_at'], end):.2f} s", file=sys.stderr)
+    opt = [d for d in res["draws"] if d["running"] and d["stage"] == "optimize"]
+    drawn_steps = [d["step"] for d in opt]
+    assert len(set(drawn_steps)) >= 3, f"the panel drew too few optimisation steps: {drawn_steps}"
+    assert drawn_steps == sorted(drawn_steps), "progress drawn in the panel went backwards"
+    assert max(d["progress"] for d in opt) > min(d["progress"] for d in opt)
+    stages = [s["stage"] for s in res["samples"] if s["running"]]
+    assert "optimize" in stages and stages.index("optimize") > 0 or stages[0] == "optimize"
+    ticks = res["run_ticks"]
+    assert len(ticks) >= max(10, duration / 2.0), f"only {len(ticks)} timer ticks in a {duration:.1f} s run"
+    gap = _max_gap(ticks, res["invoke_returned_at"], end)
+    assert gap < max(5.0, 0.25 * duration), f"the UI froze for {gap:.1f} s during the run"
+    assert res["backend_pids"], "no backend process was seen while the job ran"
+    assert all(state is None for state in res["pid_states_after"].values()), res["pid_states_after"]
+    before = {o["name"] for o in res["objects_before"]}
+    new = [o for o in res["objects_after"] if o["name"] not in before]
+    meshes = [o for o in new if o["type"] == "MESH"]
+    assert meshes, f"no new mesh in the scene; new objects: {new}"
+    mesh = max(meshes, key=lambda o: o["vertices"])
+    assert mesh["vertices"] > 100 and mesh["faces"] > 100
+    assert mesh["uv_layers"] >= 1 and mesh["images"], f"reconstruction has no UV map or texture: {mesh}"
+    assert not any("preview" in o["name"].lower() for o in res["objects_after"]), "a preview object was left"
+    for name in ("panel_ready", "panel_running", "result"):
+        assert png_size(Path(res["screenshots"][name])) == SCREEN
+
+
+def test_window_escape_cancels_and_restores_scene(window_blender: WindowBlender, window_scene: Path,
+                                                 addon_zip: Path, tmp_path: Path) -> None:
+    """Esc part-way through the modal run stops the backend process and leaves the scene as it was."""
+    cfg = _flow_config("cancel", addon_zip, tmp_path / "work")
+    res = window_blender.window(SCRIPTS / "flow.py", cfg, blend=window_scene, timeout=300)
+    assert res["invoke_return"] == ["RUNNING_MODAL"]
+    at_esc = res["status_at_esc"]
+    assert at_esc["running"] and at_esc["stage"] == "optimize" and at_esc["step"] >= cfg["cancel_after_step"]
+    alive = [pid for pid, state in res["pids_before_esc"].items() if state not in ("Z", "X")]
+    assert alive, f"no live backend process when Esc was pressed: {res['pids_before_esc']}"
+    print(f"stopped {res['esc_to_stop_s']:.2f} s after Esc at step {at_esc['step']}/{at_esc['total']}",
+          file=sys.stderr)
+    assert res["esc_to_stop_s"] < 10.0
+    freeze = _max_gap(res["tick_times"], res["esc_at"], res["run_window"][1])
+    print(f"longest pause of the UI between Esc and the end of the job: {freeze:.2f} s", file=sys.stderr)
+    assert all(state is None for state in res["pid_states_after"].values()), \
+        f"backend process still there after Esc: {res['pid_states_after']}"
+    assert res["backend_processes_after"] == {}
+    assert res["objects_after"] == res["objects_before"], "the scene's objects changed after cancelling"
+    assert res["data_after"] == res["data_before"], "cancelling left data-blocks behind"
+    assert not any(f.endswith("result.json") for f in res["work_files"]), res["work_files"]
+    for name in ("cancel_before_esc", "cancel_after"):
+        assert png_size(Path(res["screenshots"][name])) == SCREEN
+
+
+def test_window_addon_installs_and_panel_draws(window_blender: WindowBlender, window_scene: Path,
+                                               addon_zip: Path, tmp_path: Path) -> None:
+    """The zip installs and enables in this Blender, and its sidebar panel draws without errors."""
+    cfg = _flow_config("panel", addon_zip, tmp_path / "work")
+    res = window_blender.window(SCRIPTS / "flow.py", cfg, blend=window_scene, timeout=180)
+    assert res["addon_install"] == ["FINISHED"] and res["addon_enable"] == ["FINISHED"]
+    assert res["draw_count"] >= 1
+    assert "Traceback" not in res["output_tail"], res["output_tail"]
+    assert png_size(Path(res["screenshots"]["panel_ready"])) == SCREEN
