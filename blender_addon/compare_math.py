@@ -160,8 +160,14 @@ def distance_stats(d_ab: np.ndarray, d_ba: np.ndarray, diag: float, fscore_thres
 
 def weld(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Faces re-indexed so that vertices at exactly the same position share one index."""
-    _, inverse = np.unique(v, axis=0, return_inverse=True)
-    return inverse.reshape(-1)[f]
+    v = np.asarray(v)
+    order = np.lexsort(v.T[::-1])
+    sv = v[order]
+    new = np.ones(len(v), dtype=bool)
+    new[1:] = np.any(sv[1:] != sv[:-1], axis=1)
+    ids = np.empty(len(v), dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids[np.asarray(f, dtype=np.int64)]
 
 
 def is_closed(v: np.ndarray, f: np.ndarray) -> bool:
@@ -169,8 +175,10 @@ def is_closed(v: np.ndarray, f: np.ndarray) -> bool:
     if len(f) == 0:
         return False
     fw = weld(v, f)
-    e = np.sort(np.concatenate([fw[:, [0, 1]], fw[:, [1, 2]], fw[:, [2, 0]]]), axis=1)
-    _, counts = np.unique(e, axis=0, return_counts=True)
+    a = np.concatenate([fw[:, 0], fw[:, 1], fw[:, 2]])
+    b = np.concatenate([fw[:, 1], fw[:, 2], fw[:, 0]])
+    keys = np.minimum(a, b) * (int(fw.max()) + 1) + np.maximum(a, b)
+    _, counts = np.unique(keys, return_counts=True)
     return bool(np.all(counts == 2))
 
 
