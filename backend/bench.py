@@ -1,0 +1,155 @@
+"""Reconstruction benchmark: `python -m backend.bench` renders scenes with scenegen and reconstructs them.
+
+Prints wall time, peak memory, the visual hull's and the final normalised Chamfer distance, writes
+bench_out/<mesh>.json and bench_out/chamfer_vs_time.png (Chamfer of the preview meshes over time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MESHES = REPO.parent / "shared" / "meshes"
+N_SAMPLES = 50_000
+
+
+def parse_res(text: str) -> int | tuple[int, int]:
+    """"256" or "1600x1200"."""
+    if "x" in text:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    return int(text)
+
+
+def mesh_source(name: str) -> str:
+    """scenegen's mesh argument: a shared mesh file when present, else a built-in name."""
+    path = SHARED_MESHES / f"{name}.obj"
+    return str(path) if path.is_file() else name
+
+
+def normalised_chamfer(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.ndarray) -> float:
+    """Point-set Chamfer L1 (mean of both directions) over the reference bbox diagonal."""
+    from backend.metrics import bbox_diagonal, chamfer, sample_surface
+
+    pa, _ = sample_surface(ref_v, ref_f, N_SAMPLES, 0)
+    pb, _ = sample_surface(v, f, N_SAMPLES, 0)
+    return float(chamfer(pa, pb, bbox_diagonal(ref_v))["chamfer_l1_norm"])
+
+
+def peak_rss_mb() -> dict:
+    """Peak resident memory of this process and of its largest child (MB)."""
+    scale = 1 / 1024 if sys.platform.startswith("linux") else 1 / (1024 * 1024)
+    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
+            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale}
+
+
+def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
+    """Render (cached), reconstruct and measure one mesh."""
+    from backend.io.detect import load_any
+    from backend.io.validate import validate_scene
+    from backend.metrics import load_mesh
+    from backend.optim.reconstruct import reconstruct
+    from backend.protocol import Reporter
+    from scenegen import render_job_subprocess
+
+    res = parse_res(args.res)
+    tag = f"{name}_{args.views}v_{args.res}"
+    job = out_root / "jobs" / tag
+    if not (job / "job.json").is_file():
+        t = time.monotonic()
+        render_job_subprocess(job, mesh=mesh_source(name), n_views=args.views, resolution=res,
+                              samples=args.samples, timeout=3600)
+        print(f"[{name}] rendered {args.views} views at {args.res} in {time.monotonic() - t:.1f}s", flush=True)
+    scene = load_any(job)
+    scene.settings.update(device=args.device, rasterizer=args.rasterizer, iterations=args.iterations,
+                          symmetry=args.symmetry, texture_size=args.texture_size)
+    validate_scene(scene)
+    out = out_root / "runs" / tag
+    log_path = out_root / f"{tag}.jsonl"
+    with open(log_path, "w") as log:
+        reporter = Reporter(stream=log, json_mode=True, quiet_logs=True)
+        t = time.monotonic()
+        result = reconstruct(scene, out, reporter, preview_every=max(1, args.iterations // 20))
+        wall = time.monotonic() - t
+    ref_v, ref_f = load_mesh(job / "reference.obj")
+    curve = []
+    for p in result["previews"]:
+        v, f = load_mesh(out / p["mesh"])
+        curve.append({"step": p["step"], "elapsed_s": p["elapsed_s"],
+                      "chamfer": normalised_chamfer(ref_v, ref_f, v, f), "faces": int(len(f))})
+    v, f = load_mesh(out / result["mesh"])
+    final = normalised_chamfer(ref_v, ref_f, v, f)
+    record = {
+        "mesh": name, "views": args.views, "res": args.res, "iterations": args.iterations,
+        "device": result["device"], "rasterizer": result["rasterizer"], "wall_s": round(wall, 2),
+        "timings_s": result["timings_s"], "peak_rss_mb": peak_rss_mb(),
+        "visual_hull_chamfer": curve[0]["chamfer"], "final_chamfer": final,
+        "ratio_to_visual_hull": final / curve[0]["chamfer"],
+        "faces": result["faces"], "remeshes": result["remeshes"], "curve": curve,
+    }
+    (out_root / f"{tag}.json").write_text(json.dumps(record, indent=2))
+    print(f"[{name}] wall {wall:.1f}s  peak RSS {record['peak_rss_mb']['self']:.0f} MB  "
+          f"visual hull Chamfer {100 * curve[0]['chamfer']:.3f}%  final Chamfer {100 * final:.3f}% "
+          f"({100 * record['ratio_to_visual_hull']:.0f}% of the hull's)  timings {result['timings_s']}", flush=True)
+    return record
+
+
+def plot(records: list[dict], path: Path) -> None:
+    """Chamfer (% of the bbox diagonal) of the preview meshes against wall time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in records:
+        t = [c["elapsed_s"] for c in r["curve"]]
+        ch = [100 * c["chamfer"] for c in r["curve"]]
+        line, = ax.plot(t, ch, marker="o", ms=3, label=f"{r['mesh']} ({r['device']}, {r['rasterizer']})")
+        ax.axhline(100 * r["visual_hull_chamfer"], color=line.get_color(), ls=":", lw=1)
+    ax.set_xlabel("wall time (s)")
+    ax.set_ylabel("Chamfer L1 / bbox diagonal (%)")
+    ax.set_title("Reconstruction quality over time (dotted: visual hull)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark."""
+    ap = argparse.ArgumentParser(prog="python -m backend.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--meshes", default=None,
+                    help="comma-separated (default: suzanne, plus spot when ../shared/meshes exists)")
+    ap.add_argument("--views", type=int, default=24)
+    ap.add_argument("--res", default="256", help="256 or WxH, e.g. 1600x1200")
+    ap.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
+    ap.add_argument("--iterations", type=int, default=None, help="default 700 on CPU, 2000 on GPU")
+    ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    ap.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "nvdiffrast"])
+    ap.add_argument("--symmetry", default="off", choices=["detect", "enforce", "off"])
+    ap.add_argument("--texture-size", type=int, default=1024)
+    ap.add_argument("--gpu", action="store_true", help="GPU preset: cuda, 49 views at 1600x1200, 2000 iterations")
+    ap.add_argument("--out", type=Path, default=REPO / "bench_out")
+    args = ap.parse_args(argv)
+    if args.gpu:
+        args.device, args.views, args.res = "cuda", 49, "1600x1200"
+    if args.iterations is None:
+        args.iterations = 2000 if args.device in ("cuda", "mps") else 700
+    names = args.meshes.split(",") if args.meshes else (["suzanne", "spot"] if SHARED_MESHES.is_dir() else ["suzanne"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    records = [run_one(n.strip(), args, args.out) for n in names if n.strip()]
+    plot(records, args.out / "chamfer_vs_time.png")
+    print(f"wrote {args.out}/*.json and {args.out / 'chamfer_vs_time.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

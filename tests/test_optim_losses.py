@@ -1,0 +1,79 @@
+"""Losses and shader: values on known inputs and gradients that point the right way."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import trimesh
+
+from backend.optim.losses import (Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss,
+                                  vertex_normals)
+from backend.optim.schedule import make_schedule
+from backend.optim.shader import NeuralShader, positional_encoding
+
+
+def sphere(subdiv: int = 2) -> tuple[torch.Tensor, torch.Tensor, Topology]:
+    m = trimesh.creation.icosphere(subdiv)
+    return (torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces, dtype=torch.int64),
+            Topology.build(m.faces, len(m.vertices), torch.device("cpu")))
+
+
+def test_mask_and_shading_losses() -> None:
+    a = torch.tensor([[0.0, 1.0], [1.0, 0.5]])
+    assert mask_loss(a, torch.ones(2, 2)).item() == 0.375
+    assert shading_loss(torch.zeros(4, 3), torch.full((4, 3), 0.5)).item() == 0.5
+    assert shading_loss(torch.zeros(0, 3), torch.zeros(0, 3)).item() == 0.0
+
+
+def test_regularisers_zero_on_flat_and_smooth_and_grow_with_noise() -> None:
+    grid = trimesh.creation.box().subdivide().subdivide()
+    flat_v = torch.tensor(grid.vertices, dtype=torch.float32)
+    topo = Topology.build(grid.faces, len(flat_v), torch.device("cpu"))
+    # a cube's sides are flat: only pairs across its 12 edges (at 90 degrees) pay (1 - cos)^2 = 1
+    assert len(topo.face_pairs) == 3 * len(grid.faces) // 2
+    nc = normal_consistency_loss(flat_v, torch.tensor(grid.faces), topo).item()
+    assert 0 < nc < 0.2
+    v, f, topo = sphere(3)
+    smooth_lap = laplacian_loss(v, topo).item()
+    smooth_nc = normal_consistency_loss(v, f, topo).item()
+    noisy = v + 0.02 * torch.randn(v.shape, generator=torch.Generator().manual_seed(0))
+    assert laplacian_loss(noisy, topo).item() > 3 * smooth_lap
+    assert normal_consistency_loss(noisy, f, topo).item() > 3 * smooth_nc
+    # a gradient step on the Laplacian smooths the noise
+    x = noisy.clone().requires_grad_(True)
+    laplacian_loss(x, topo).backward()
+    assert laplacian_loss(noisy - 0.05 * x.grad / x.grad.abs().max(), topo).item() < laplacian_loss(noisy, topo).item()
+
+
+def test_vertex_normals_point_outward_on_sphere() -> None:
+    v, f, _ = sphere(2)
+    n = vertex_normals(v, f)
+    cos = (n * torch.nn.functional.normalize(v, dim=1)).sum(1)
+    assert cos.min().item() > 0.98
+
+
+def test_shader_fits_a_colour_function() -> None:
+    torch.manual_seed(0)
+    shader = NeuralShader(n_freqs=2, hidden=32, layers=2)
+    opt = torch.optim.Adam(shader.parameters(), lr=1e-2)
+    pos = torch.rand(512, 3) * 2 - 1
+    nrm = torch.nn.functional.normalize(pos, dim=1)
+    target = torch.stack([0.5 + 0.4 * nrm[:, 2], 0.5 + 0.3 * pos[:, 0], torch.full_like(pos[:, 0], 0.2)], 1)
+    first = None
+    for _ in range(200):
+        loss = shading_loss(shader(pos, nrm, nrm), target)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.25 * first and loss.item() < 0.03
+    assert positional_encoding(pos, 3).shape == (512, 3 + 18)
+
+
+def test_schedule_scales_with_iterations() -> None:
+    s = make_schedule(2000, 256, "cpu")
+    assert s.remesh_steps == [500, 1000, 1500]
+    assert make_schedule(100, 256, "cpu").remesh_steps == [25, 50, 75]
+    assert s.phase(0) == 0 and s.phase(1000) == 2 and s.phase(1999) == 3
+    assert s.edge_length(0.1, area=1.0) == 0.05
+    assert s.edge_length(0.001, area=1.0) > 0.0005
+    assert np.all(np.array(s.max_sides) <= 256)
