@@ -119,3 +119,17 @@ def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -
     radius = np.linalg.norm(mesh.vertices, axis=1)
     assert abs(radius.mean() - 0.5) < 0.04
     assert result["symmetry"] is not None and result["symmetry"]["score"] < 0.01
+
+
+def test_convert_and_compare_commands(sphere_job: Path, tmp_path: Path) -> None:
+    proc = run_backend("convert", str(sphere_job), "--to", "job", str(tmp_path / "copy"))
+    assert proc.returncode == 0, proc.stderr
+    copied = json.loads((tmp_path / "copy" / "job.json").read_text())
+    assert len(copied["views"]) == 12
+    a, b = tmp_path / "a.obj", tmp_path / "b.obj"
+    trimesh.creation.icosphere(3).export(a)
+    trimesh.creation.icosphere(3, radius=1.01).export(b)
+    proc = run_backend("compare", str(a), str(b), "--json")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)
+    assert 0.005 < metrics["chamfer_l1"] < 0.02
