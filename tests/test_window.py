@@ -5,6 +5,7 @@ Blender with a window on a virtual X display, and check from inside it (scripts 
 `tests/window/`) what a user would see. Screenshots go to `artifacts/window/`.
 They need `blender`, `Xvfb` and numpy in Blender's Python; as root with apt they are installed
 (`apt-get install -y blender xvfb python3-numpy`, as CI does), otherwise the tests skip and say why.
+`PHOTOMESH_UPDATE_SCREENSHOTS=1` also copies the run's screenshots to `docs/screenshots/` (README).
 """
 from __future__ import annotations
 
@@ -207,6 +208,8 @@ def test_window_smoke(window_blender: WindowBlender) -> None:
 
 BACKEND_PYTHON = ROOT / ".venv" / "bin" / "python"
 ITERATIONS = 20
+PIPELINE = ["load", "visual_hull", "optimize", "symmetry", "uv", "texture", "write"]
+README_SHOTS = {"panel_running": "window_running.png", "result": "window_result.png"}
 
 
 @pytest.fixture(scope="session")
@@ -235,10 +238,11 @@ def _flow_config(mode: str, addon_zip: Path, work_dir: Path) -> dict:
             "work_dir": str(work_dir), "iterations": ITERATIONS, "preview_every": 4, "cancel_after_step": 2}
 
 
-def _max_gap(times: list[float], start: float, end: float) -> float:
-    """Longest time between consecutive ticks, counting the edges of [start, end]."""
-    points = [start, *[t for t in times if start <= t <= end], end]
-    return max(b - a for a, b in zip(points, points[1:]))
+def _max_gap(spans: list[list[float]], start: float, end: float) -> float:
+    """Longest time Blender spent between two driver timer callbacks (their own work excluded) in [start, end]."""
+    inside = sorted(span for span in spans if span[1] >= start and span[0] <= end)
+    assert len(inside) >= 2, f"fewer than two timer ticks between {start:.1f} s and {end:.1f} s"
+    return max(nxt[0] - prev[1] for prev, nxt in zip(inside, inside[1:]))
 
 
 def test_window_reconstruct_runs_modal_with_live_progress(window_blender: WindowBlender, window_scene: Path,
@@ -257,12 +261,13 @@ def test_window_reconstruct_runs_modal_with_live_progress(window_blender: Window
     assert len(set(drawn_steps)) >= 3, f"the panel drew too few optimisation steps: {drawn_steps}"
     assert drawn_steps == sorted(drawn_steps), "progress drawn in the panel went backwards"
     assert max(d["progress"] for d in opt) > min(d["progress"] for d in opt)
-    stages = [s["stage"] for s in res["samples"] if s["running"]]
-    assert "optimize" in stages and stages.index("optimize") > 0 or stages[0] == "optimize"
+    stages = list(dict.fromkeys(s["stage"] for s in res["samples"] if s["running"] and s["stage"]))
+    assert "optimize" in stages, f"the optimisation stage was never shown: {stages}"
+    assert stages == sorted(stages, key=PIPELINE.index), f"stages shown out of order: {stages}"
     ticks = res["run_ticks"]
-    assert len(ticks) >= max(10, duration / 2.0), f"only {len(ticks)} timer ticks in a {duration:.1f} s run"
+    assert len(ticks) >= max(10, duration / 4.0), f"only {len(ticks)} timer ticks in a {duration:.1f} s run"
     gap = _max_gap(ticks, res["invoke_returned_at"], end)
-    assert gap < max(5.0, 0.25 * duration), f"the UI froze for {gap:.1f} s during the run"
+    assert gap < max(5.0, 0.15 * duration), f"the UI froze for {gap:.1f} s during the run"
     assert res["backend_pids"], "no backend process was seen while the job ran"
     assert all(state is None for state in res["pid_states_after"].values()), res["pid_states_after"]
     before = {o["name"] for o in res["objects_before"]}
@@ -275,6 +280,9 @@ def test_window_reconstruct_runs_modal_with_live_progress(window_blender: Window
     assert not any("preview" in o["name"].lower() for o in res["objects_after"]), "a preview object was left"
     for name in ("panel_ready", "panel_running", "result"):
         assert png_size(Path(res["screenshots"][name])) == SCREEN
+    if os.environ.get("PHOTOMESH_UPDATE_SCREENSHOTS") == "1":
+        for name, target in README_SHOTS.items():
+            shutil.copyfile(res["screenshots"][name], ROOT / "docs" / "screenshots" / target)
 
 
 def test_window_escape_cancels_and_restores_scene(window_blender: WindowBlender, window_scene: Path,
@@ -290,8 +298,9 @@ def test_window_escape_cancels_and_restores_scene(window_blender: WindowBlender,
     print(f"stopped {res['esc_to_stop_s']:.2f} s after Esc at step {at_esc['step']}/{at_esc['total']}",
           file=sys.stderr)
     assert res["esc_to_stop_s"] < 10.0
-    freeze = _max_gap(res["tick_times"], res["esc_at"], res["run_window"][1])
+    freeze = _max_gap(res["tick_spans"], res["esc_at"], res["run_window"][1])
     print(f"longest pause of the UI between Esc and the end of the job: {freeze:.2f} s", file=sys.stderr)
+    assert freeze < 5.0, f"the UI froze for {freeze:.1f} s after Esc"
     assert all(state is None for state in res["pid_states_after"].values()), \
         f"backend process still there after Esc: {res['pid_states_after']}"
     assert res["backend_processes_after"] == {}

@@ -249,7 +249,8 @@ class Flow:
         self.res["data_after"] = datablock_counts()
         self.res["pid_states_after"] = {pid: wdriver.process_state(int(pid)) for pid in self.res["backend_pids"]}
         self.res["backend_processes_after"] = {str(p): s for p, s in wdriver.backend_processes().items()}
-        self.res["run_ticks"] = [t - self.drv.started for t in self.drv.ticks if self.t_invoke <= t <= self.t_end]
+        self.res["run_ticks"] = [[a - self.drv.started, b - self.drv.started]
+                                 for a, b in zip(self.drv.ticks, self.drv.tick_ends) if self.t_invoke <= a <= self.t_end]
         self.res["run_window"] = [self.t_invoke - self.drv.started, self.t_end - self.drv.started]
         out_root = Path(self.cfg["work_dir"])
         self.res["work_files"] = sorted(str(p.relative_to(out_root)) for p in out_root.rglob("*") if p.is_file())

@@ -7,8 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bpy  # noqa: E402
-
 import wdriver  # noqa: E402
 
 

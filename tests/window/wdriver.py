@@ -115,6 +115,7 @@ class Driver:
         self.started = time.monotonic()
         self.deadline = self.started + float(config.get("timeout_s", 240))
         self.ticks: list[float] = []
+        self.tick_ends: list[float] = []
         bpy.context.preferences.view.show_splash = False
         self._step: Optional[Callable[[], Optional[Callable]]] = None
         self._done = False
@@ -161,6 +162,8 @@ class Driver:
             self.result["errors"].append(traceback.format_exc())
             self.finish()
             return None
+        finally:
+            self.tick_ends.append(time.monotonic())
         return None if self._done else self.interval_s
 
     def finish(self) -> None:
@@ -170,7 +173,8 @@ class Driver:
         self._done = True
         self.result["elapsed_s"] = time.monotonic() - self.started
         self.result["tick_count"] = len(self.ticks)
-        self.result["tick_times"] = [round(t - self.started, 3) for t in self.ticks]
+        self.result["tick_spans"] = [[round(a - self.started, 3), round(b - self.started, 3)]
+                                     for a, b in zip(self.ticks, self.tick_ends)]
         out = Path(self.config["result"])
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.result, indent=1, default=str))
