@@ -207,7 +207,7 @@ def test_window_smoke(window_blender: WindowBlender) -> None:
 
 
 BACKEND_PYTHON = ROOT / ".venv" / "bin" / "python"
-ITERATIONS = 20
+ITERATIONS = 30
 PIPELINE = ["load", "visual_hull", "optimize", "symmetry", "uv", "texture", "write"]
 README_SHOTS = {"panel_running": "window_running.png", "result": "window_result.png"}
 
@@ -235,7 +235,7 @@ def _flow_config(mode: str, addon_zip: Path, work_dir: Path) -> dict:
         pytest.skip(f"{BACKEND_PYTHON} not found: make the backend venv with scripts/setup_env.sh")
     work_dir.mkdir(parents=True, exist_ok=True)
     return {"mode": mode, "addon_zip": str(addon_zip), "backend_python": str(BACKEND_PYTHON),
-            "work_dir": str(work_dir), "iterations": ITERATIONS, "preview_every": 4, "cancel_after_step": 2}
+            "work_dir": str(work_dir), "iterations": ITERATIONS, "preview_every": 5, "cancel_after_step": 2}
 
 
 def _max_gap(spans: list[list[float]], start: float, end: float) -> float:

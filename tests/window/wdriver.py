@@ -173,8 +173,7 @@ class Driver:
         self._done = True
         self.result["elapsed_s"] = time.monotonic() - self.started
         self.result["tick_count"] = len(self.ticks)
-        self.result["tick_spans"] = [[round(a - self.started, 3), round(b - self.started, 3)]
-                                     for a, b in zip(self.ticks, self.tick_ends)]
+        self.result["tick_spans"] = [[a - self.started, b - self.started] for a, b in zip(self.ticks, self.tick_ends)]
         out = Path(self.config["result"])
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.result, indent=1, default=str))
