@@ -263,6 +263,7 @@ def test_window_reconstruct_runs_modal_with_live_progress(window_blender: Window
     assert max(d["progress"] for d in opt) > min(d["progress"] for d in opt)
     stages = list(dict.fromkeys(s["stage"] for s in res["samples"] if s["running"] and s["stage"]))
     assert "optimize" in stages, f"the optimisation stage was never shown: {stages}"
+    assert set(stages) <= set(PIPELINE), f"unknown stages {set(stages) - set(PIPELINE)}; expected {PIPELINE}"
     assert stages == sorted(stages, key=PIPELINE.index), f"stages shown out of order: {stages}"
     ticks = res["run_ticks"]
     assert len(ticks) >= max(10, duration / 4.0), f"only {len(ticks)} timer ticks in a {duration:.1f} s run"

@@ -211,8 +211,9 @@ class Flow:
             self.wait_until = time.monotonic() + 2.0
             return self.settle_after
         in_opt = s["stage"] == "optimize" and s["total"] > 0
-        if self.mode == "run" and in_opt and "panel_running" not in self.res["screenshots"] \
-                and s["step"] >= 0.4 * s["total"]:
+        later = s["running"] and s["stage"] in ("symmetry", "uv", "texture", "write")
+        if self.mode == "run" and "panel_running" not in self.res["screenshots"] \
+                and (in_opt and s["step"] >= 0.4 * s["total"] or later):
             self.shoot("panel_running")
         if self.mode == "cancel" and in_opt and s["step"] >= int(self.cfg["cancel_after_step"]):
             self.shoot("cancel_before_esc")
