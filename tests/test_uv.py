@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import trimesh
 
+from backend.post.geometry import vertex_normals
 from backend.post.symmetry import SymmetryPlane
-from backend.post.uv import UVMesh, compute_uv, cut_by_plane, write_obj
+from backend.post.uv import UVMesh, compute_uv, cut_by_plane
+from backend.result import write_mtl, write_obj
 
 X_PLANE = SymmetryPlane(np.zeros(3), np.array([1.0, 0.0, 0.0]), 0.0)
 
@@ -113,7 +115,9 @@ def test_seam_plane_on_asymmetric_topology() -> None:
 def test_obj_round_trip(tmp_path: Path) -> None:
     v, f = bumpy_sphere()
     uvmesh = compute_uv(v, f, X_PLANE)
-    write_obj(tmp_path / "mesh.obj", uvmesh, "mesh.mtl", "texture.png")
+    write_obj(tmp_path / "mesh.obj", uvmesh.vertices, uvmesh.faces, uv=uvmesh.uv, mtl_name="mesh.mtl",
+              normals=vertex_normals(uvmesh.vertices, uvmesh.faces))
+    write_mtl(tmp_path / "mesh.mtl", "texture.png")
     mtl = (tmp_path / "mesh.mtl").read_text()
     assert "map_Kd texture.png" in mtl
     loaded = trimesh.load(tmp_path / "mesh.obj", process=False, maintain_order=True)

@@ -1,14 +1,13 @@
-"""UV maps with xatlas, optionally with a seam on the symmetry plane and mirrored charts, and OBJ writing."""
+"""UV maps with xatlas, optionally with a seam on the symmetry plane and mirrored charts (OBJ writing: backend.result)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import xatlas
 from scipy.spatial import cKDTree
 
-from backend.post.geometry import bbox_diagonal, vertex_normals
+from backend.post.geometry import bbox_diagonal
 from backend.post.symmetry import SymmetryPlane
 
 
@@ -163,22 +162,3 @@ def compute_uv(vertices: np.ndarray, faces: np.ndarray, seam_plane: SymmetryPlan
     cut_index = half_vertex[local]
     return UVMesh(cut_v[cut_index], idx, uv, cut_source[cut_index])
 
-
-def write_obj(path: str | Path, uvmesh: UVMesh, mtl_name: str = "mesh.mtl", texture_name: str = "texture.png",
-              material: str = "photomesh") -> None:
-    """Write an OBJ (v, vt, vn, f v/vt/vn) and its MTL (map_Kd texture) beside it."""
-    path = Path(path)
-    normals = vertex_normals(uvmesh.vertices, uvmesh.faces)
-    src = uvmesh.source_vertex
-    acc = np.zeros((int(src.max()) + 1 if len(src) else 0, 3))
-    np.add.at(acc, src, normals)
-    normals = acc[src] / np.maximum(np.linalg.norm(acc[src], axis=1), 1e-30)[:, None]
-    lines = [f"mtllib {mtl_name}", "o photomesh"]
-    lines += [f"v {x:.7g} {y:.7g} {z:.7g}" for x, y, z in uvmesh.vertices]
-    lines += [f"vt {u:.7g} {v:.7g}" for u, v in uvmesh.uv]
-    lines += [f"vn {x:.5f} {y:.5f} {z:.5f}" for x, y, z in normals]
-    lines += [f"usemtl {material}", "s 1"]
-    lines += [f"f {a}/{a}/{a} {b}/{b}/{b} {c}/{c}/{c}" for a, b, c in uvmesh.faces + 1]
-    path.write_text("\n".join(lines) + "\n")
-    mtl = [f"newmtl {material}", "Ka 1 1 1", "Kd 1 1 1", "Ks 0 0 0", "d 1", "illum 1", f"map_Kd {texture_name}"]
-    (path.parent / mtl_name).write_text("\n".join(mtl) + "\n")
