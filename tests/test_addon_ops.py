@@ -9,8 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-import bpy  # noqa: I001 - bpy first: it makes addon_utils importable
-import addon_utils
+import bpy  # noqa: I001 - bpy first: it makes mathutils importable
 import numpy as np
 import pytest
 from mathutils import Vector
@@ -19,16 +18,7 @@ from blender_addon import camera_math, ops_reconstruct
 from blender_addon.import_result import PreviewObject
 from blender_addon.png_io import png_info
 from blender_addon.runner import BackendRunner
-
-ADDON = "blender_addon"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    """The add-on enabled for this module's tests."""
-    addon_utils.enable(ADDON, default_set=True, handle_error=None)
-    yield
-    addon_utils.disable(ADDON, default_set=True, handle_error=None)
+from blender_helpers import ADDON, addon  # noqa: F401 - addon: the module's autouse fixture
 
 
 def _prefs():

@@ -10,34 +10,13 @@ import trimesh  # noqa: E402
 
 from blender_addon import compare_math as cm  # noqa: E402
 from blender_addon import ops_cleanup, panel_eval  # noqa: E402
+from blender_helpers import add_mesh, registered_scene  # noqa: E402
 
 
 @pytest.fixture()
 def scene():
     """An empty scene with the clean-up classes registered."""
-    bpy.ops.wm.read_factory_settings()
-    for obj in list(bpy.data.objects):
-        bpy.data.objects.remove(obj)
-    mine = [c for c in ops_cleanup.CLASSES if not getattr(c, "is_registered", False)]
-    for cls in mine:
-        bpy.utils.register_class(cls)
-    extra = not hasattr(bpy.types.Scene, "photomesh_cleanup_report")
-    if extra:
-        ops_cleanup.register_extra()
-    yield bpy.context.scene
-    if extra:
-        ops_cleanup.unregister_extra()
-    for cls in reversed(mine):
-        bpy.utils.unregister_class(cls)
-
-
-def add_mesh(name: str, v, f) -> bpy.types.Object:
-    """A mesh object from vertex and face lists, linked and selected/active."""
-    me = bpy.data.meshes.new(name)
-    me.from_pydata([tuple(map(float, p)) for p in v], [], [list(map(int, x)) for x in f])
-    obj = bpy.data.objects.new(name, me)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
+    yield from registered_scene(ops_cleanup.CLASSES, "photomesh_cleanup_report", ops_cleanup)
 
 
 def select_only(*objs) -> None:

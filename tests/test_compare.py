@@ -13,36 +13,13 @@ import trimesh  # noqa: E402
 from backend.metrics import compare_files, compare_meshes  # noqa: E402
 from blender_addon import compare_math as cm  # noqa: E402
 from blender_addon import ops_compare, panel_eval  # noqa: E402
+from blender_helpers import add_mesh, registered_scene  # noqa: E402
 
 
 @pytest.fixture()
 def scene():
     """A factory-fresh scene with the compare classes registered."""
-    bpy.ops.wm.read_factory_settings()
-    for obj in list(bpy.data.objects):
-        bpy.data.objects.remove(obj)
-    mine = []
-    for cls in ops_compare.CLASSES + panel_eval.CLASSES:
-        if not getattr(cls, "is_registered", False):
-            bpy.utils.register_class(cls)
-            mine.append(cls)
-    extra = not hasattr(bpy.types.Scene, "photomesh_compare")
-    if extra:
-        ops_compare.register_extra()
-    yield bpy.context.scene
-    if extra:
-        ops_compare.unregister_extra()
-    for cls in reversed(mine):
-        bpy.utils.unregister_class(cls)
-
-
-def add_mesh(name: str, v: np.ndarray, f: np.ndarray) -> bpy.types.Object:
-    """A mesh object from arrays, linked to the scene."""
-    me = bpy.data.meshes.new(name)
-    me.from_pydata(np.asarray(v).tolist(), [], np.asarray(f).tolist())
-    obj = bpy.data.objects.new(name, me)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
+    yield from registered_scene(ops_compare.CLASSES + panel_eval.CLASSES, "photomesh_compare", ops_compare)
 
 
 def select(active: bpy.types.Object, *others: bpy.types.Object) -> None:

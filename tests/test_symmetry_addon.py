@@ -1,23 +1,13 @@
 """Add-on side of symmetry: the plane object and the Add Mirror Modifier operator (bpy as a module)."""
 from __future__ import annotations
 
-import bpy  # noqa: I001 - bpy first: it makes addon_utils importable
-import addon_utils
+import bpy  # noqa: I001 - bpy first: it makes mathutils importable
 import numpy as np
 import pytest
 from mathutils import Matrix, Vector
 
 from blender_addon.ops_symmetry import MODIFIER_NAME, PLANE_PROPERTY, add_symmetry_plane, find_plane_object
-
-ADDON = "blender_addon"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def addon():
-    """The add-on enabled for this module's tests."""
-    addon_utils.enable(ADDON, default_set=True, handle_error=None)
-    yield
-    addon_utils.disable(ADDON, default_set=True, handle_error=None)
+from blender_helpers import addon  # noqa: F401 - the module's autouse fixture
 
 
 @pytest.fixture(autouse=True)
