@@ -2,7 +2,10 @@
 import os
 import sys
 
-from backend.cli import main
+# Idle OpenMP threads of torch must sleep, not spin: they otherwise starve numba's rasterizer threads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from backend.cli import main  # noqa: E402  (after the environment is set)
 
 if __name__ == "__main__":
     code = main()

@@ -4,6 +4,7 @@ import bpy
 from .gather import describe_image, folder_matches, selected_cameras
 from .job_spec import QUALITY_PRESETS
 from .ops_reconstruct import active_job
+from .ops_symmetry import PLANE_PROPERTY
 
 MAX_LISTED = 12
 
@@ -60,6 +61,18 @@ def _draw_progress(layout, context) -> None:
     box.operator("photomesh.cancel", text="Cancel", icon="CANCEL")
 
 
+def _draw_symmetry(layout, context) -> None:
+    """The active reconstruction's symmetry plane and the Add Mirror Modifier button."""
+    obj = context.active_object
+    if obj is None or obj.type != "MESH" or PLANE_PROPERTY not in obj:
+        return
+    box = layout.box()
+    plane = obj[PLANE_PROPERTY]
+    score = plane.get("score") if hasattr(plane, "get") else None
+    box.label(text="Symmetry plane" + (f" (score {score:.4f})" if score is not None else ""), icon="MOD_MIRROR")
+    box.operator("object.photomesh_add_mirror", icon="MOD_MIRROR")
+
+
 class PHOTOMESH_PT_reconstruct(bpy.types.Panel):
     """Reconstruct a mesh from the selected cameras"""
 
@@ -99,6 +112,7 @@ class PHOTOMESH_PT_reconstruct(bpy.types.Panel):
             _draw_progress(layout, context)
         else:
             layout.operator("photomesh.reconstruct", icon="MESH_MONKEY")
+        _draw_symmetry(layout, context)
 
 
 CLASSES = (PHOTOMESH_PT_reconstruct,)

@@ -72,8 +72,9 @@ class LineProcess:
     """A subprocess whose stdout lines and stderr tail are collected by background threads."""
 
     def __init__(self, argv: Sequence[str], cwd: Optional[Path] = None,
-                 env: Optional[dict] = None, stderr_lines: int = 60) -> None:
+                 env: Optional[dict] = None, stderr_lines: int = 60, log_path: Optional[Path] = None) -> None:
         self.argv = [str(a) for a in argv]
+        self.log_path = Path(log_path) if log_path else None
         self.cwd = str(cwd) if cwd else None
         self.env = env
         self.proc: Optional[subprocess.Popen] = None
@@ -121,13 +122,23 @@ class LineProcess:
             self._lines.put(_EOF)
 
     def _pump_stderr(self) -> None:
-        """Thread body: keep the last stderr lines."""
+        """Thread body: keep the last stderr lines, and the whole log in log_path when given."""
         assert self.proc is not None and self.proc.stderr is not None
+        log = None
         try:
+            if self.log_path is not None:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                log = open(self.log_path, "w", encoding="utf-8")
             for line in self.proc.stderr:
                 self._stderr.append(line.rstrip("\n"))
+                if log is not None:
+                    log.write(line)
+                    log.flush()
         except (OSError, ValueError):
             pass
+        finally:
+            if log is not None:
+                log.close()
 
     def read_lines(self, timeout: float = 0.0) -> list[str]:
         """Stdout lines available now (waiting up to timeout for the first one)."""
@@ -209,8 +220,9 @@ class BackendRunner:
             python, "-m", "backend", "reconstruct", str(self.job_dir), "--out", str(self.out_dir), "--json"]
         self.argv += [str(a) for a in extra_args]
         self.parser = StreamParser()
+        self.log_path = self.out_dir.parent / "backend.log"
         self.process = LineProcess(self.argv, cwd=self.backend_root,
-                                   env=backend_environment(self.backend_root))
+                                   env=backend_environment(self.backend_root), log_path=self.log_path)
         self.started_at = 0.0
         self._cancelled = False
         self._hung = False

@@ -1,8 +1,12 @@
 """Shared pytest set-up: repository root on sys.path, GPU marker skipping."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# Idle OpenMP threads of torch sleep instead of spinning (they starve numba's threads otherwise).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 

@@ -20,7 +20,9 @@ def test_enable_disable_leaves_nothing() -> None:
         assert "blender_addon" in bpy.context.preferences.addons
         assert hasattr(bpy.types, "PHOTOMESH_PT_reconstruct")
         assert hasattr(bpy.types, "PHOTOMESH_OT_reconstruct")
-        assert bpy.context.scene.photomesh.quality == "STANDARD"
+        fresh = bpy.data.scenes.new("fresh")  # other tests change the current scene's settings
+        assert fresh.photomesh.quality == "STANDARD"
+        bpy.data.scenes.remove(fresh)
         assert bpy.context.window_manager.photomesh_job.running is False
         assert hasattr(bpy.ops.photomesh, "reconstruct")
         addon_utils.disable("blender_addon", default_set=True, handle_error=None)

@@ -77,6 +77,7 @@ def test_good_stream_with_garbage(tmp_path: Path) -> None:
     assert r.state.preview_mesh == "previews/mesh_000020.ply" and r.state.preview_step == 20
     assert r.state.garbage_lines == 4
     assert "log line" in out.stderr_tail
+    assert (tmp_path / "backend.log").read_text(encoding="utf-8") == "log line\n"
 
 
 def test_error_event_and_nonzero_exit(tmp_path: Path) -> None:

@@ -48,7 +48,8 @@ def post_process(vertices: np.ndarray, faces: np.ndarray, scene: Scene, settings
     if size > 0:
         from backend.post.uv import compute_uv
 
-        uvmesh = compute_uv(vertices, faces, seam_plane=plane_obj if plane is not None else None)
+        uvmesh = compute_uv(vertices, faces, seam_plane=plane_obj if plane is not None else None,
+                            resolution=size)
         vertices, faces, uv = uvmesh.vertices, uvmesh.faces, uvmesh.uv
     timings["uv"] = round(time.monotonic() - t, 3)
 
