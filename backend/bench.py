@@ -49,6 +49,23 @@ def peak_rss_mb() -> dict:
             "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale}
 
 
+def reset_gpu_peak(device: str) -> None:
+    """Start a fresh peak-memory count on CUDA."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_peak_mb(device: str) -> float | None:
+    """Peak GPU memory allocated by torch since the last reset (MB), None off CUDA."""
+    if device != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
 def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     """Render (cached), reconstruct and measure one mesh."""
     from backend.io.detect import load_any
@@ -60,7 +77,7 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
 
     res = parse_res(args.res)
     tag = f"{name}_{args.views}v_{args.res}"
-    job = out_root / "jobs" / tag
+    job = (args.jobs_dir or out_root / "jobs") / tag
     if not (job / "job.json").is_file():
         t = time.monotonic()
         render_job_subprocess(job, mesh=mesh_source(name), n_views=args.views, resolution=res,
@@ -72,11 +89,13 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     validate_scene(scene)
     out = out_root / "runs" / tag
     log_path = out_root / f"{tag}.jsonl"
+    reset_gpu_peak(args.device)
     with open(log_path, "w") as log:
         reporter = Reporter(stream=log, json_mode=True, quiet_logs=True)
         t = time.monotonic()
         result = reconstruct(scene, out, reporter, preview_every=max(1, args.iterations // 20))
         wall = time.monotonic() - t
+    gpu_peak = gpu_peak_mb(args.device)
     ref_v, ref_f = load_mesh(job / "reference.obj")
     curve = []
     for p in result["previews"]:
@@ -88,13 +107,14 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     record = {
         "mesh": name, "views": args.views, "res": args.res, "iterations": args.iterations,
         "device": result["device"], "rasterizer": result["rasterizer"], "wall_s": round(wall, 2),
-        "timings_s": result["timings_s"], "peak_rss_mb": peak_rss_mb(),
+        "timings_s": result["timings_s"], "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": gpu_peak,
         "visual_hull_chamfer": curve[0]["chamfer"], "final_chamfer": final,
         "ratio_to_visual_hull": final / curve[0]["chamfer"],
         "faces": result["faces"], "remeshes": result["remeshes"], "curve": curve,
     }
     (out_root / f"{tag}.json").write_text(json.dumps(record, indent=2))
-    print(f"[{name}] wall {wall:.1f}s  peak RSS {record['peak_rss_mb']['self']:.0f} MB  "
+    gpu_text = f"  peak GPU {gpu_peak:.0f} MB" if gpu_peak is not None else ""
+    print(f"[{name}] wall {wall:.1f}s  peak RSS {record['peak_rss_mb']['self']:.0f} MB{gpu_text}  "
           f"visual hull Chamfer {100 * curve[0]['chamfer']:.3f}%  final Chamfer {100 * final:.3f}% "
           f"({100 * record['ratio_to_visual_hull']:.0f}% of the hull's)  timings {result['timings_s']}", flush=True)
     return record
@@ -138,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--texture-size", type=int, default=1024)
     ap.add_argument("--gpu", action="store_true", help="GPU preset: cuda, 49 views at 1600x1200, 2000 iterations")
     ap.add_argument("--out", type=Path, default=REPO / "bench_out")
+    ap.add_argument("--jobs-dir", type=Path, default=None,
+                    help="where rendered jobs are cached (default OUT/jobs); a job found there is not rendered again")
+    ap.add_argument("--json", type=Path, default=None, help="also write all records to this file")
     args = ap.parse_args(argv)
     if args.gpu:
         args.device, args.views, args.res = "cuda", 49, "1600x1200"
@@ -147,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     records = [run_one(n.strip(), args, args.out) for n in names if n.strip()]
     plot(records, args.out / "chamfer_vs_time.png")
+    if args.json is not None:
+        args.json.write_text(json.dumps(records, indent=2))
     print(f"wrote {args.out}/*.json and {args.out / 'chamfer_vs_time.png'}")
     return 0
 

@@ -3,7 +3,7 @@
 #   setup    install the carried wheels (.whl/) and build nvdiffrast's CUDA plugin
 #   parity   tests/test_gpu_parity.py (ours vs nvdiffrast) + tests/test_raster.py
 #   raster   benchmarks/gpu/bench_raster_gpu.py (both rasterizers, 49 views, 800x600 and 1600x1200)
-#   pipeline python -m backend.bench --gpu (only when backend/bench.py exists)
+#   pipeline python -m backend.bench on the carried .gpujob/ jobs, nvdiffrast and ours
 # Usage: benchmarks/gpu/run_all.sh [step ...]   (default: all four). Results go to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -54,13 +54,23 @@ PYEOF
         || status=1
       ;;
     pipeline)
-      if [ -f backend/bench.py ]; then
-        say "pipeline benchmark: python -m backend.bench --gpu --json $OUT/pipeline_gpu.json"
-        timeout 540 "$PY" -m backend.bench --gpu --json "$OUT/pipeline_gpu.json" >"$OUT/pipeline_gpu.log" 2>&1 \
-          || status=1
-        tail -n 20 "$OUT/pipeline_gpu.log" | tee -a "$LOG"
+      # Jobs come pre-rendered in .gpujob/ (benchmarks/gpu/make_jobs.sh; no bpy here). Runs go to /tmp,
+      # only the summary JSON and plots come back (the device returns at most 8 files).
+      if ! ls -d .gpujob/*_49v_* >/dev/null 2>&1; then
+        say "no .gpujob/ jobs carried: pipeline benchmark skipped (run benchmarks/gpu/make_jobs.sh and carry .gpujob)"
+        status=1
       else
-        say "backend/bench.py not present: pipeline benchmark skipped"
+        for job in .gpujob/*_49v_*; do
+          tag=$(basename "$job"); mesh=${tag%%_49v_*}; res=${tag##*_49v_}
+          for rast in ${PIPELINE_RASTERIZERS:-nvdiffrast torch}; do
+            say "pipeline: $mesh $res $rast"
+            timeout "${PIPELINE_TIMEOUT:-240}" "$PY" -m backend.bench --device cuda --rasterizer "$rast" \
+              --meshes "$mesh" --views 49 --res "$res" --iterations "${PIPELINE_ITERATIONS:-2000}" \
+              --texture-size 2048 --jobs-dir .gpujob --out "/tmp/bench_gpu/${rast}_${res}" \
+              --json "$OUT/pipeline_${rast}_${res}.json" >>"$OUT/pipeline.log" 2>&1 || { say "failed"; status=1; }
+            tail -n 2 "$OUT/pipeline.log" | tee -a "$LOG"
+          done
+        done
       fi
       ;;
     *)
