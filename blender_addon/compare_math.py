@@ -21,8 +21,12 @@ statistics, closedness, IoU, PCA + ICP alignment) are `backend/meshmath.py`, imp
 from __future__ import annotations
 
 import csv
+import gc
 import json
+from contextlib import contextmanager
+from itertools import chain, repeat
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -38,6 +42,8 @@ apply = meshmath.apply
 bbox_diagonal = meshmath.bbox_diagonal
 is_closed = meshmath.is_closed
 sample_surface = meshmath.sample_surface
+_PILOT = 512
+_CHUNK = 1 << 16
 _COLORMAP = np.array([[0.05, 0.05, 0.6], [0.0, 0.45, 1.0], [0.1, 0.85, 0.3], [1.0, 0.85, 0.0], [0.9, 0.05, 0.05]])
 
 
@@ -63,6 +69,18 @@ def check_mesh(v: np.ndarray, f: np.ndarray, name: str) -> None:
         raise MeshInputError(f"{name} has no faces: it is a point cloud; surface metrics need faces")
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (millions of new lists and tuples re-trigger it)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class SurfaceQuery:
     """Exact nearest-point queries on a triangle mesh through `mathutils.bvhtree`."""
 
@@ -70,40 +88,46 @@ class SurfaceQuery:
         """Build the BVH of world-space triangles."""
         from mathutils.bvhtree import BVHTree
 
-        self.bvh = BVHTree.FromPolygons(v.tolist(), f.tolist(), all_triangles=True)
-        self.radius = max(bbox_diagonal(v), 1e-12) * 0.002
+        with gc_paused():
+            self.bvh = BVHTree.FromPolygons(v.tolist(), f.tolist(), all_triangles=True)
+        self.diag = max(bbox_diagonal(v), 1e-12)
+
+    def start_radius(self, pilot: list) -> float:
+        """First search radius: a margin over the 95th percentile of the unbounded distances of `pilot`."""
+        d = np.fromiter((h[3] for h in map(self.bvh.find_nearest, pilot)), dtype=np.float64, count=len(pilot))
+        return max(1.5 * float(np.percentile(d, 95)), 1e-6 * self.diag)
 
     def nearest(self, points: np.ndarray, want_location: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(distance, triangle index, closest point or None) of each point; growing search radius."""
         n = len(points)
-        dist = np.full(n, np.inf)
-        index = np.zeros(n, dtype=np.int64)
-        loc = np.zeros((n, 3)) if want_location else None
-        pending = np.arange(n)
-        plist = points.tolist()
+        dist = np.empty(n)
+        index = np.empty(n, dtype=np.int64)
+        loc = np.empty((n, 3)) if want_location else None
+        if n == 0:
+            return dist, index, loc
         fn = self.bvh.find_nearest
-        radius = self.radius
-        for _ in range(12):
-            found = []
-            for i in pending.tolist():
-                hit = fn(plist[i], radius)
-                if hit[0] is not None:
-                    found.append((i, hit))
-            if found:
-                ids = np.fromiter((i for i, _ in found), dtype=np.int64, count=len(found))
-                dist[ids] = np.fromiter((h[3] for _, h in found), dtype=np.float64, count=len(found))
-                index[ids] = np.fromiter((h[2] for _, h in found), dtype=np.int64, count=len(found))
+        with gc_paused():
+            radius = self.start_radius(points[::max(n // _PILOT, 1)].tolist())
+            for lo in range(0, n, _CHUNK):
+                plist = points[lo:lo + _CHUNK].tolist()
+                hits = list(map(fn, plist, repeat(radius)))
+                pending = [i for i, h in enumerate(hits) if h[0] is None]
+                grown = radius
+                for _ in range(12):
+                    if not pending:
+                        break
+                    grown *= 8.0
+                    for i, h in zip(pending, map(fn, [plist[i] for i in pending], repeat(grown))):
+                        hits[i] = h
+                    pending = [i for i in pending if hits[i][0] is None]
+                for i in pending:
+                    hits[i] = fn(plist[i])
+                m = len(hits)
+                dist[lo:lo + m] = np.fromiter((h[3] for h in hits), dtype=np.float64, count=m)
+                index[lo:lo + m] = np.fromiter((h[2] for h in hits), dtype=np.int64, count=m)
                 if loc is not None:
-                    loc[ids] = np.array([tuple(h[0]) for _, h in found])
-            pending = pending[~np.isfinite(dist[pending])]
-            if len(pending) == 0:
-                break
-            radius *= 8.0
-        for i in pending.tolist():
-            hit = fn(plist[i])
-            dist[i], index[i] = hit[3], hit[2]
-            if loc is not None:
-                loc[i] = tuple(hit[0])
+                    loc[lo:lo + m] = np.fromiter(chain.from_iterable(h[0] for h in hits), dtype=np.float64,
+                                                 count=3 * m).reshape(m, 3)
         return dist, index, loc
 
 

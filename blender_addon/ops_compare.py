@@ -81,7 +81,7 @@ def show_vertex_colours(screens) -> int:
 def run_compare(ref: bpy.types.Object, cmp_obj: bpy.types.Object, align: bool = False, scale: bool = False,
                 fscore_threshold: float = 0.01, n_samples: int = cm.DEFAULT_SAMPLES, heat_max: float = 0.0) -> dict:
     """Compare two mesh objects in world space, align/paint the compared one, return the report."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     va, fa = cm.mesh_arrays(ref.data, ref.matrix_world)
     vb, fb = cm.mesh_arrays(cmp_obj.data, cmp_obj.matrix_world)
     cm.check_mesh(va, fa, f"reference '{ref.name}'")
@@ -92,9 +92,9 @@ def run_compare(ref: bpy.types.Object, cmp_obj: bpy.types.Object, align: bool = 
         transform = cm.align_arrays(vb, fb, va, fa, scale=scale, query_ref=query_a)
         cmp_obj.matrix_world = Matrix(transform.tolist()) @ cmp_obj.matrix_world
         vb = cm.apply(transform, vb)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     report = cm.compare_arrays(va, fa, vb, fb, fscore_threshold, n_samples, query_a=query_a)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     dist = query_a.nearest(vb)[0]
     vmax = heat_max if heat_max > 0 else cm.heat_range(dist)
     paint_heatmap(cmp_obj.data, dist, vmax)
@@ -102,6 +102,7 @@ def run_compare(ref: bpy.types.Object, cmp_obj: bpy.types.Object, align: bool = 
         "reference": ref.name, "compared": cmp_obj.name, "aligned": align, "scaled": scale and align,
         "transform": transform.tolist(), "heat_min": 0.0, "heat_max": vmax,
         "time_align_s": t1 - t0, "time_metrics_s": t2 - t1, "time_heatmap_s": time.perf_counter() - t2,
+        "cpu_align_s": c1 - c0, "cpu_metrics_s": c2 - c1, "cpu_heatmap_s": time.process_time() - c2,
         "faces_reference": int(len(fa)), "faces_compared": int(len(fb)),
     })
     return report
