@@ -27,17 +27,28 @@ class MeshInputError(ValueError):
     """A mesh that cannot be compared (empty, or a point cloud)."""
 
 
+def _cross_edges(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Components of (b - a) x (c - a) for each triangle (a, b, c), computed per coordinate."""
+    v = np.asarray(v, dtype=np.float64)
+    f = np.asarray(f, dtype=np.int64)
+    x, y, z = (np.ascontiguousarray(v[:, k]) for k in range(3))
+    i, j, k = (np.ascontiguousarray(f[:, c]) for c in range(3))
+    ax, ay, az = x[i], y[i], z[i]
+    ux, uy, uz = x[j] - ax, y[j] - ay, z[j] - az
+    wx, wy, wz = x[k] - ax, y[k] - ay, z[k] - az
+    return uy * wz - uz * wy, uz * wx - ux * wz, ux * wy - uy * wx
+
+
 def triangle_areas(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Area of each triangle."""
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    nx, ny, nz = _cross_edges(v, f)
+    return 0.5 * np.sqrt(nx * nx + ny * ny + nz * nz)
 
 
 def face_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Unit normal of each triangle (zero for degenerate ones)."""
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    n = np.cross(b - a, c - a)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
+    n = np.stack(_cross_edges(v, f), axis=1)
+    length = np.sqrt(np.einsum("ij,ij->i", n, n))[:, None]
     return np.divide(n, length, out=np.zeros_like(n), where=length > 0)
 
 
@@ -98,14 +109,16 @@ def weld(v: np.ndarray, f: np.ndarray) -> np.ndarray:
 
 def is_closed(v: np.ndarray, f: np.ndarray) -> bool:
     """True when, after welding equal positions, every edge belongs to exactly two triangles."""
+    # Sorted edge keys: every run has length two exactly when they pair up and the pairs differ.
     if len(f) == 0:
         return False
     fw = weld(v, f)
     a = np.concatenate([fw[:, 0], fw[:, 1], fw[:, 2]])
     b = np.concatenate([fw[:, 1], fw[:, 2], fw[:, 0]])
-    keys = np.minimum(a, b) * (int(fw.max()) + 1) + np.maximum(a, b)
-    _, counts = np.unique(keys, return_counts=True)
-    return bool(np.all(counts == 2))
+    keys = np.sort(np.minimum(a, b) * (int(fw.max()) + 1) + np.maximum(a, b))
+    if len(keys) % 2:
+        return False
+    return bool(np.array_equal(keys[0::2], keys[1::2]) and not np.any(keys[1:-1:2] == keys[2::2]))
 
 
 def occupancy_grid(v: np.ndarray, f: np.ndarray, lo: np.ndarray, hi: np.ndarray, res: int) -> np.ndarray:
@@ -114,8 +127,17 @@ def occupancy_grid(v: np.ndarray, f: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     f = np.asarray(f, dtype=np.int64)
     step = (hi - lo) / res
     origin = lo[:2] + 0.5 * step[:2] + _JITTER * step[:2]
+    gv = (v[:, :2] - origin) / step[:2]
+    first = np.clip(np.ceil(gv), 0, res).astype(np.int32)
+    last = np.clip(np.floor(gv), -1, res - 1).astype(np.int32)
+    f0, f1, f2 = (np.ascontiguousarray(f[:, k]) for k in range(3))
+    spans = []
+    for k in range(2):
+        fk, lk = np.ascontiguousarray(first[:, k]), np.ascontiguousarray(last[:, k])
+        spans.append(np.maximum(np.maximum(lk[f0], lk[f1]), lk[f2]) - np.minimum(np.minimum(fk[f0], fk[f1]), fk[f2]))
+    f = f[np.flatnonzero((spans[0] >= 0) & (spans[1] >= 0))]
     tri = v[f]
-    gx = (tri[:, :, :2] - origin) / step[:2]
+    gx = gv[f]
     i0 = np.clip(np.ceil(gx.min(axis=1)), 0, res).astype(np.int64)
     i1 = np.clip(np.floor(gx.max(axis=1)), -1, res - 1).astype(np.int64)
     nx = np.maximum(i1[:, 0] - i0[:, 0] + 1, 0)
@@ -179,9 +201,9 @@ def surface_metrics(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarr
     d_ab, near_b = to_b(pa)[:2]
     d_ba, near_a = to_a(pb)[:2]
     out = distance_stats(d_ab, d_ba, bbox_diagonal(va), fscore_threshold)
-    na, nb = face_normals(va, fa), face_normals(vb, fb)
-    nc_ab = np.abs(np.sum(na[ia] * nb[near_b], axis=1)).mean()
-    nc_ba = np.abs(np.sum(nb[ib] * na[near_a], axis=1)).mean()
+    fa, fb = np.asarray(fa), np.asarray(fb)
+    nc_ab = np.abs(np.sum(face_normals(va, fa[ia]) * face_normals(vb, fb[near_b]), axis=1)).mean()
+    nc_ba = np.abs(np.sum(face_normals(vb, fb[ib]) * face_normals(va, fa[near_a]), axis=1)).mean()
     out["normal_consistency"] = float(0.5 * (nc_ab + nc_ba))
     out["n_samples"] = int(n_samples)
     out.update(iou_entry(va, fa, vb, fb, iou_resolution))

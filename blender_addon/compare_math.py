@@ -81,6 +81,25 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _spread_bits(x: np.ndarray) -> np.ndarray:
+    """The low 10 bits of each integer moved to every third bit (Morton code helper)."""
+    x = x & 0x3FF
+    x = (x | (x << 16)) & 0x030000FF
+    x = (x | (x << 8)) & 0x0300F00F
+    x = (x | (x << 4)) & 0x030C30C3
+    return (x | (x << 2)) & 0x09249249
+
+
+def spatial_order(points: np.ndarray) -> np.ndarray:
+    """Permutation putting points in Morton (Z-curve) order, so that consecutive BVH queries share cache."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    lo = p.min(axis=0)
+    span = max(float(np.ptp(p, axis=0).max()), 1e-300)
+    q = np.clip((p - lo) * (1023.0 / span), 0, 1023).astype(np.int64)
+    key = _spread_bits(q[:, 0]) | (_spread_bits(q[:, 1]) << 1) | (_spread_bits(q[:, 2]) << 2)
+    return np.argsort(key, kind="stable")
+
+
 class SurfaceQuery:
     """Exact nearest-point queries on a triangle mesh through `mathutils.bvhtree`."""
 
@@ -105,6 +124,8 @@ class SurfaceQuery:
         loc = np.empty((n, 3)) if want_location else None
         if n == 0:
             return dist, index, loc
+        order = spatial_order(points)
+        points = np.asarray(points, dtype=np.float64)[order]
         fn = self.bvh.find_nearest
         with gc_paused():
             radius = self.start_radius(points[::max(n // _PILOT, 1)].tolist())
@@ -123,11 +144,12 @@ class SurfaceQuery:
                 for i in pending:
                     hits[i] = fn(plist[i])
                 m = len(hits)
-                dist[lo:lo + m] = np.fromiter((h[3] for h in hits), dtype=np.float64, count=m)
-                index[lo:lo + m] = np.fromiter((h[2] for h in hits), dtype=np.int64, count=m)
+                rows = order[lo:lo + m]
+                dist[rows] = np.fromiter((h[3] for h in hits), dtype=np.float64, count=m)
+                index[rows] = np.fromiter((h[2] for h in hits), dtype=np.int64, count=m)
                 if loc is not None:
-                    loc[lo:lo + m] = np.fromiter(chain.from_iterable(h[0] for h in hits), dtype=np.float64,
-                                                 count=3 * m).reshape(m, 3)
+                    loc[rows] = np.fromiter(chain.from_iterable(h[0] for h in hits), dtype=np.float64,
+                                            count=3 * m).reshape(m, 3)
         return dist, index, loc
 
 
