@@ -47,18 +47,43 @@ _CHUNK = 1 << 16
 _COLORMAP = np.array([[0.05, 0.05, 0.6], [0.0, 0.45, 1.0], [0.1, 0.85, 0.3], [1.0, 0.85, 0.0], [0.9, 0.05, 0.05]])
 
 
+def _mesh_positions(mesh) -> np.ndarray:
+    """Vertex positions (n, 3) float64: the float32 `position` attribute read in one copy."""
+    pos = mesh.attributes.get("position")
+    if pos is not None and pos.data_type == "FLOAT_VECTOR" and pos.domain == "POINT":
+        buf = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+        pos.data.foreach_get("vector", buf)
+    else:
+        buf = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
+        mesh.vertices.foreach_get("co", buf)
+    return buf.astype(np.float64).reshape(-1, 3)
+
+
+def _mesh_triangles(mesh) -> np.ndarray:
+    """Triangles (m, 3) int64 in loop-triangle order; read straight from the corners when all faces are triangles."""
+    corners = mesh.attributes.get(".corner_vert")
+    n_faces = len(mesh.polygons)
+    if corners is not None and len(mesh.loops) == 3 * n_faces:
+        start = np.empty(n_faces, dtype=np.int32)
+        mesh.polygons.foreach_get("loop_start", start)
+        if np.array_equal(start, np.arange(0, 3 * n_faces, 3, dtype=np.int32)):
+            buf = np.empty(3 * n_faces, dtype=np.int32)
+            corners.data.foreach_get("value", buf)
+            return buf.astype(np.int64).reshape(-1, 3)
+    mesh.calc_loop_triangles()
+    buf = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
+    mesh.loop_triangles.foreach_get("vertices", buf)
+    return buf.astype(np.int64).reshape(-1, 3)
+
+
 def mesh_arrays(mesh, matrix=None) -> tuple[np.ndarray, np.ndarray]:
     """World-space vertices (n, 3) float64 and triangles (m, 3) int64 of a bpy Mesh."""
-    v = np.empty(len(mesh.vertices) * 3, dtype=np.float64)
-    mesh.vertices.foreach_get("co", v)
-    v = v.reshape(-1, 3)
-    mesh.calc_loop_triangles()
-    f = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int64)
-    mesh.loop_triangles.foreach_get("vertices", f)
+    v = _mesh_positions(mesh)
+    f = _mesh_triangles(mesh)
     if matrix is not None:
         m = np.array(matrix, dtype=np.float64)
         v = v @ m[:3, :3].T + m[:3, 3]
-    return v, f.reshape(-1, 3)
+    return v, f
 
 
 def check_mesh(v: np.ndarray, f: np.ndarray, name: str) -> None:
