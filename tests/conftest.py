@@ -40,3 +40,20 @@ def shared_meshes() -> Path:
     if not SHARED_MESHES.is_dir():
         pytest.skip(f"{SHARED_MESHES} not present")
     return SHARED_MESHES
+
+
+_EXIT_STATUS: list[int] = [0]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember the run's exit status for pytest_unconfigure."""
+    _EXIT_STATUS[0] = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """bpy 4.2 as a module segfaults in interpreter teardown once an operator was registered: leave first."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and tuple(bpy.app.version[:2]) == (4, 2):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[0])
