@@ -84,6 +84,11 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
                               samples=args.samples, timeout=3600)
         print(f"[{name}] rendered {args.views} views at {args.res} in {time.monotonic() - t:.1f}s", flush=True)
     scene = load_any(job)
+    if args.image_scale != 1.0:
+        from backend.io.job import scale_view
+
+        scene.views = [scale_view(v, args.image_scale) for v in scene.views]
+        tag = f"{tag}_scale{args.image_scale:g}"
     scene.settings.update(device=args.device, rasterizer=args.rasterizer, iterations=args.iterations,
                           symmetry=args.symmetry, texture_size=args.texture_size)
     validate_scene(scene)
@@ -106,6 +111,7 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     final = normalised_chamfer(ref_v, ref_f, v, f)
     record = {
         "mesh": name, "views": args.views, "res": args.res, "iterations": args.iterations,
+        "image_scale": args.image_scale, "image_size": [scene.views[0].width, scene.views[0].height],
         "device": result["device"], "rasterizer": result["rasterizer"], "wall_s": round(wall, 2),
         "timings_s": result["timings_s"], "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": gpu_peak,
         "visual_hull_chamfer": curve[0]["chamfer"], "final_chamfer": final,
@@ -161,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs-dir", type=Path, default=None,
                     help="where rendered jobs are cached (default OUT/jobs); a job found there is not rendered again")
     ap.add_argument("--json", type=Path, default=None, help="also write all records to this file")
+    ap.add_argument("--image-scale", type=float, default=1.0,
+                    help="downscale the rendered images (and K) by this factor, e.g. 0.5 for 800x600 from 1600x1200")
     args = ap.parse_args(argv)
     if args.gpu:
         args.device, args.views, args.res = "cuda", 49, "1600x1200"

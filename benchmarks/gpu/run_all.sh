@@ -62,13 +62,16 @@ PYEOF
       else
         for job in .gpujob/*_49v_*; do
           tag=$(basename "$job"); mesh=${tag%%_49v_*}; res=${tag##*_49v_}
-          for rast in ${PIPELINE_RASTERIZERS:-nvdiffrast torch}; do
-            say "pipeline: $mesh $res $rast"
-            timeout "${PIPELINE_TIMEOUT:-240}" "$PY" -m backend.bench --device cuda --rasterizer "$rast" \
-              --meshes "$mesh" --views 49 --res "$res" --iterations "${PIPELINE_ITERATIONS:-2000}" \
-              --texture-size 2048 --jobs-dir .gpujob --out "/tmp/bench_gpu/${rast}_${res}" \
-              --json "$OUT/pipeline_${rast}_${res}.json" >>"$OUT/pipeline.log" 2>&1 || { say "failed"; status=1; }
-            tail -n 2 "$OUT/pipeline.log" | tee -a "$LOG"
+          for scale in ${PIPELINE_SCALES:-1 0.5}; do
+            for rast in ${PIPELINE_RASTERIZERS:-nvdiffrast torch}; do
+              say "pipeline: $mesh $res x$scale $rast"
+              timeout "${PIPELINE_TIMEOUT:-240}" "$PY" -m backend.bench --device cuda --rasterizer "$rast" \
+                --meshes "$mesh" --views 49 --res "$res" --image-scale "$scale" \
+                --iterations "${PIPELINE_ITERATIONS:-2000}" --texture-size 2048 --jobs-dir .gpujob \
+                --out "/tmp/bench_gpu/${rast}_${scale}" --json "$OUT/pipeline_${rast}_x${scale}.json" \
+                >>"$OUT/pipeline.log" 2>&1 || { say "failed"; status=1; }
+              tail -n 2 "$OUT/pipeline.log" | tee -a "$LOG"
+            done
           done
         done
       fi
