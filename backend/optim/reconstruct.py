@@ -86,7 +86,7 @@ class Optimizer:
         self.device = views.device
         self.gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        self.shader = NeuralShader().to(self.device)
+        self.shader = NeuralShader(schedule.shader_freqs, schedule.shader_hidden).to(self.device)
         self.shader_opt = torch.optim.Adam(self.shader.parameters(), lr=schedule.lr_shader)
         self.weights = dict(schedule.weights)
         self.lr_v = schedule.lr_vertices
@@ -118,9 +118,10 @@ class Optimizer:
     def step(self, step: int) -> dict[str, float]:
         """One optimisation step; returns the loss values."""
         sch = self.schedule
-        level = self.views.level(sch.max_sides[min(sch.phase(step), len(sch.max_sides) - 1)])
+        phase = sch.phase(step)
+        level = self.views.level(sch.max_sides[min(phase, len(sch.max_sides) - 1)])
         h, w = level.sizes[0]
-        ids = self.next_views(sch.views_per_step(h * w, len(self.views)))
+        ids = self.next_views(sch.views_per_step(h * w, len(self.views), phase))
         groups: dict[tuple[int, int], list[int]] = {}
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)

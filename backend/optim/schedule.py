@@ -12,7 +12,7 @@ class Schedule:
     iterations: int
     remesh_steps: list[int]
     max_sides: list[int]  # longest rendered image side in each phase (phase k = after k remeshes)
-    pixel_budget: int  # pixels rendered per step (views per step = budget // pixels per view)
+    pixel_budgets: list[int]  # pixels rendered per step in each phase (views per step = budget // pixels per view)
     max_faces: int  # the remesh never makes more faces than this
     shade_pixels: int  # shading-loss pixels sampled per step
     lr_vertices: float = 1e-3
@@ -22,14 +22,17 @@ class Schedule:
     regulariser_growth: float = 4.0
     lr_decay: float = 0.75
     symmetry_from_phase: int = 2
+    shader_hidden: int = 64  # width of the neural shader's hidden layers
+    shader_freqs: int = 4  # positional-encoding frequencies of the shader
 
     def phase(self, step: int) -> int:
         """Number of remeshes done before this step."""
         return sum(step >= s for s in self.remesh_steps)
 
-    def views_per_step(self, pixels_per_view: int, n_views: int) -> int:
-        """Views rendered per step at the current resolution."""
-        return max(1, min(n_views, self.pixel_budget // max(pixels_per_view, 1)))
+    def views_per_step(self, pixels_per_view: int, n_views: int, phase: int = 0) -> int:
+        """Views rendered per step at the current resolution in a phase."""
+        budget = self.pixel_budgets[min(phase, len(self.pixel_budgets) - 1)]
+        return max(1, min(n_views, budget // max(pixels_per_view, 1)))
 
     def edge_length(self, current: float, area: float) -> float:
         """Next target edge length: half the current, but never more faces than max_faces."""
@@ -44,8 +47,12 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
     if device_type == "cpu":
         sides = [min(full_side, s) for s in (128, 192, 256, 256)]
         # Tuned on Suzanne (BENCHMARKS.md): with few iterations a larger vertex step and a gentler
-        # regulariser growth than the reference (x4) reach a lower Chamfer per second.
-        return Schedule(n, remesh, sides, pixel_budget=4 * 128 * 128, max_faces=32000, shade_pixels=8192,
-                        lr_vertices=3e-3, regulariser_growth=2.0)
-    return Schedule(n, remesh, [full_side] * 4, pixel_budget=max(full_side**2, 512 * 512), max_faces=300000,
+        # regulariser growth than the reference (x4) reach a lower Chamfer per second; after the first
+        # remesh three views per step (not one 256 px view) and a wider shader (6 frequencies, 128 wide)
+        # lower the final error.
+        late = 3 * 256 * 256
+        return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
+                        shade_pixels=8192, lr_vertices=3e-3, regulariser_growth=2.0, shader_hidden=128,
+                        shader_freqs=6)
+    return Schedule(n, remesh, [full_side] * 4, pixel_budgets=[max(full_side**2, 512 * 512)] * 4, max_faces=300000,
                     shade_pixels=1 << 18)
