@@ -42,6 +42,13 @@ def normalised_chamfer(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: n
     return float(chamfer(pa, pb, bbox_diagonal(ref_v))["chamfer_l1_norm"])
 
 
+def surface_chamfer(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.ndarray) -> float:
+    """Chamfer L1 with exact point-to-surface distances (no sampling floor) over the reference bbox diagonal."""
+    from backend.metrics import compare_meshes
+
+    return float(compare_meshes(ref_v, ref_f, v, f, n_samples=N_SAMPLES)["chamfer_l1_norm"])
+
+
 def peak_rss_mb() -> dict:
     """Peak resident memory of this process and of its largest child (MB)."""
     scale = 1 / 1024 if sys.platform.startswith("linux") else 1 / (1024 * 1024)
@@ -109,6 +116,9 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
                       "chamfer": normalised_chamfer(ref_v, ref_f, v, f), "faces": int(len(f))})
     v, f = load_mesh(out / result["mesh"])
     final = normalised_chamfer(ref_v, ref_f, v, f)
+    final_surface = surface_chamfer(ref_v, ref_f, v, f)
+    hull_v, hull_f = load_mesh(out / result["previews"][0]["mesh"])
+    hull_surface = surface_chamfer(ref_v, ref_f, hull_v, hull_f)
     record = {
         "mesh": name, "views": args.views, "res": args.res, "iterations": args.iterations,
         "image_scale": args.image_scale, "image_size": [scene.views[0].width, scene.views[0].height],
@@ -116,13 +126,15 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
         "timings_s": result["timings_s"], "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": gpu_peak,
         "visual_hull_chamfer": curve[0]["chamfer"], "final_chamfer": final,
         "ratio_to_visual_hull": final / curve[0]["chamfer"],
+        "visual_hull_chamfer_surface": hull_surface, "final_chamfer_surface": final_surface,
         "faces": result["faces"], "remeshes": result["remeshes"], "curve": curve,
     }
     (out_root / f"{tag}.json").write_text(json.dumps(record, indent=2))
     gpu_text = f"  peak GPU {gpu_peak:.0f} MB" if gpu_peak is not None else ""
     print(f"[{name}] wall {wall:.1f}s  peak RSS {record['peak_rss_mb']['self']:.0f} MB{gpu_text}  "
           f"visual hull Chamfer {100 * curve[0]['chamfer']:.3f}%  final Chamfer {100 * final:.3f}% "
-          f"({100 * record['ratio_to_visual_hull']:.0f}% of the hull's)  timings {result['timings_s']}", flush=True)
+          f"({100 * record['ratio_to_visual_hull']:.0f}% of the hull's; point-to-surface: hull "
+          f"{100 * hull_surface:.3f}%, final {100 * final_surface:.3f}%)  timings {result['timings_s']}", flush=True)
     return record
 
 
