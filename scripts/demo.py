@@ -112,24 +112,32 @@ def render_view(camera, path: Path, hide: list, samples: int, size: int) -> np.n
     return (np.clip(px, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def side_by_side(a: np.ndarray, b: np.ndarray, background: int = 235, gap: int = 8) -> np.ndarray:
-    """Two RGBA images composited over a light background, side by side (RGB)."""
+def side_by_side(a: np.ndarray, b: np.ndarray, captions: tuple[str, str], background: int = 235,
+                 gap: int = 8, band: int = 32) -> np.ndarray:
+    """Two RGBA images composited over a light background, side by side (RGB), each captioned above."""
+    from PIL import Image, ImageDraw, ImageFont
+
     def over(img: np.ndarray) -> np.ndarray:
         alpha = img[..., 3:4].astype(np.float32) / 255.0
         return (img[..., :3] * alpha + background * (1 - alpha)).astype(np.uint8)
     h = max(a.shape[0], b.shape[0])
-    out = np.full((h, a.shape[1] + gap + b.shape[1], 3), background, dtype=np.uint8)
-    out[:a.shape[0], :a.shape[1]] = over(a)
-    out[:b.shape[0], a.shape[1] + gap:] = over(b)
-    return out
+    out = np.full((band + h, a.shape[1] + gap + b.shape[1], 3), background, dtype=np.uint8)
+    out[band:band + a.shape[0], :a.shape[1]] = over(a)
+    out[band:band + b.shape[0], a.shape[1] + gap:] = over(b)
+    picture = Image.fromarray(out)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=20)
+    for x, text in ((8, captions[0]), (a.shape[1] + gap + 8, captions[1])):
+        draw.text((x, 6), text, fill=(40, 40, 40), font=font)
+    return np.asarray(picture)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build, render, reconstruct, compare, save."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "demo_out")
-    ap.add_argument("--cameras", type=int, default=12)
-    ap.add_argument("--size", type=int, default=128, help="rendered image size in pixels")
+    ap.add_argument("--cameras", type=int, default=24)
+    ap.add_argument("--size", type=int, default=192, help="rendered image size in pixels")
     ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     ap.add_argument("--quality", default="DRAFT", choices=["DRAFT", "STANDARD", "HIGH"])
     ap.add_argument("--iterations", type=int, default=0, help="override the preset's iterations")
@@ -161,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     size = max(args.size, 384)
     input_view = render_view(cam, out / "input_view.png", [recon, *plane_objs], args.samples, size)
     recon_view = render_view(cam, out / "reconstruction_view.png", [suzanne, *plane_objs], args.samples, size)
-    write_png(out / "comparison.png", side_by_side(input_view, recon_view))
+    captions = ("Input: Cycles render of Suzanne", f"Reconstruction ({args.quality.title()}, textured)")
+    write_png(out / "comparison.png", side_by_side(input_view, recon_view, captions))
     for name in ("input_view.png", "reconstruction_view.png"):
         (out / name).unlink()
     bpy.context.scene.camera = cam
