@@ -123,6 +123,18 @@ def bounds_of_object(obj) -> tuple[list, list]:
     return bbox_of_points(world)
 
 
+def _files_for_cameras(folder_setting: str, cams: list, what: str, folder_hint: str, name_hint: str) -> dict:
+    """The file matched to each camera in a user-chosen folder; GatherError naming what is missing."""
+    folder = Path(bpy.path.abspath(folder_setting)) if folder_setting else None
+    if folder is None or not folder.is_dir():
+        raise GatherError(f"The {what} folder does not exist.", folder_hint)
+    matches = match_files(folder, [c.name for c in cams])
+    missing = [c.name for c in cams if c.name not in matches]
+    if missing:
+        raise GatherError(f"No {what} in {folder} for camera(s): {', '.join(missing)}.", name_hint)
+    return matches
+
+
 def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[str], None]] = None,
                iterations: int = 0) -> dict:
     """Write job.json, images/ and masks/ for the selected cameras; returns the job dict."""
@@ -151,14 +163,9 @@ def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[st
                               "Give each camera a background image, deselect those cameras, "
                               "or choose another image source.")
     elif settings.image_source == "FOLDER":
-        folder = Path(bpy.path.abspath(settings.image_folder)) if settings.image_folder else None
-        if folder is None or not folder.is_dir():
-            raise GatherError("The image folder does not exist.", "Choose the folder holding the photos.")
-        matches = match_files(folder, [c.name for c in cams])
-        missing = [c.name for c in cams if c.name not in matches]
-        if missing:
-            raise GatherError(f"No image in {folder} for camera(s): {', '.join(missing)}.",
-                              "Name each image after its camera (e.g. Camera.001.jpg), or deselect those cameras.")
+        matches = _files_for_cameras(settings.image_folder, cams, "image", "Choose the folder holding the photos.",
+                                     "Name each image after its camera (e.g. Camera.001.jpg), or deselect those "
+                                     "cameras.")
     else:
         if progress:
             progress(f"Rendering {len(cams)} views")
@@ -166,14 +173,8 @@ def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[st
                        progress=(lambda i, n: progress(f"Rendering view {i + 1}/{n}")) if progress else None)
     mask_matches: dict = {}
     if settings.mask_source == "FOLDER":
-        mfolder = Path(bpy.path.abspath(settings.mask_folder)) if settings.mask_folder else None
-        if mfolder is None or not mfolder.is_dir():
-            raise GatherError("The mask folder does not exist.", "Choose the folder holding the masks.")
-        mask_matches = match_files(mfolder, [c.name for c in cams])
-        missing = [c.name for c in cams if c.name not in mask_matches]
-        if missing:
-            raise GatherError(f"No mask in {mfolder} for camera(s): {', '.join(missing)}.",
-                              "Name each mask after its camera, or use the images' alpha as masks.")
+        mask_matches = _files_for_cameras(settings.mask_folder, cams, "mask", "Choose the folder holding the masks.",
+                                          "Name each mask after its camera, or use the images' alpha as masks.")
         (Path(job_dir) / "masks").mkdir(exist_ok=True)
     views = []
     for cam, name in zip(cams, names):
