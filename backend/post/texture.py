@@ -52,17 +52,24 @@ def clip_positions(vertices: np.ndarray, view: View) -> tuple[np.ndarray, np.nda
     return cam, np.concatenate([vertices, np.ones((len(vertices), 1))], axis=1) @ m.T
 
 
-def depth_map(mesh: UVMesh, view: View, rasterizer) -> np.ndarray:
-    """Camera depth of the nearest surface per pixel of the view (inf where empty)."""
-    cam, clip = clip_positions(mesh.vertices, view)
+def render_attribute(clip: np.ndarray, faces: np.ndarray, attr: np.ndarray, view: View,
+                     rasterizer) -> tuple[np.ndarray, np.ndarray]:
+    """A vertex attribute interpolated over a view's pixels: values (H, W, C) float64 and coverage (H, W)."""
     dev = rasterizer.device
-    tri = torch.as_tensor(mesh.faces, dtype=torch.int32, device=dev)
+    tri = torch.as_tensor(faces, dtype=torch.int32, device=dev)
     with torch.no_grad():
         rast = rasterizer.rasterize(torch.as_tensor(clip, dtype=torch.float32, device=dev)[None], tri,
                                     (view.height, view.width))
-        depth = rasterizer.interpolate(torch.as_tensor(cam[:, 2:3], dtype=torch.float32, device=dev)[None], rast, tri)
-    out = depth[0, ..., 0].cpu().numpy().astype(np.float64)
-    out[(rast[0, ..., 3] <= 0).cpu().numpy()] = np.inf
+        values = rasterizer.interpolate(torch.as_tensor(attr, dtype=torch.float32, device=dev)[None], rast, tri)
+    return values[0].cpu().numpy().astype(np.float64), (rast[0, ..., 3] > 0).cpu().numpy()
+
+
+def depth_map(mesh: UVMesh, view: View, rasterizer) -> np.ndarray:
+    """Camera depth of the nearest surface per pixel of the view (inf where empty)."""
+    cam, clip = clip_positions(mesh.vertices, view)
+    depth, covered = render_attribute(clip, mesh.faces, cam[:, 2:3], view, rasterizer)
+    out = depth[..., 0]
+    out[~covered] = np.inf
     return out
 
 
@@ -147,14 +154,8 @@ def bake_texture(mesh: UVMesh, views: list[View], size: int, rasterizer,
 def render_textured(mesh: UVMesh, texture: np.ndarray, view: View, rasterizer) -> tuple[np.ndarray, np.ndarray]:
     """Render the textured mesh from a view's camera: image (H, W, 3) float in [0, 1] and coverage mask."""
     _, clip = clip_positions(mesh.vertices, view)
-    dev = rasterizer.device
-    tri = torch.as_tensor(mesh.faces, dtype=torch.int32, device=dev)
-    with torch.no_grad():
-        rast = rasterizer.rasterize(torch.as_tensor(clip, dtype=torch.float32, device=dev)[None], tri,
-                                    (view.height, view.width))
-        uv = rasterizer.interpolate(torch.as_tensor(mesh.uv, dtype=torch.float32, device=dev)[None], rast, tri)
-    covered = (rast[0, ..., 3] > 0).cpu().numpy()
-    uv = uv[0].cpu().numpy().astype(np.float64)[covered]
+    uv, covered = render_attribute(clip, mesh.faces, mesh.uv, view, rasterizer)
+    uv = uv[covered]
     size_y, size_x = texture.shape[:2]
     image = np.zeros((view.height, view.width, 3))
     image[covered] = bilinear(texture.astype(np.float64) / 255.0, uv[:, 0] * size_x, (1 - uv[:, 1]) * size_y)
