@@ -16,6 +16,8 @@ from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouet
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
 from backend.optim.finish import post_process, write_result
 from backend.optim.losses import Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss
+from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, plan_memory,
+                                  release_cached)
 from backend.optim.render import render_gbuffer
 from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
@@ -93,6 +95,8 @@ class Optimizer:
         self.symmetry_mode = symmetry_mode
         self.plane = None
         self.order: list[int] = []
+        self.last_shape: tuple[tuple[int, int], int] = ((0, 0), 0)
+        self.oom_retries = 0
 
     def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
         """Start optimising a new mesh (fresh vertex optimiser state and topology)."""
@@ -122,6 +126,7 @@ class Optimizer:
         level = self.views.level(sch.max_sides[min(phase, len(sch.max_sides) - 1)])
         h, w = level.sizes[0]
         ids = self.next_views(sch.views_per_step(h * w, len(self.views), phase))
+        self.last_shape = ((h, w), len(ids))
         groups: dict[tuple[int, int], list[int]] = {}
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)
@@ -167,6 +172,29 @@ class Optimizer:
         losses["total"] = loss.item()
         return losses
 
+    def guarded_step(self, step: int, reporter: Reporter, hw: tuple[int, int]) -> dict[str, float]:
+        """One step; on out-of-memory retry once with half the budget, then a JobError naming what to lower."""
+        for attempt in range(2):
+            try:
+                return self.step(step)
+            except Exception as exc:
+                if not is_oom(exc):
+                    raise
+            size, views = self.last_shape
+            self.v_opt.zero_grad(set_to_none=True)
+            self.shader_opt.zero_grad(set_to_none=True)
+            if attempt > 0 or self.oom_retries >= 1:
+                release_cached(self.device)
+                break
+            self.oom_retries += 1
+            self.schedule = halve_budget(self.schedule, hw, len(self.views))
+            self.views.keep_levels(set(self.schedule.max_sides))
+            release_cached(self.device)
+            reporter.log(f"warning: out of memory at {size[1]}x{size[0]} with {views} view(s) per step; retrying "
+                         f"with half the budget (sides {self.schedule.max_sides}, "
+                         f"{self.schedule.shade_pixels} shading pixels)")
+        raise oom_error(self.device, size, views)
+
     def after_remesh(self) -> None:
         """Reference rule: regularisers x4, vertex learning rate x0.75."""
         self.weights["laplacian"] *= self.schedule.regulariser_growth
@@ -183,6 +211,7 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
              writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int) -> dict:
     """Run the schedule; returns the last losses."""
     sch = opt.schedule
+    hw = max(((v.height, v.width) for v in opt.views.views), key=lambda t: t[0] * t[1])
     opt.set_mesh(vertices, faces)
     report_every = max(1, sch.iterations // 200)
     last_report = time.monotonic()
@@ -205,7 +234,7 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
                 from backend.post.symmetry import detect_symmetry
 
                 opt.plane, _ = detect_symmetry(res.vertices, res.faces)
-        losses = opt.step(step)
+        losses = opt.guarded_step(step, reporter, hw)
         done = step + 1
         if done % report_every == 0 or done == sch.iterations or time.monotonic() - last_report > 1.0:
             reporter.progress("optimize", done, sch.iterations, losses, state.elapsed())
@@ -239,6 +268,9 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         views = normalized_views(scene.views, c, s)
         full_side = max(max(v.width, v.height) for v in views)
         schedule = make_schedule(int(settings["iterations"]), full_side, device.type)
+        hw = max(((v.height, v.width) for v in views), key=lambda t: t[0] * t[1])
+        schedule, plan = plan_memory(schedule, hw, len(views), available_bytes(device), device.type)
+        reporter.log(plan.describe())
         v0, f0, h0, hull = initial_mesh(views, reporter, schedule, state)
         state.timings["visual_hull"] = round(time.monotonic() - t, 3)
         if preview_every > 0:
@@ -250,6 +282,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         t = time.monotonic()
         opt = Optimizer(ViewSet(views, device), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every)
+        plan.oom_retries = opt.oom_retries
         v, f = opt.mesh()
         vw = _to_world(v, c, s)
         state.timings["optimize"] = round(time.monotonic() - t, 3)
@@ -267,6 +300,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             "visual_hull": {"vertices": len(hull["vertices"]), "faces": len(hull["faces"])},
             "remeshes": state.remeshes, "warnings": state.warnings, "previews": state.previews,
         }
+        result["memory_plan"] = plan.to_dict()
         write_result(writer, post, result, state.timings, t)
         with reporter.critical():
             writer.commit()

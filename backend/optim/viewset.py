@@ -38,6 +38,10 @@ class ViewSet:
             self._levels[max_side] = self._build(max_side)
         return self._levels[max_side]
 
+    def keep_levels(self, sides: set[int]) -> None:
+        """Drop cached resolutions other than these (frees device memory after the render side was lowered)."""
+        self._levels = {k: lv for k, lv in self._levels.items() if k in sides}
+
     def _build(self, max_side: int) -> ViewLevel:
         images, masks, mvps, sizes = [], [], [], []
         for v in self.views:
