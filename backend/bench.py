@@ -127,7 +127,8 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
         "visual_hull_chamfer": curve[0]["chamfer"], "final_chamfer": final,
         "ratio_to_visual_hull": final / curve[0]["chamfer"],
         "visual_hull_chamfer_surface": hull_surface, "final_chamfer_surface": final_surface,
-        "faces": result["faces"], "remeshes": result["remeshes"], "curve": curve,
+        "faces": result["faces"], "remeshes": result["remeshes"], "memory_plan": result.get("memory_plan"),
+        "curve": curve,
     }
     (out_root / f"{tag}.json").write_text(json.dumps(record, indent=2))
     gpu_text = f"  peak GPU {gpu_peak:.0f} MB" if gpu_peak is not None else ""
