@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from backend.meshmath import bbox_diagonal  # noqa: F401  (re-exported for the post-processing modules)
+
 
 def face_normals_and_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit face normals (F, 3) and face areas (F,)."""
@@ -68,8 +70,3 @@ def closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: n
     out = np.where(((d3 >= 0) & (d4 <= d3))[:, None], b, out)
     out = np.where(((d1 <= 0) & (d2 <= 0))[:, None], a, out)
     return out
-
-
-def bbox_diagonal(vertices: np.ndarray) -> float:
-    """Length of the axis-aligned bounding-box diagonal."""
-    return float(np.linalg.norm(vertices.max(0) - vertices.min(0)))
