@@ -41,7 +41,7 @@ def test_estimate_grows_with_resolution_views_faces_and_samples() -> None:
 
 def test_planner_fits_budgets_with_monotonic_choices() -> None:
     sch = make_schedule(2000, 1600, "cuda")
-    sch = replace(sch, pixel_budgets=[8 * 1200 * 1600] * 4)  # eight views per step when memory allows
+    sch = replace(sch, max_sides=[1600] * 4, pixel_budgets=[8 * 1200 * 1600] * 4)  # eight full views per step
     plans = []
     for gb in (0.5, 2, 8, 80):
         planned, plan = plan_memory(sch, DTU, 49, int(gb * GB))
@@ -68,7 +68,7 @@ def test_cpu_keeps_todays_schedule() -> None:
 
 
 def test_halved_budget_needs_less_memory() -> None:
-    sch = make_schedule(2000, 1600, "cuda")
+    sch = replace(make_schedule(2000, 1600, "cuda"), max_sides=[1600] * 4, pixel_budgets=[1200 * 1600] * 4)
     many = replace(sch, pixel_budgets=[4 * 1200 * 1600] * 4)
     half = halve_budget(many, DTU, 49)
     assert half.views_per_step(pixels_at(*DTU, 1600), 49, 0) == 2 and half.max_sides == many.max_sides

@@ -14,11 +14,13 @@ def mask_loss(coverage: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (coverage - target).abs().mean()
 
 
-def shading_loss(color: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 between shaded and photographed colours of the sampled pixels."""
+def shading_loss(color: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 between shaded and photographed colours of the sampled pixels (optionally weighted per pixel)."""
     if color.numel() == 0:
         return color.sum()
-    return (color - target).abs().mean()
+    if weight is None:
+        return (color - target).abs().mean()
+    return ((color - target).abs().mean(dim=1) * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 @dataclass

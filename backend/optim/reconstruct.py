@@ -1,6 +1,7 @@
 """The reconstruction pipeline: visual hull, neural deferred shading optimisation, post-processing, write."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,10 +16,11 @@ from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
 from backend.optim.finish import post_process, write_result
+from backend.optim.large_steps import SmoothParam, UniformAdam
 from backend.optim.losses import Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss
 from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, plan_memory,
                                   release_cached)
-from backend.optim.render import render_gbuffer
+from backend.optim.render import GBuffer, render_gbuffer
 from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewSet
@@ -66,7 +68,7 @@ def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule,
     v, f = visual_hull(views, (lo, hi), res=128)
     reporter.check_cancel()
     area = float(face_areas(v, f).sum())
-    h0 = math.sqrt(area / (0.433 * max(schedule.max_faces // 16, 500)))
+    h0 = max(math.sqrt(area / (0.433 * min(schedule.initial_faces, schedule.max_faces))), schedule.min_edge)
     res = guarded_remesh(v, f, h0, REMESH_TIMEOUT_S, poll=reporter.check_cancel)
     info = {"step": 0, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h0,
             "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message}
@@ -97,18 +99,31 @@ class Optimizer:
         self.order: list[int] = []
         self.last_shape: tuple[tuple[int, int], int] = ((0, 0), 0)
         self.oom_retries = 0
+        self.mask_fraction = float(np.mean([v.mask.mean() for v in views.views]))
 
     def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
         """Start optimising a new mesh (fresh vertex optimiser state and topology)."""
-        self.v = torch.nn.Parameter(torch.tensor(vertices, dtype=torch.float32, device=self.device))
+        x = torch.tensor(vertices, dtype=torch.float32, device=self.device)
         self.f = torch.tensor(faces, dtype=torch.int32, device=self.device)
         self.f_long = self.f.long()
         self.topo = Topology.build(faces, len(vertices), self.device)
-        self.v_opt = torch.optim.Adam([self.v], lr=self.lr_v)
+        if self.schedule.smoothing > 0:
+            self.param = SmoothParam(x, faces, self.schedule.smoothing)
+            self.v_opt = UniformAdam([self.param.u], lr=self.lr_v)
+        else:
+            self.param = None
+            self.x = torch.nn.Parameter(x)
+            self.v_opt = torch.optim.Adam([self.x], lr=self.lr_v)
+
+    def vertices(self) -> torch.Tensor:
+        """Current vertex positions, differentiable in the optimised parameter."""
+        return self.x if self.param is None else self.param.vertices()
 
     def mesh(self) -> tuple[np.ndarray, np.ndarray]:
         """Current mesh as numpy (normalised space)."""
-        return self.v.detach().cpu().numpy().astype(np.float64), self.f_long.cpu().numpy()
+        with torch.no_grad():
+            v = self.vertices()
+        return v.detach().cpu().numpy().astype(np.float64), self.f_long.cpu().numpy()
 
     def next_views(self, count: int) -> list[int]:
         """Views for this step: shuffled passes over all views."""
@@ -119,8 +134,9 @@ class Optimizer:
             out.append(self.order.pop())
         return out
 
-    def step(self, step: int) -> dict[str, float]:
-        """One optimisation step; returns the loss values."""
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the loss values as 0-d tensors (read them only when reporting:
+        on a GPU each read is a host-device synchronisation)."""
         sch = self.schedule
         phase = sch.phase(step)
         level = self.views.level(sch.max_sides[min(phase, len(sch.max_sides) - 1)])
@@ -130,49 +146,64 @@ class Optimizer:
         groups: dict[tuple[int, int], list[int]] = {}
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)
-        losses = {"mask": 0.0, "shading": 0.0}
+        verts = self.vertices()
         total_mask = torch.zeros((), device=self.device)
         total_shade = torch.zeros((), device=self.device)
         for size, members in groups.items():
             mvps = torch.stack([level.mvps[i] for i in members])
-            gb = render_gbuffer(self.rasterizer, self.v, self.f, mvps, size)
+            gb = render_gbuffer(self.rasterizer, verts, self.f, mvps, size)
             target_mask = torch.stack([level.masks[i] for i in members])
             target_rgb = torch.stack([level.images[i] for i in members])
             frac = len(members) / len(ids)
             total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask)
-            inside = (gb.hit & (target_mask[..., 0] > 0.5)).reshape(-1).nonzero().squeeze(1)
-            budget = int(sch.shade_pixels * frac)
-            if len(inside) > budget:
-                inside = inside[torch.randperm(len(inside), generator=self.gen)[:budget].to(inside.device)]
-            if len(inside) > 0:
-                pos = gb.position.reshape(-1, 3)[inside]
-                nrm = gb.normal.reshape(-1, 3)[inside]
-                cam = self.views.centers[torch.tensor(members, device=self.device)]
-                bidx = inside // (size[0] * size[1])
-                vdir = torch.nn.functional.normalize(cam[bidx] - pos, dim=-1)
-                rgb = self.shader(pos, nrm, vdir)
-                total_shade = total_shade + frac * shading_loss(rgb, target_rgb.reshape(-1, 3)[inside])
-        lap = laplacian_loss(self.v, self.topo)
-        nc = normal_consistency_loss(self.v, self.f_long, self.topo)
+            cam = self.views.centers[torch.tensor(members, device=self.device)]
+            total_shade = total_shade + frac * self.shade(gb, target_mask, target_rgb, cam,
+                                                          max(1, int(sch.shade_pixels * frac)))
+        lap = laplacian_loss(verts, self.topo)
+        nc = normal_consistency_loss(verts, self.f_long, self.topo)
         wt = self.weights
         loss = wt["mask"] * total_mask + wt["shading"] * total_shade + wt["laplacian"] * lap + wt["normal"] * nc
-        losses = {"mask": total_mask.item(), "shading": total_shade.item(), "laplacian": lap.item(),
-                  "normal": nc.item()}
+        losses = {"mask": total_mask, "shading": total_shade, "laplacian": lap, "normal": nc}
         if self.plane is not None:
             from backend.post.symmetry import mirror_loss
 
-            sym = mirror_loss(self.v, self.plane)
+            sym = mirror_loss(verts, self.plane)
             loss = loss + wt["symmetry"] * sym
-            losses["symmetry"] = sym.item()
+            losses["symmetry"] = sym
         self.v_opt.zero_grad(set_to_none=True)
         self.shader_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.v_opt.step()
         self.shader_opt.step()
-        losses["total"] = loss.item()
-        return losses
+        losses["total"] = loss
+        return {k: v.detach() for k, v in losses.items()}
 
-    def guarded_step(self, step: int, reporter: Reporter, hw: tuple[int, int]) -> dict[str, float]:
+    def shade(self, gb: GBuffer, target_mask: torch.Tensor, target_rgb: torch.Tensor, cam: torch.Tensor,
+              budget: int) -> torch.Tensor:
+        """Shading loss over up to `budget` sampled pixels that are covered and inside the mask.
+
+        On the CPU the valid pixels are listed and sampled exactly; on a GPU, listing them would wait for
+        the device, so random pixels are drawn (enough to expect `budget` valid ones) and the invalid
+        ones are weighted out.
+        """
+        valid = (gb.hit & (target_mask[..., 0] > 0.5)).reshape(-1)
+        n_pix = gb.hit.shape[1] * gb.hit.shape[2]
+        if self.device.type == "cpu":
+            idx = valid.nonzero().squeeze(1)
+            if len(idx) > budget:
+                idx = idx[torch.randperm(len(idx), generator=self.gen)[:budget]]
+            weight = None
+        else:
+            draws = min(valid.numel(), int(budget / max(self.mask_fraction, 0.05)))
+            idx = torch.randint(valid.numel(), (draws,), device=self.device)
+            weight = valid[idx].to(gb.position.dtype)
+        pos = gb.position.reshape(-1, 3)[idx]
+        nrm = gb.normal.reshape(-1, 3)[idx]
+        vdir = torch.nn.functional.normalize(cam[idx // n_pix] - pos, dim=-1)
+        rgb = self.shader(pos, nrm, vdir)
+        return shading_loss(rgb, target_rgb.reshape(-1, 3)[idx], weight)
+
+    def guarded_step(self, step: int, reporter: Reporter, hw: tuple[int, int]) -> dict[str, torch.Tensor]:
         """One step; on out-of-memory retry once with half the budget, then a JobError naming what to lower."""
         for attempt in range(2):
             try:
@@ -200,6 +231,15 @@ class Optimizer:
         self.weights["laplacian"] *= self.schedule.regulariser_growth
         self.weights["normal"] *= self.schedule.regulariser_growth
         self.lr_v *= self.schedule.lr_decay
+
+
+def loss_values(losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Loss tensors as floats (one host-device synchronisation for all of them)."""
+    if not losses:
+        return {}
+    keys = list(losses)
+    values = torch.stack([losses[k].float() for k in keys]).cpu().tolist()
+    return dict(zip(keys, values))
 
 
 def _to_world(vertices: np.ndarray, c: np.ndarray, s: float) -> np.ndarray:
@@ -237,18 +277,22 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
         losses = opt.guarded_step(step, reporter, hw)
         done = step + 1
         if done % report_every == 0 or done == sch.iterations or time.monotonic() - last_report > 1.0:
-            reporter.progress("optimize", done, sch.iterations, losses, state.elapsed())
+            reporter.progress("optimize", done, sch.iterations, loss_values(losses), state.elapsed())
             last_report = time.monotonic()
         if preview_every > 0 and (done % preview_every == 0 or done == sch.iterations):
             v, f = opt.mesh()
             rel = writer.write_preview(done, _to_world(v, c, s), f)
             state.previews.append({"mesh": rel, "step": done, "elapsed_s": round(state.elapsed(), 3)})
             reporter.preview(rel, done)
-    return losses
+    return loss_values(losses)
 
 
-def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0) -> dict:
-    """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content."""
+def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
+                schedule_overrides: dict | None = None) -> dict:
+    """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
+
+    `schedule_overrides` replaces fields of the device's schedule (benchmarks and ablations).
+    """
     from backend.raster import get_rasterizer
 
     state = RunState()
@@ -268,6 +312,9 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         views = normalized_views(scene.views, c, s)
         full_side = max(max(v.width, v.height) for v in views)
         schedule = make_schedule(int(settings["iterations"]), full_side, device.type)
+        if schedule_overrides:
+            schedule = dataclasses.replace(schedule, **schedule_overrides)
+        schedule = schedule.with_footprint(views)
         hw = max(((v.height, v.width) for v in views), key=lambda t: t[0] * t[1])
         schedule, plan = plan_memory(schedule, hw, len(views), available_bytes(device), device.type)
         reporter.log(plan.describe())

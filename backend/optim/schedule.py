@@ -1,8 +1,14 @@
 """Coarse-to-fine optimisation schedule: remesh steps, edge lengths, resolutions, loss weights."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+
+import numpy as np
+
+GPU_SMOOTHING = 19.0  # Large Steps lambda (Nicolet et al. 2021 use 19 for multi-view reconstruction)
+GPU_LR = 1e-2  # step of the uniform Adam on u, in normalised units ([-1, 1] box)
 
 
 @dataclass
@@ -24,6 +30,10 @@ class Schedule:
     symmetry_from_phase: int = 2
     shader_hidden: int = 64  # width of the neural shader's hidden layers
     shader_freqs: int = 4  # positional-encoding frequencies of the shader
+    initial_faces: int = 2000  # faces of the remeshed visual hull the optimisation starts from
+    px_per_edge: float = 2.0  # the finest edge spans this many rendered pixels (at the object's distance)
+    min_edge: float = 0.0  # edge-length floor in normalised units, set from the views by with_footprint()
+    smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
 
     def phase(self, step: int) -> int:
         """Number of remeshes done before this step."""
@@ -37,7 +47,21 @@ class Schedule:
     def edge_length(self, current: float, area: float) -> float:
         """Next target edge length: half the current, but never more faces than max_faces."""
         h_min = math.sqrt(area / (0.433 * self.max_faces))
-        return max(current / 2.0, h_min)
+        return max(current / 2.0, h_min, self.min_edge)
+
+    def with_footprint(self, views: list) -> "Schedule":
+        """This schedule with its edge floor set from what the views resolve in the last phase."""
+        return dataclasses.replace(self, min_edge=self.px_per_edge * pixel_footprint(views, self.max_sides[-1]))
+
+
+def pixel_footprint(views: list, max_side: int) -> float:
+    """Median over views of one rendered pixel's size at the object's centre (views in normalised space)."""
+    sizes = []
+    for v in views:
+        scale = min(1.0, max_side / max(v.width, v.height))
+        focal = 0.5 * (float(v.K[0, 0]) + float(v.K[1, 1])) * scale
+        sizes.append(float(np.linalg.norm(v.center)) / max(focal, 1e-9))
+    return float(np.median(sizes))
 
 
 def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule:
@@ -54,5 +78,9 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
                         shade_pixels=8192, lr_vertices=3e-3, regulariser_growth=2.0, shader_hidden=128,
                         shader_freqs=6)
-    return Schedule(n, remesh, [full_side] * 4, pixel_budgets=[max(full_side**2, 512 * 512)] * 4, max_faces=300000,
-                    shade_pixels=1 << 18)
+    # GPU: coarse-to-fine resolution at a constant pixel cost per step (about one full-resolution view),
+    # so the early, coarse phases see many views per step (less gradient noise) for the same time.
+    sides = [min(full_side, s) for s in (512, 800)] + [full_side, full_side]
+    budget = max(full_side * full_side * 3 // 4, 512 * 512)
+    return Schedule(n, remesh, sides, pixel_budgets=[budget] * 4, max_faces=300000, shade_pixels=1 << 18,
+                    smoothing=GPU_SMOOTHING, lr_vertices=GPU_LR)

@@ -1,11 +1,14 @@
-"""Reconstruction benchmark: `python -m backend.bench` renders scenes with scenegen and reconstructs them.
+"""Reconstruction benchmark: `python benchmarks/bench_reconstruct.py` renders scenes with scenegen and reconstructs them.
 
-Prints wall time, peak memory, the visual hull's and the final normalised Chamfer distance, writes
-bench_out/<mesh>.json and bench_out/chamfer_vs_time.png (Chamfer of the preview meshes over time).
+Prints wall and CPU time, peak memory, the visual hull's and the final normalised Chamfer distance and the
+normal consistency; writes bench_out/<tag>.json, bench_out/<tag>.png (input view | reference | reconstruction,
+same camera) and bench_out/chamfer_vs_time.png (Chamfer of the preview meshes over time).
+`--set name=value` overrides a field of the schedule (`weights.laplacian=10`, `smoothing=0`) for ablations.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import resource
 import sys
@@ -15,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 SHARED_MESHES = REPO.parent / "shared" / "meshes"
 N_SAMPLES = 50_000
 
@@ -42,11 +46,58 @@ def normalised_chamfer(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: n
     return float(chamfer(pa, pb, bbox_diagonal(ref_v))["chamfer_l1_norm"])
 
 
-def surface_chamfer(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.ndarray) -> float:
-    """Chamfer L1 with exact point-to-surface distances (no sampling floor) over the reference bbox diagonal."""
+def surface_metrics(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.ndarray) -> tuple[float, float]:
+    """Chamfer L1 with exact point-to-surface distances (no sampling floor) over the reference bbox diagonal,
+    and normal consistency (mean |cos| at nearest points, both ways)."""
     from backend.metrics import compare_meshes
 
-    return float(compare_meshes(ref_v, ref_f, v, f, n_samples=N_SAMPLES)["chamfer_l1_norm"])
+    m = compare_meshes(ref_v, ref_f, v, f, n_samples=N_SAMPLES)
+    return float(m["chamfer_l1_norm"]), float(m["normal_consistency"])
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`name=value` pairs (values as JSON, else strings) into schedule overrides; `weights.x=v` merges."""
+    out: dict = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if key.startswith("weights."):
+            out.setdefault("weights", {})[key.split(".", 1)[1]] = value
+        else:
+            out[key] = value
+    return out
+
+
+def shaded(v: np.ndarray, f: np.ndarray, view, rasterizer) -> np.ndarray:
+    """Grey headlight rendering (H, W, 3) of a mesh in a view: what the surface looks like, bumps included."""
+    from backend.post.geometry import vertex_normals
+    from backend.post.texture import clip_positions, render_attribute
+
+    _, clip = clip_positions(v, view)
+    n = vertex_normals(v, f)
+    values, covered = render_attribute(clip, f, n, view, rasterizer)
+    rgb = np.ones((view.height, view.width, 3))
+    d = -(view.R.T @ np.array([0.0, 0.0, 1.0]))
+    shade = np.clip(np.abs(values @ d) / np.maximum(np.linalg.norm(values, axis=-1), 1e-12), 0, 1)
+    rgb[covered] = (0.15 + 0.8 * shade[covered])[:, None]
+    return rgb
+
+
+def write_picture(path: Path, view, ref: tuple[np.ndarray, np.ndarray], ours: tuple[np.ndarray, np.ndarray]) -> None:
+    """input view | reference | reconstruction, side by side in the same camera."""
+    from PIL import Image
+
+    from backend.raster import get_rasterizer
+
+    rasterizer = get_rasterizer("auto", "cpu")
+    img = np.asarray(view.image, dtype=np.float64)[..., :3]
+    if view.mask is not None:
+        img = img * view.mask[..., None] + (1 - view.mask[..., None])
+    panels = [img, shaded(*ref, view, rasterizer), shaded(*ours, view, rasterizer)]
+    Image.fromarray((np.clip(np.concatenate(panels, axis=1), 0, 1) * 255).astype(np.uint8)).save(path)
 
 
 def peak_rss_mb() -> dict:
@@ -105,8 +156,11 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     with open(log_path, "w") as log:
         reporter = Reporter(stream=log, json_mode=True, quiet_logs=True)
         t = time.monotonic()
-        result = reconstruct(scene, out, reporter, preview_every=max(1, args.iterations // 20))
+        c0 = time.process_time()
+        result = reconstruct(scene, out, reporter, preview_every=max(1, args.iterations // 20),
+                             schedule_overrides=parse_overrides(args.set))
         wall = time.monotonic() - t
+        cpu = time.process_time() - c0
     gpu_peak = gpu_peak_mb(args.device)
     ref_v, ref_f = load_mesh(job / "reference.obj")
     curve = []
@@ -116,26 +170,30 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
                       "chamfer": normalised_chamfer(ref_v, ref_f, v, f), "faces": int(len(f))})
     v, f = load_mesh(out / result["mesh"])
     final = normalised_chamfer(ref_v, ref_f, v, f)
-    final_surface = surface_chamfer(ref_v, ref_f, v, f)
+    final_surface, final_nc = surface_metrics(ref_v, ref_f, v, f)
     hull_v, hull_f = load_mesh(out / result["previews"][0]["mesh"])
-    hull_surface = surface_chamfer(ref_v, ref_f, hull_v, hull_f)
+    hull_surface, hull_nc = surface_metrics(ref_v, ref_f, hull_v, hull_f)
+    picture = out_root / f"{tag}.png"
+    write_picture(picture, scene.views[0], (ref_v, ref_f), (v, f))
     record = {
         "mesh": name, "views": args.views, "res": args.res, "iterations": args.iterations,
         "image_scale": args.image_scale, "image_size": [scene.views[0].width, scene.views[0].height],
-        "device": result["device"], "rasterizer": result["rasterizer"], "wall_s": round(wall, 2),
+        "device": result["device"], "rasterizer": result["rasterizer"], "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "load_average": os.getloadavg()[0], "overrides": args.set,
         "timings_s": result["timings_s"], "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": gpu_peak,
         "visual_hull_chamfer": curve[0]["chamfer"], "final_chamfer": final,
         "ratio_to_visual_hull": final / curve[0]["chamfer"],
         "visual_hull_chamfer_surface": hull_surface, "final_chamfer_surface": final_surface,
+        "visual_hull_normal_consistency": hull_nc, "final_normal_consistency": final_nc, "picture": picture.name,
         "faces": result["faces"], "remeshes": result["remeshes"], "memory_plan": result.get("memory_plan"),
         "curve": curve,
     }
     (out_root / f"{tag}.json").write_text(json.dumps(record, indent=2))
     gpu_text = f"  peak GPU {gpu_peak:.0f} MB" if gpu_peak is not None else ""
-    print(f"[{name}] wall {wall:.1f}s  peak RSS {record['peak_rss_mb']['self']:.0f} MB{gpu_text}  "
+    print(f"[{name}] wall {wall:.1f}s  CPU {cpu:.1f}s  load {record['load_average']:.1f}  peak RSS {record['peak_rss_mb']['self']:.0f} MB{gpu_text}  "
           f"visual hull Chamfer {100 * curve[0]['chamfer']:.3f}%  final Chamfer {100 * final:.3f}% "
           f"({100 * record['ratio_to_visual_hull']:.0f}% of the hull's; point-to-surface: hull "
-          f"{100 * hull_surface:.3f}%, final {100 * final_surface:.3f}%)  timings {result['timings_s']}", flush=True)
+          f"{100 * hull_surface:.3f}%, final {100 * final_surface:.3f}%)  normal consistency hull {hull_nc:.4f} final {final_nc:.4f}  faces {len(f)}  timings {result['timings_s']}", flush=True)
     return record
 
 
@@ -164,7 +222,7 @@ def plot(records: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
-    ap = argparse.ArgumentParser(prog="python -m backend.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python benchmarks/bench_reconstruct.py", description=__doc__.splitlines()[0])
     ap.add_argument("--meshes", default=None,
                     help="comma-separated (default: suzanne, plus spot when ../shared/meshes exists)")
     ap.add_argument("--views", type=int, default=24)
@@ -182,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write all records to this file")
     ap.add_argument("--image-scale", type=float, default=1.0,
                     help="downscale the rendered images (and K) by this factor, e.g. 0.5 for 800x600 from 1600x1200")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a schedule field, e.g. smoothing=0 or weights.laplacian=10 (repeatable)")
     args = ap.parse_args(argv)
     if args.gpu:
         args.device, args.views, args.res = "cuda", 49, "1600x1200"
