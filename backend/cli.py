@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--align", action="store_true", help="rigidly align A to B first")
     m.add_argument("--json", action="store_true")
 
-    sub.add_parser("check", help="print versions, devices and rasterizers as JSON")
+    chk = sub.add_parser("check", help="print versions, devices and which rasterizers really render, as JSON")
+    chk.add_argument("--strict", action="store_true",
+                     help="exit 1 unless the backend runs (and an installed nvdiffrast renders on CUDA)")
     return p
 
 
@@ -114,29 +116,54 @@ def check_info() -> dict:
     if devices["cuda"]:
         info["cuda_device"] = torch.cuda.get_device_name(0)
         info["cuda_version"] = torch.version.cuda
-    rasterizers = {"torch": False, "nvdiffrast": False}
-    try:
-        from backend.raster import get_rasterizer
-
-        get_rasterizer("torch", "cpu")
-        rasterizers["torch"] = True
-    except Exception as exc:  # noqa: BLE001 - reported to the user as JSON
-        info["torch_rasterizer_error"] = str(exc)
-    rasterizers["nvdiffrast"] = devices["cuda"] and importlib.util.find_spec("nvdiffrast") is not None
-    info["rasterizers"] = rasterizers
+    info.update(rasterizer_report(devices))
     missing = [m for m in ("numpy", "scipy", "trimesh", "gpytoolbox", "skimage", "xatlas", "imageio")
                if importlib.util.find_spec(m) is None]
     info["missing_packages"] = missing
-    info["ok"] = rasterizers["torch"] and not missing
+    info["ok"] = info["rasterizers"]["torch"] and not missing
     return info
+
+
+def rasterizer_report(devices: dict) -> dict:
+    """Which rasterizers really render (a tiny render each, nvdiffrast's first one compiles it), and why not."""
+    from backend.raster.probe import probe
+
+    device = "cuda" if devices["cuda"] else "mps" if devices["mps"] else "cpu"
+    errors: dict = {}
+    works = {}
+    for name in ("torch", "nvdiffrast"):
+        if name == "nvdiffrast" and importlib.util.find_spec("nvdiffrast") is None:
+            works[name] = False
+            continue
+        reason = probe(name, device)
+        works[name] = reason is None
+        if reason is not None:
+            errors[name] = reason
+    auto = "nvdiffrast" if works["nvdiffrast"] and device == "cuda" else "torch"
+    return {"rasterizers": works, "rasterizer_device": device, "rasterizer_errors": errors,
+            "nvdiffrast_installed": importlib.util.find_spec("nvdiffrast") is not None, "auto_rasterizer": auto}
+
+
+def check_exit_code(info: dict, strict: bool) -> int:
+    """0, or with --strict 1 when the backend cannot run or an installed nvdiffrast fails on CUDA."""
+    if not strict:
+        return EXIT_OK
+    nvdiffrast_broken = (info.get("nvdiffrast_installed") and info.get("rasterizer_device") == "cuda"
+                         and not info.get("rasterizers", {}).get("nvdiffrast"))
+    return EXIT_OK if info.get("ok") and not nvdiffrast_broken else EXIT_FAILURE
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "check":
-        print(json.dumps(check_info(), indent=2), flush=True)
-        return EXIT_OK
+        info = check_info()
+        print(json.dumps(info, indent=2), flush=True)
+        code = check_exit_code(info, args.strict)
+        if code != EXIT_OK:
+            print(f"backend check failed: {info.get('error') or info.get('rasterizer_errors') or info}",
+                  file=sys.stderr)
+        return code
     reporter = Reporter(json_mode=True if getattr(args, "json", False) else None)
     reporter.install_signal_handlers()
     try:

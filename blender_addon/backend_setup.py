@@ -62,6 +62,8 @@ def setup_plan(base_python: str, venv: Path, requirements: Path, cuda: bool,
     steps.append(SetupStep("Installing the backend's requirements", pip + ["-r", str(requirements)]))
     if cuda and nvdiffrast:
         steps.append(SetupStep("Installing nvdiffrast (optional)", pip + ["diffrp-nvdiffrast"]))
+    label = "Checking the rasterizer" + (" (nvdiffrast compiles its CUDA code now)" if cuda and nvdiffrast else "")
+    steps.append(SetupStep(label, [vpy, "-m", "backend", "check", "--strict"]))
     return steps
 
 
@@ -91,6 +93,10 @@ def summarize_check(info: Optional[dict], stderr: str = "", returncode: int = 0)
     rasterizers = [k for k, v in (info.get("rasterizers") or {}).items() if v]
     text = (f"Python {info.get('python', '?')}, torch {info['torch']}, devices: {', '.join(devices) or 'none'}, "
             f"rasterizers: {', '.join(rasterizers) or 'none'}")
+    if info.get("auto_rasterizer"):
+        text += f" (auto: {info['auto_rasterizer']})"
+    for name, reason in (info.get("rasterizer_errors") or {}).items():
+        text += f"; {name} does not render: {str(reason)[:200]}"
     missing = info.get("missing_packages") or []
     if missing:
         text += f"; missing: {', '.join(missing)}"

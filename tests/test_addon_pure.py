@@ -107,12 +107,18 @@ def test_setup_plan_and_check_summary(tmp_path: Path) -> None:
     assert "https://download.pytorch.org/whl/cpu" in plan[2].argv
     assert plan[3].argv[-2:] == ["-r", str(tmp_path / "requirements.txt")]
     gpu = setup_plan("py", tmp_path / "venv", tmp_path / "r.txt", cuda=True, nvdiffrast=True)
-    assert "diffrp-nvdiffrast" in gpu[-1].argv and "cu128" in " ".join(gpu[2].argv)
+    assert "diffrp-nvdiffrast" in gpu[-2].argv and "cu128" in " ".join(gpu[2].argv)
+    assert gpu[-1].argv[1:] == ["-m", "backend", "check", "--strict"] and "compiles" in gpu[-1].label
+    assert plan[-1].argv[1:] == ["-m", "backend", "check", "--strict"]
     assert torch_install_args(False, "darwin") == ["torch"]
     info = parse_check('noise\n{"python": "3.11.7", "torch": "2.5.0", "devices": {"cpu": true, "cuda": false},'
                        ' "rasterizers": {"torch": true, "nvdiffrast": false}, "missing_packages": [], "ok": true}')
     ok, text = summarize_check(info)
     assert ok and text == "Python 3.11.7, torch 2.5.0, devices: cpu, rasterizers: torch"
+    info.update(auto_rasterizer="torch", rasterizer_errors={"nvdiffrast": "RasterizerUnavailable: plugin fails"})
+    ok, text = summarize_check(info)
+    assert ok and text.endswith("rasterizers: torch (auto: torch); nvdiffrast does not render: "
+                                "RasterizerUnavailable: plugin fails")
     assert summarize_check({"python": "3.11", "torch": None})[0] is False
     ok, text = summarize_check(None, "ModuleNotFoundError: No module named 'torch'", 1)
     assert not ok and "Set up backend" in text

@@ -78,6 +78,8 @@ def test_zip_layout(addon_zip: Path) -> None:
     manifest = zipfile.ZipFile(addon_zip).read("photomesh/blender_manifest.toml").decode()
     assert 'id = "photomesh"' in manifest and "SPDX:GPL-3.0-or-later" in manifest
     assert 'blender_version_min = "4.2.0"' in manifest
+    permissions = manifest.split("[permissions]")[1]
+    assert "\nfiles = " in permissions and "\nnetwork = " in permissions
 
 
 @pytest.mark.slow

@@ -1,5 +1,10 @@
 """Parity of our rasterizer with nvdiffrast on CUDA: ids, barycentrics, interpolation, antialiasing, gradients.
 
+Thresholds (issue 15): id mismatches < 0.2 % of covered pixels and only on id boundaries; antialiased
+colour on stable pixels p99.9 <= 1e-3; silhouette and shading gradients w.r.t. vertex positions with
+cosine >= 0.98 and norm ratio (ours / nvdiffrast) in [0.9, 1.1]. The antialiasing rule itself is
+checked without a GPU in tests/test_antialias_rule.py.
+
 Skipped without CUDA (conftest) or without nvdiffrast. With RASTER_PARITY_JSON set, every test also
 records the measured discrepancies there, so a run on a lent GPU machine reports figures even on failure.
 """
@@ -134,7 +139,7 @@ def test_rasterize_and_interpolate_parity(nvdr, device: str, seed: int) -> None:
              "interp_max": da.max(), "interp_p999": da.flatten().quantile(0.999)}
     record(f"rasterize_interpolate[{device}-{seed}]", stats)
     assert stats["pixels_covered"] > 10000
-    assert stats["id_mismatch_fraction"] < 2e-3, stats
+    assert stats["id_mismatch_fraction"] < 2e-3, stats   # both snap vertices to 1/16 px, same tie rule
     assert stats["id_mismatch_off_boundary"] == 0, stats
     assert stats["bary_p999"] < 1e-4 and stats["bary_max"] < 5e-3, stats
     assert stats["depth_max"] < 1e-5, stats
@@ -176,9 +181,9 @@ def test_antialias_and_gradient_parity(nvdr, device: str, seed: int) -> None:
              "grad_shade_norm_ratio": gs_g.norm() / gs_r.norm()}
     record(f"antialias_gradients[{device}-{seed}]", stats)
     assert stats["aa_mean_abs"] < 1e-3, stats
-    assert stats["aa_stable_p999"] < 1e-3 and stats["aa_stable_max"] < 2e-2, stats
-    assert stats["grad_mask_cosine"] > 0.98 and abs(stats["grad_mask_norm_ratio"] - 1) < 0.1, stats
-    assert stats["grad_shade_cosine"] > 0.99 and abs(stats["grad_shade_norm_ratio"] - 1) < 0.05, stats
+    assert stats["aa_stable_p999"] <= 1e-3 and stats["aa_stable_max"] < 2e-2, stats
+    assert stats["grad_mask_cosine"] >= 0.98 and 0.9 <= stats["grad_mask_norm_ratio"] <= 1.1, stats
+    assert stats["grad_shade_cosine"] >= 0.98 and 0.9 <= stats["grad_shade_norm_ratio"] <= 1.1, stats
 
 
 def test_auto_picks_nvdiffrast_on_cuda(nvdr) -> None:

@@ -21,13 +21,13 @@ def random_mesh(rng: np.random.Generator, n_tri: int = 40, n_vert: int = 60) -> 
 
 
 def reference_rasterize(pos: np.ndarray, tri: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Brute force: per pixel, test all triangles; returns ids+1, (u, v, z/w) and tie margin per pixel."""
+    """Brute force: per pixel, test all (snapped) triangles; returns ids+1, exact (u, v, z/w) and tie margin."""
     p = pos.astype(np.float64)
     v = p[tri]                                         # (F, 3, 4)
     ok = (v[..., 3] > 0).all(1)
     wv = np.where(v[..., 3] > 0, v[..., 3], 1.0)
-    sx = (v[..., 0] / wv + 1.0) * 0.5 * w - 0.5
-    sy = (v[..., 1] / wv + 1.0) * 0.5 * h - 0.5
+    sx = np.rint(v[..., 0] / wv * 8 * w) / 16 + (w - 1) / 2     # snapped to 1/16 px, as nvdiffrast
+    sy = np.rint(v[..., 1] / wv * 8 * h) / 16 + (h - 1) / 2
     sz = v[..., 2] / wv
     ids = np.zeros((h, w), np.int64)
     bary = np.zeros((h, w, 3))
@@ -288,3 +288,20 @@ def test_numba_kernels_match_torch_kernels_with_gradients() -> None:
     for x, y in zip(*results):
         torch.testing.assert_close(x, y, rtol=1e-9, atol=1e-9)
     assert results[0][2].abs().sum() > 0
+
+
+@KERNELS
+def test_vertices_snap_to_sixteenth_pixel(kernels: str) -> None:
+    """As in nvdiffrast, coverage uses vertices snapped to 1/16 px; the left edge then owns the tie.
+
+    The quad's left edge sits at x = 10.03 px: exactly it would leave pixel 10 out, snapped it lies
+    on pixel 10's centre, and a left edge covers the pixels on it (top-left rule).
+    """
+    w = 24
+    x_left = (10.03 + 0.5) / w * 2 - 1
+    pos = torch.tensor([[[x_left, -2.0, 0.0, 1.0], [2.0, -2.0, 0.0, 1.0], [2.0, 4.0, 0.0, 1.0],
+                         [x_left, 4.0, 0.0, 1.0]]], dtype=torch.float64)
+    tri = torch.tensor([[0, 1, 2], [0, 2, 3]], dtype=torch.int32)
+    rast = TorchRasterizer("cpu", kernels=kernels).rasterize(pos, tri, (8, w))
+    row = rast[0, 4, :, 3] > 0
+    assert not row[9] and row[10] and row[11]

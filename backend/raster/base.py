@@ -5,6 +5,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+SUBPIXELS = 16.0  # visibility snaps vertices to 1/16 pixel, as nvdiffrast's rasterizer does
+
 
 @runtime_checkable
 class Rasterizer(Protocol):

@@ -66,8 +66,8 @@ class Antialias(torch.autograd.Function):
     def forward(ctx, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
                 opp: torch.Tensor) -> torch.Tensor:
         nb, h, w, nc = color.shape
-        scr, sil = K.aa_setup(_np(pos), _np(tri), _np(opp), h, w)
-        ev = K.aa_events(_np(rast), scr, _np(tri), sil)
+        scr = K.aa_setup(_np(pos).astype(np.float64), h, w)
+        ev = K.aa_events(_np(rast), scr, _np(tri), _np(opp))
         cflat = color.detach().reshape(-1, nc).contiguous()
         out = cflat.clone()
         if len(ev):
@@ -85,6 +85,6 @@ class Antialias(torch.autograd.Function):
         gcolor = gflat.clone()
         gpos = torch.zeros(pos.shape, dtype=torch.float64)
         if len(ctx.ev):
-            K.aa_backward(_np(color.reshape(-1, nc)), ctx.ev, _np(pos), _np(gflat), gcolor.numpy(), gpos.numpy(),
-                          ctx.hw[0], ctx.hw[1])
+            K.aa_backward(_np(color.reshape(-1, nc)), ctx.ev, _np(pos).astype(np.float64), _np(gflat),
+                          gcolor.numpy(), gpos.numpy(), ctx.hw[0], ctx.hw[1])
         return gcolor.reshape(color.shape), None, gpos.to(pos.dtype), None, None

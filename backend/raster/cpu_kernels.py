@@ -5,6 +5,8 @@ other devices and is the reference in the tests), with hand-written gradients, i
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -172,93 +174,112 @@ def interp_backward(attr: np.ndarray, rast: np.ndarray, tri: np.ndarray, grad: n
                 grast[b, i, j, 1] = gv
 
 
+EDGE_EPS = 1e-3       # as antialias.EDGE_EPS
+T_SLACK = 1.0 / 16.0  # as antialias.T_SLACK
+NEV = 11              # event row: b, pt, po, vi, vj, horiz, ds, col, row, t, moving
+
+
 @njit(inline="always")
-def _screen(pos: np.ndarray, b: int, v: int, h: int, w: int) -> tuple[float, float, float]:
-    """Pixel-space x, y and w of a vertex."""
+def _screen(pos: np.ndarray, b: int, v: int, h: int, w: int) -> tuple[float, float]:
+    """Pixel-space x, y of a vertex (pixel centres on integers)."""
     vw = pos[b, v, 3]
-    ws = vw if vw > 0.0 else 1.0
-    return (pos[b, v, 0] / ws + 1.0) * 0.5 * w - 0.5, (pos[b, v, 1] / ws + 1.0) * 0.5 * h - 0.5, vw
+    return (pos[b, v, 0] / vw + 1.0) * (0.5 * w) - 0.5, (pos[b, v, 1] / vw + 1.0) * (0.5 * h) - 0.5
+
+
+@njit(inline="always")
+def _signbit(x: float) -> bool:
+    """Sign bit of x (True for negatives and -0)."""
+    return math.copysign(1.0, x) < 0.0
+
+
+@njit(inline="always")
+def _area(x0: float, y0: float, x1: float, y1: float, x2: float, y2: float) -> float:
+    """Signed area (times two) of a screen triangle."""
+    return (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def aa_setup(pos: np.ndarray, tri: np.ndarray, opp: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-space vertices (B, V, 3: x, y, w) and silhouette flags of face edges (B, F, 3) per view."""
+def aa_setup(pos: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Pixel-space vertices (B, V, 2: x, y) per view."""
     nb, nv = pos.shape[0], pos.shape[1]
-    nf = tri.shape[0]
-    scr = np.empty((nb, nv, 3))
+    scr = np.empty((nb, nv, 2))
     for task in prange(nb * nv):
         b = task // nv
         v = task - b * nv
-        x, y, vw = _screen(pos, b, v, h, w)
+        x, y = _screen(pos, b, v, h, w)
         scr[b, v, 0] = x
         scr[b, v, 1] = y
-        scr[b, v, 2] = vw
-    sil = np.zeros((nb, nf, 3), dtype=np.bool_)
-    for task in prange(nb * nf):
-        b = task // nf
-        f = task - b * nf
-        for k in range(3):
-            o = opp[f, k]
-            if o < 0 or not scr[b, o, 2] > 0.0:
-                sil[b, f, k] = True
-                continue
-            vi = tri[f, (k + 1) % 3]
-            vj = tri[f, (k + 2) % 3]
-            vk = tri[f, k]
-            ex = scr[b, vj, 0] - scr[b, vi, 0]
-            ey = scr[b, vj, 1] - scr[b, vi, 1]
-            s1 = ex * (scr[b, vk, 1] - scr[b, vi, 1]) - ey * (scr[b, vk, 0] - scr[b, vi, 0])
-            s2 = ex * (scr[b, o, 1] - scr[b, vi, 1]) - ey * (scr[b, o, 0] - scr[b, vi, 0])
-            sil[b, f, k] = s1 * s2 > 0.0
-    return scr, sil
+    return scr
 
 
 @njit(inline="always")
-def _pair_event(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndarray, b: int, i: int, j: int,
+def _pair_event(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, opp: np.ndarray, b: int, i: int, j: int,
                 i2: int, j2: int, horiz: bool, out: np.ndarray) -> bool:
-    """Fill out (10,) with the pair's silhouette crossing, if any."""
+    """Fill out (NEV,) with the pair's silhouette crossing if it counts (rule in antialias.py)."""
     nb, h, w, _ = rast.shape
     ia = int(rast[b, i, j, 3])
     ib = int(rast[b, i2, j2, 3])
-    if ib == 0 or (ia != 0 and rast[b, i, j, 2] < rast[b, i2, j2, 2]):
-        ti, tj, oi, oj, f = i, j, i2, j2, ia - 1
+    if ia != 0 and (ib == 0 or rast[b, i, j, 2] < rast[b, i2, j2, 2]):
+        ti, tj, oi, oj, f, ds = i, j, i2, j2, ia - 1, 1.0
     else:
-        ti, tj, oi, oj, f = i2, j2, i, j, ib - 1
-    pal = float(tj if horiz else ti)
-    pac = float(ti if horiz else tj)
-    oal = float(oj if horiz else oi)
-    dirn = 1.0 if oal > pal else -1.0
+        ti, tj, oi, oj, f, ds = i2, j2, i, j, ib - 1, -1.0
+    col = float(tj)
+    row = float(ti)
+    sx = np.empty(3)
+    sy = np.empty(3)
     for k in range(3):
-        if not sil[b, f, k]:
-            continue
-        vi = tri[f, (k + 1) % 3]
-        vj = tri[f, (k + 2) % 3]
+        sx[k] = scr[b, tri[f, k], 0] - col
+        sy[k] = scr[b, tri[f, k], 1] - row
+    best = -np.inf
+    kb = -1
+    for k in range(3):
+        k1 = (k + 1) % 3
+        k2 = (k + 2) % 3
         if horiz:
-            ai, ci, aj, cj = scr[b, vi, 0], scr[b, vi, 1], scr[b, vj, 0], scr[b, vj, 1]
+            ai, ci, aj, cj = sx[k1], sy[k1], sx[k2], sy[k2]
         else:
-            ai, ci, aj, cj = scr[b, vi, 1], scr[b, vi, 0], scr[b, vj, 1], scr[b, vj, 0]
-        if not ((ci - pac) * (cj - pac) <= 0.0 and ci != cj):
+            ai, ci, aj, cj = sy[k1], sx[k1], sy[k2], sx[k2]
+        den = cj - ci
+        if _signbit(ci) == _signbit(cj) or den == 0.0:
             continue
-        t = (ai + (pac - ci) * (aj - ai) / (cj - ci) - pal) * dirn
-        if t < 0.0 or t > 1.0:
-            continue
-        out[0] = b
-        out[1] = (b * h + ti) * w + tj
-        out[2] = (b * h + oi) * w + oj
-        out[3] = vi
-        out[4] = vj
-        out[5] = 1.0 if horiz else 0.0
-        out[6] = dirn
-        out[7] = pal
-        out[8] = pac
-        out[9] = t
-        return True
-    return False
+        tk = ds * (ai * cj - ci * aj) / den
+        if tk > best:
+            best = tk
+            kb = k
+    if kb < 0:
+        return False
+    k1 = (kb + 1) % 3
+    k2 = (kb + 2) % 3
+    if horiz:
+        ext_a, ext_c = sx[k2] - sx[k1], sy[k2] - sy[k1]
+    else:
+        ext_a, ext_c = sy[k2] - sy[k1], sx[k2] - sx[k1]
+    if not (abs(ext_c) >= abs(ext_a) and best > -T_SLACK and best < 1.0 + T_SLACK):
+        return False
+    o = opp[f, kb]
+    if o >= 0:
+        bb = _area(sx[0], sy[0], sx[1], sy[1], sx[2], sy[2])
+        wing = _area(scr[b, o, 0] - col, scr[b, o, 1] - row, sx[k1], sy[k1], sx[k2], sy[k2])
+        if _signbit(wing) != _signbit(bb):
+            return False
+    t = min(max(best, 0.0), 1.0)
+    out[0] = b
+    out[1] = (b * h + ti) * w + tj
+    out[2] = (b * h + oi) * w + oj
+    out[3] = tri[f, k1]
+    out[4] = tri[f, k2]
+    out[5] = 1.0 if horiz else 0.0
+    out[6] = ds
+    out[7] = col
+    out[8] = row
+    out[9] = t
+    out[10] = 1.0 if (t > 0.0 and t < 1.0) else 0.0
+    return True
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def aa_events(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndarray) -> np.ndarray:
-    """Silhouette crossings: rows (b, pt, po, vi, vj, horiz, dirn, pal, pac, t), in row-major pair order."""
+def aa_events(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, opp: np.ndarray) -> np.ndarray:
+    """Counted silhouette crossings (rows of NEV values), in row-major pair order."""
     nb, h, w, _ = rast.shape
     rows = nb * h
     counts = np.zeros(rows + 1, dtype=np.int64)
@@ -274,7 +295,7 @@ def aa_events(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndarra
                 c += 1
         counts[task + 1] = c
     offs = np.cumsum(counts)
-    ev = np.empty((offs[rows], 10))
+    ev = np.empty((offs[rows], NEV))
     keep = np.zeros(offs[rows], dtype=np.bool_)
     for task in prange(rows):
         b = task // h
@@ -283,10 +304,10 @@ def aa_events(rast: np.ndarray, scr: np.ndarray, tri: np.ndarray, sil: np.ndarra
         for j in range(w):
             fid = rast[b, i, j, 3]
             if j + 1 < w and rast[b, i, j + 1, 3] != fid:
-                keep[e] = _pair_event(rast, scr, tri, sil, b, i, j, i, j + 1, True, ev[e])
+                keep[e] = _pair_event(rast, scr, tri, opp, b, i, j, i, j + 1, True, ev[e])
                 e += 1
             if i + 1 < h and rast[b, i + 1, j, 3] != fid:
-                keep[e] = _pair_event(rast, scr, tri, sil, b, i, j, i + 1, j, False, ev[e])
+                keep[e] = _pair_event(rast, scr, tri, opp, b, i, j, i + 1, j, False, ev[e])
                 e += 1
     return ev[keep]
 
@@ -319,39 +340,48 @@ def aa_backward(color: np.ndarray, ev: np.ndarray, pos: np.ndarray, grad: np.nda
         vi = int(ev[e, 3])
         vj = int(ev[e, 4])
         horiz = ev[e, 5] == 1.0
-        dirn = ev[e, 6]
-        pac = ev[e, 8]
+        ds = ev[e, 6]
+        col = ev[e, 7]
+        row = ev[e, 8]
         t = ev[e, 9]
         far = t >= 0.5
         if far:
             tgt, src, s = po, pt, t - 0.5
         else:
             tgt, src, s = pt, po, 0.5 - t
-        ds = 0.0
+        gs = 0.0
         for c in range(nc):
             g = grad[tgt, c]
             gcolor[src, c] += s * g
             gcolor[tgt, c] -= s * g
-            ds += g * (color[src, c] - color[tgt, c])
-        dt = ds if far else -ds
-        if dt == 0.0:
+            gs += g * (color[src, c] - color[tgt, c])
+        dt = gs if far else -gs
+        if dt == 0.0 or ev[e, 10] == 0.0:
             continue
-        xi, yi, wi = _screen(pos, b, vi, h, w)
-        xj, yj, wj = _screen(pos, b, vj, h, w)
+        xi, yi = _screen(pos, b, vi, h, w)
+        xj, yj = _screen(pos, b, vj, h, w)
+        xi -= col
+        xj -= col
+        yi -= row
+        yj -= row
         if horiz:
             ai, ci, aj, cj = xi, yi, xj, yj
         else:
             ai, ci, aj, cj = yi, xi, yj, xj
-        r = (pac - ci) / (cj - ci)
-        g_ai = dt * dirn * (1.0 - r)
-        g_aj = dt * dirn * r
-        g_ci = dt * dirn * (aj - ai) * (r - 1.0) / (cj - ci)
-        g_cj = -dt * dirn * (aj - ai) * r / (cj - ci)
+        den = cj - ci
+        dd = den + (EDGE_EPS if den >= 0.0 else -EDGE_EPS)
+        num = ai * cj - ci * aj
+        k = dt * ds / dd
+        g_ai = k * cj
+        g_aj = -k * ci
+        g_ci = k * (num / dd - aj)
+        g_cj = k * (ai - num / dd)
         if horiz:
             gxi, gyi, gxj, gyj = g_ai, g_ci, g_aj, g_cj
         else:
             gxi, gyi, gxj, gyj = g_ci, g_ai, g_cj, g_aj
-        for v, gx, gy, vw in ((vi, gxi, gyi, wi), (vj, gxj, gyj, wj)):
+        for v, gx, gy in ((vi, gxi, gyi), (vj, gxj, gyj)):
+            vw = pos[b, v, 3]
             sxw = 0.5 * w / vw
             syw = 0.5 * h / vw
             gpos[b, v, 0] += gx * sxw

@@ -46,6 +46,7 @@ class TorchRasterizer:
     """
 
     name = "torch"
+    fallback_reason: str | None = None   # set by get_rasterizer("auto") when nvdiffrast was unusable
 
     def __init__(self, device: torch.device | str = "cpu", kernels: str = "auto") -> None:
         self.device = torch.device(device)

@@ -1,7 +1,10 @@
 """CPU visibility pass: numba z-buffer rasterizer returning the visible triangle per pixel.
 
 Screen coordinates: pixel (row i, col j) is the point (j, i) with x = (ndc_x + 1) W / 2 - 0.5, so
-pixel centres sit on integers. A pixel is inside a triangle when its three oriented edge functions
+pixel centres sit on integers. Like nvdiffrast's rasterizer, vertices are first snapped to 1/16 of a
+pixel (round to nearest even), so coverage and depth come from the snapped triangle while the
+barycentrics (torch_raster) use the exact one; the snapped values are exact in float64, so ties on
+edges are exact too and the tie rule below (the one nvdiffrast uses) decides them. A pixel is inside a triangle when its three oriented edge functions
 are > 0, or == 0 on a "top-left" edge (inward normal (a, b) with a > 0, or a == 0 and b > 0), so a
 pixel on an edge shared by two triangles belongs to exactly one. Smallest z/w wins (ties: lowest
 id); pixels with z/w outside [-1, 1] are clipped; triangles with any w <= 0 are dropped.
@@ -13,6 +16,8 @@ import math
 import numba
 import numpy as np
 from numba import njit, prange
+
+from .base import SUBPIXELS
 
 # Per-face setup layout, float part: a0 b0 c0 a1 b1 c1 a2 b2 c2 za zb zc (oriented edges, depth plane).
 # Integer part: valid, xmin, xmax, ymin, ymax, tie bits.
@@ -38,8 +43,8 @@ def face_setup(pos: np.ndarray, tri: np.ndarray, height: int, width: int) -> tup
             if not w > 0.0:
                 ok = False
                 break
-            xs[k] = (pos[b, v, 0] / w + 1.0) * 0.5 * width - 0.5
-            ys[k] = (pos[b, v, 1] / w + 1.0) * 0.5 * height - 0.5
+            xs[k] = np.rint(pos[b, v, 0] / w * (8.0 * width)) / SUBPIXELS + 0.5 * (width - 1)
+            ys[k] = np.rint(pos[b, v, 1] / w * (8.0 * height)) / SUBPIXELS + 0.5 * (height - 1)
             zs[k] = pos[b, v, 2] / w
         if not ok:
             continue

@@ -1,13 +1,15 @@
 """Device-agnostic visibility pass in plain torch (CUDA / MPS without nvdiffrast, or CPU for tests).
 
-Same coverage rules as visibility_numba: every (face, pixel of its bbox) candidate is tested with
-oriented edge functions and the top-left tie rule, then the nearest candidate per pixel is kept
+Same coverage rules as visibility_numba (vertices snapped to 1/16 pixel first): every (face, pixel
+of its bbox) candidate is tested with oriented edge functions and the top-left tie rule, then the nearest candidate per pixel is kept
 with a scatter_reduce "amin" on a key packing float32 depth (high 32 bits) and face id (low 32).
 Candidates are processed in chunks so memory stays bounded for large triangles.
 """
 from __future__ import annotations
 
 import torch
+
+from .base import SUBPIXELS
 
 _EMPTY = torch.iinfo(torch.int64).max
 
@@ -32,8 +34,8 @@ def face_setup(pos: torch.Tensor, tri: torch.Tensor, height: int, width: int) ->
     w = v[..., 3]
     ok = (w > 0).all(-1)
     ws = torch.where(w > 0, w, torch.ones_like(w))
-    xs = (v[..., 0] / ws + 1.0) * 0.5 * width - 0.5
-    ys = (v[..., 1] / ws + 1.0) * 0.5 * height - 0.5
+    xs = torch.round(v[..., 0] / ws * (8.0 * width)) / SUBPIXELS + 0.5 * (width - 1)
+    ys = torch.round(v[..., 1] / ws * (8.0 * height)) / SUBPIXELS + 0.5 * (height - 1)
     zs = v[..., 2] / ws
     area = (xs[..., 1] - xs[..., 0]) * (ys[..., 2] - ys[..., 0]) - (xs[..., 2] - xs[..., 0]) * (ys[..., 1] - ys[..., 0])
     ok &= (area != 0) & torch.isfinite(area)

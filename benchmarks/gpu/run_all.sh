@@ -4,7 +4,9 @@
 #   parity   tests/test_gpu_parity.py (ours vs nvdiffrast) + tests/test_raster.py
 #   raster   benchmarks/gpu/bench_raster_gpu.py (both rasterizers, 49 views, 800x600 and 1600x1200)
 #   pipeline python -m backend.bench on the carried .gpujob/ jobs, nvdiffrast and ours
-# Usage: benchmarks/gpu/run_all.sh [step ...]   (default: all four). Results go to $OUT.
+#   compare  benchmarks/gpu/compare_gpu.py: the reference (.ref/nds), ours with nvdiffrast, ours with our
+#            rasterizer, on the carried NDS job (.gpujob/nds/); one call: `run_all.sh setup compare`
+# Usage: benchmarks/gpu/run_all.sh [step ...]   (default: setup parity raster pipeline). Results go to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-$PWD/bench_out/gpu}"
@@ -15,6 +17,7 @@ PY="${PYTHON:-python3}"
 LOG="$OUT/run_all.log"
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=(setup parity raster pipeline)
+SHIMMED=("$PY" benchmarks/gpu/with_shims.py)   # stand-ins (scs, ...) after site-packages: installed ones win
 status=0
 
 say() { echo "[run_all $(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
@@ -31,15 +34,17 @@ fi
 for step in "${STEPS[@]}"; do
   case "$step" in
     setup)
-      say "setup: torch, GPU, nvdiffrast build"
+      say "setup: torch, GPU, nvdiffrast build (through our loader fix and self-test)"
       timeout 300 "$PY" - >>"$LOG" 2>&1 <<'PYEOF' || { say "setup failed"; status=1; }
 import time, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))
 t = time.time()
-import nvdiffrast.torch as dr
-dr.RasterizeCudaContext()
+from backend.raster.nvdiffrast_raster import NvdiffrastRasterizer
+NvdiffrastRasterizer("cuda")
 print(f"nvdiffrast ready in {time.time() - t:.1f} s")
 PYEOF
+      tail -n 2 "$LOG"
+      "${SHIMMED[@]}" -m backend check --strict > "$OUT/check.json" 2>>"$LOG" || status=1
       ;;
     parity)
       say "parity tests"
@@ -65,7 +70,7 @@ PYEOF
           for scale in ${PIPELINE_SCALES:-1 0.5}; do
             for rast in ${PIPELINE_RASTERIZERS:-nvdiffrast torch}; do
               say "pipeline: $mesh $res x$scale $rast"
-              timeout "${PIPELINE_TIMEOUT:-240}" "$PY" -m backend.bench --device cuda --rasterizer "$rast" \
+              timeout "${PIPELINE_TIMEOUT:-240}" "${SHIMMED[@]}" -m backend.bench --device cuda --rasterizer "$rast" \
                 --meshes "$mesh" --views 49 --res "$res" --image-scale "$scale" \
                 --iterations "${PIPELINE_ITERATIONS:-2000}" --texture-size 2048 --jobs-dir .gpujob \
                 --out "/tmp/bench_gpu/${rast}_${scale}" --json "$OUT/pipeline_${rast}_x${scale}.json" \
@@ -76,8 +81,12 @@ PYEOF
         done
       fi
       ;;
+    compare)
+      say "compare: reference, ours + nvdiffrast, ours + torch (COMPARE_ITERATIONS, COMPARE_TIMEOUT per run)"
+      "$PY" benchmarks/gpu/compare_gpu.py --out "$OUT" 2>&1 | tee -a "$LOG" || status=1
+      ;;
     *)
-      say "unknown step $step (use setup, parity, raster, pipeline)"; status=2 ;;
+      say "unknown step $step (use setup, parity, raster, pipeline, compare)"; status=2 ;;
   esac
 done
 say "done, status $status"
