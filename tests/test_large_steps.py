@@ -86,3 +86,15 @@ def test_weighted_shading_loss_ignores_weighted_out_pixels() -> None:
     weight = (torch.arange(50) % 3 == 0).float()
     keep = weight > 0
     torch.testing.assert_close(shading_loss(color, target, weight), shading_loss(color[keep], target[keep]))
+
+
+def test_vertex_step_anneals_over_the_last_phase_only() -> None:
+    from dataclasses import replace
+
+    sch = replace(make_schedule(1000, 256, "cpu"), final_lr_ratio=0.1)
+    last = sch.remesh_steps[-1]
+    assert sch.lr_factor(0) == 1.0 and sch.lr_factor(last - 1) == 1.0
+    assert abs(sch.lr_factor(last) - 1.0) < 1e-12
+    factors = [sch.lr_factor(s) for s in range(last, 1000)]
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+    assert abs(factors[-1] - 0.1) < 0.01

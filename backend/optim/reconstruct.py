@@ -109,7 +109,8 @@ class Optimizer:
         self.topo = Topology.build(faces, len(vertices), self.device)
         if self.schedule.smoothing > 0:
             self.param = SmoothParam(x, faces, self.schedule.smoothing)
-            self.v_opt = UniformAdam([self.param.u], lr=self.lr_v)
+            opt_class = UniformAdam if self.schedule.uniform_adam else torch.optim.Adam
+            self.v_opt = opt_class([self.param.u], lr=self.lr_v)
         else:
             self.param = None
             self.x = torch.nn.Parameter(x)
@@ -274,6 +275,8 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
                 from backend.post.symmetry import detect_symmetry
 
                 opt.plane, _ = detect_symmetry(res.vertices, res.faces)
+        for group in opt.v_opt.param_groups:
+            group["lr"] = opt.lr_v * sch.lr_factor(step)
         losses = opt.guarded_step(step, reporter, hw)
         done = step + 1
         if done % report_every == 0 or done == sch.iterations or time.monotonic() - last_report > 1.0:

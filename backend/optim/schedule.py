@@ -34,10 +34,23 @@ class Schedule:
     px_per_edge: float = 2.0  # the finest edge spans this many rendered pixels (at the object's distance)
     min_edge: float = 0.0  # edge-length floor in normalised units, set from the views by with_footprint()
     smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
+    final_lr_ratio: float = 1.0  # the vertex step decays (cosine) to this fraction over the last phase
+    uniform_adam: bool = True  # with smoothing: one step size for all of u (Large Steps) or Adam per coordinate
 
     def phase(self, step: int) -> int:
         """Number of remeshes done before this step."""
         return sum(step >= s for s in self.remesh_steps)
+
+    def lr_factor(self, step: int) -> float:
+        """Vertex step multiplier: 1, then a cosine decay to final_lr_ratio over the last phase.
+
+        Annealing the step at the end takes the optimiser's jitter out of the mesh that is handed back.
+        """
+        start = self.remesh_steps[-1] if self.remesh_steps else 0
+        if step < start or self.iterations <= start:
+            return 1.0
+        x = (step - start) / max(self.iterations - start, 1)
+        return self.final_lr_ratio + (1.0 - self.final_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * x))
 
     def views_per_step(self, pixels_per_view: int, n_views: int, phase: int = 0) -> int:
         """Views rendered per step at the current resolution in a phase."""
