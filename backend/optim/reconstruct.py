@@ -201,6 +201,8 @@ class Optimizer:
         pos = gb.position.reshape(-1, 3)[idx]
         nrm = gb.normal.reshape(-1, 3)[idx]
         vdir = torch.nn.functional.normalize(cam[idx // n_pix] - pos, dim=-1)
+        if not self.schedule.shader_view:
+            vdir = torch.zeros_like(vdir)
         rgb = self.shader(pos, nrm, vdir)
         return shading_loss(rgb, target_rgb.reshape(-1, 3)[idx], weight)
 
