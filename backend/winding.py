@@ -395,3 +395,22 @@ def manifold_components(edge: np.ndarray, face: np.ndarray, component: np.ndarra
     bad = counts[edge] > 2
     ok[component[np.asarray(face, dtype=np.int64)[bad]]] = False
     return ok
+
+
+def without_opening(mask: np.ndarray, edge: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """The faces of `mask` whose deletion opens no edge: each edge-connected region of masked faces that would
+    leave some edge with exactly one face (where it had more) is kept whole."""
+    mask = np.asarray(mask, dtype=bool)
+    edge = np.asarray(edge, dtype=np.int64)
+    face = np.asarray(face, dtype=np.int64)
+    if not mask.any():
+        return mask.copy()
+    n_edges = int(edge.max()) + 1
+    total = np.bincount(edge, minlength=n_edges)
+    gone = np.bincount(edge, weights=mask[face].astype(np.float64), minlength=n_edges).astype(np.int64)
+    opens = (total >= 2) & (gone >= 1) & (total - gone == 1)
+    inside = mask[face]
+    region = face_components(edge[inside], face[inside], len(mask))
+    bad = np.zeros(int(region.max()) + 1, dtype=bool)
+    bad[region[face[inside & opens[edge]]]] = True
+    return mask & ~bad[region]

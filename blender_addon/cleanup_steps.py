@@ -4,11 +4,16 @@ from __future__ import annotations
 import math
 
 import bmesh
+import bpy
 import numpy as np
-from mathutils import Vector
-from mathutils.bvhtree import BVHTree
+
+try:
+    from .backend import fairing, winding  # the installed add-on: backend/ is bundled inside it
+except ImportError:
+    from backend import fairing, winding  # the repository: backend/ beside blender_addon/
 
 SYMMETRY_AXES = ("X", "-X", "Y", "-Y", "Z", "-Z")
+FAIR_MAX_TRIANGLES = 20_000
 
 
 def bm_size(bm: bmesh.types.BMesh) -> float:
@@ -98,9 +103,81 @@ def keep_largest(bm: bmesh.types.BMesh, n: int) -> dict:
 
 
 def fill_holes(bm: bmesh.types.BMesh, sides: int) -> dict:
-    """Fill boundary loops of at most `sides` edges."""
-    out = bmesh.ops.holes_fill(bm, edges=list(bm.edges), sides=sides)
-    return {"holes_filled": len(out["faces"])}
+    """Fill boundary loops of at most `sides` edges (0: every loop); large fills follow the surface around them."""
+    out = bmesh.ops.holes_fill(bm, edges=[e for e in bm.edges if e.is_boundary], sides=sides)
+    added = sum(_refine_and_fair(bm, f) for f in out["faces"] if f.is_valid and len(f.verts) > 4)
+    return {"holes_filled": len(out["faces"]), "vertices_added": added}
+
+
+def _refine_and_fair(bm: bmesh.types.BMesh, face: bmesh.types.BMFace) -> int:
+    """Triangulate a fill polygon, split its triangles until they match the rim's edge length (centroid
+    splits + edge flips) and fair the new vertices so the patch continues the surrounding surface."""
+    rim = list(face.verts)
+    edge_len = sum(e.calc_length() for e in face.edges) / len(face.edges)
+    edge_len = max(edge_len, math.sqrt(face.calc_area() / (FAIR_MAX_TRIANGLES * 0.433)))
+    target = 1.5 * 0.433 * edge_len * edge_len
+    patch = set(bmesh.ops.triangulate(bm, faces=[face], quad_method="BEAUTY", ngon_method="BEAUTY")["faces"])
+    new_verts = []
+    for _ in range(16):
+        big = [f for f in patch if f.calc_area() > target]
+        if not big:
+            break
+        poked = bmesh.ops.poke(bm, faces=big)
+        new_verts += poked["verts"]
+        patch = {f for f in patch if f.is_valid} | set(poked["faces"])
+        inner = list({e for f in patch for e in f.edges if all(g in patch for g in e.link_faces)})
+        flipped = bmesh.ops.beautify_fill(bm, faces=list(patch), edges=inner)["geom"]
+        patch = {f for f in patch if f.is_valid} | {g for g in flipped if isinstance(g, bmesh.types.BMFace)}
+    if new_verts:
+        _fair(rim, new_verts)
+    return len(new_verts)
+
+
+def _fair(rim: list[bmesh.types.BMVert], free: list[bmesh.types.BMVert]) -> None:
+    """Bi-Laplacian fairing of `free` with the rim and the ring of surface around it held fixed."""
+    core = list(dict.fromkeys(free + rim))
+    local = {v: i for i, v in enumerate(core)}
+    for v in rim:
+        for e in v.link_edges:
+            local.setdefault(e.other_vert(v), len(local))
+    verts = list(local)
+    edges = {tuple(sorted((local[e.verts[0]], local[e.verts[1]]))) for v in core for e in v.link_edges}
+    co = np.array([v.co for v in verts], dtype=np.float64)
+    is_free = np.zeros(len(verts), dtype=bool)
+    is_free[:len(free)] = True
+    rows = np.zeros(len(verts), dtype=bool)
+    rows[:len(core)] = True
+    faired = fairing.bilaplacian_fair(co, np.array(sorted(edges)), is_free, rows)
+    for v, p in zip(free, faired[:len(free)]):
+        v.co = p
+
+
+def edge_counts(bm: bmesh.types.BMesh) -> tuple[int, int]:
+    """(boundary edges: one face, non-manifold edges: no face or more than two)."""
+    counts = np.fromiter((len(e.link_faces) for e in bm.edges), dtype=np.int64, count=len(bm.edges))
+    return int((counts == 1).sum()), int(((counts == 0) | (counts > 2)).sum())
+
+
+def hole_sizes(bm: bmesh.types.BMesh) -> list[int]:
+    """Edge count of each hole (connected run of boundary edges), largest first."""
+    boundary = [e for e in bm.edges if e.is_boundary]
+    seen: set = set()
+    sizes = []
+    for start in boundary:
+        if start in seen:
+            continue
+        seen.add(start)
+        stack, n = [start], 0
+        while stack:
+            e = stack.pop()
+            n += 1
+            for v in e.verts:
+                for g in v.link_edges:
+                    if g not in seen and g.is_boundary:
+                        seen.add(g)
+                        stack.append(g)
+        sizes.append(n)
+    return sorted(sizes, reverse=True)
 
 
 def recalc_normals(bm: bmesh.types.BMesh) -> dict:
@@ -112,44 +189,52 @@ def recalc_normals(bm: bmesh.types.BMesh) -> dict:
     return {"faces_flipped": flipped}
 
 
-def sphere_directions(n: int) -> list[Vector]:
-    """`n` nearly uniform unit directions (Fibonacci sphere)."""
-    golden = math.pi * (3.0 - math.sqrt(5.0))
-    dirs = []
-    for i in range(n):
-        z = 1.0 - 2.0 * (i + 0.5) / n
-        r = math.sqrt(max(0.0, 1.0 - z * z))
-        dirs.append(Vector((r * math.cos(golden * i), r * math.sin(golden * i), z)))
-    return dirs
+def topology_arrays(bm: bmesh.types.BMesh) -> tuple[np.ndarray, ...]:
+    """(vertices, triangles, triangle -> face, edge and face of each polygon corner), in bmesh index order."""
+    bm.verts.index_update()
+    bm.faces.index_update()
+    me = bpy.data.meshes.new("photomesh_cleanup_arrays")
+    try:
+        bm.to_mesh(me)
+        me.calc_loop_triangles()
+        v = np.zeros(len(me.vertices) * 3)
+        me.vertices.foreach_get("co", v)
+        tris = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
+        me.loop_triangles.foreach_get("vertices", tris)
+        tri_face = np.zeros(len(me.loop_triangles), dtype=np.int64)
+        me.loop_triangles.foreach_get("polygon_index", tri_face)
+        edge = np.zeros(len(me.loops), dtype=np.int64)
+        me.loops.foreach_get("edge_index", edge)
+        totals = np.zeros(len(me.polygons), dtype=np.int64)
+        me.polygons.foreach_get("loop_total", totals)
+        starts = np.zeros(len(me.polygons), dtype=np.int64)
+        me.polygons.foreach_get("loop_start", starts)
+    finally:
+        bpy.data.meshes.remove(me)
+    polygon = np.repeat(np.arange(len(totals)), totals)
+    corner = np.arange(len(polygon)) - np.repeat(np.cumsum(totals) - totals, totals)
+    face = np.zeros(len(edge), dtype=np.int64)
+    face[starts[polygon] + corner] = polygon
+    return v.reshape(-1, 3), tris.reshape(-1, 3), tri_face, edge, face
 
 
-def _probe_points(face: bmesh.types.BMFace) -> list[Vector]:
-    """The face centre and points between the centre and each corner."""
-    c = face.calc_center_median()
-    return [c] + [c.lerp(v.co, 0.8) for v in face.verts]
-
-
-def hidden_faces(bm: bmesh.types.BMesh, n_rays: int = 64) -> list[bmesh.types.BMFace]:
-    """Faces from which no ray (normal, reverse normal, `n_rays` sphere directions) escapes the mesh."""
-    bm.normal_update()
-    tree = BVHTree.FromBMesh(bm)
-    eps = bm_size(bm) * 1e-5
-    dirs = sphere_directions(n_rays)
-    hidden = []
-    for f in bm.faces:
-        candidates = [f.normal, -f.normal] + dirs if f.normal.length > 0 else dirs
-        if not any(tree.ray_cast(p + d * eps, d)[0] is None for p in _probe_points(f) for d in candidates):
-            hidden.append(f)
-    return hidden
-
-
-def remove_interior(bm: bmesh.types.BMesh, n_rays: int = 64) -> dict:
-    """Delete faces that cannot be seen from outside (ray casts through a BVH)."""
-    hidden = hidden_faces(bm, n_rays)
-    if hidden:
-        bmesh.ops.delete(bm, geom=hidden, context="FACES")
+def remove_interior(bm: bmesh.types.BMesh) -> dict:
+    """Delete faces with solid on both sides (two-sided generalized winding number, `backend.winding`),
+    never opening an edge: nested shells and internal walls go, faces in crevices and tunnels stay."""
+    if not bm.faces:
+        return {"interior_faces_removed": 0}
+    v, tris, tri_face, edge, face = topology_arrays(bm)
+    found = winding.interior_faces(v, tris, tri_face, edge, face, len(bm.faces))
+    gone = winding.without_opening(found, edge, face)
+    bm.faces.ensure_lookup_table()
+    doomed = [bm.faces[i] for i in np.flatnonzero(gone)]
+    if doomed:
+        bmesh.ops.delete(bm, geom=doomed, context="FACES")
     _delete_loose_wire(bm)
-    return {"interior_faces_removed": len(hidden)}
+    counts = {"interior_faces_removed": len(doomed)}
+    if found.sum() > len(doomed):
+        counts["kept_as_removal_would_open_the_mesh"] = int(found.sum()) - len(doomed)
+    return counts
 
 
 def triangulate(bm: bmesh.types.BMesh) -> dict:

@@ -1,0 +1,111 @@
+"""backend/winding.py: the tree agrees with exact winding numbers; the interior test keeps every face of closed
+shapes with crevices and tunnels and finds nested shells and the internal walls of a merged assembly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cleanup_shapes as shapes
+from backend import winding
+
+
+def incidence(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(edge id, face id) per polygon corner for a regular (m, k) face array."""
+    faces = np.asarray(faces)
+    a, b = faces.ravel(), np.roll(faces, -1, axis=1).ravel()
+    _, edge = np.unique(np.sort(np.stack([a, b], axis=1), axis=1), axis=0, return_inverse=True)
+    return edge.reshape(-1), np.repeat(np.arange(len(faces)), faces.shape[1])
+
+
+def interior(v: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """winding.interior_faces on a regular face array."""
+    tris, tri_face = shapes.triangles(f)
+    edge, face = incidence(f)
+    return winding.interior_faces(v, tris, tri_face, edge, face, len(f))
+
+
+def test_solid_angle_signs_and_the_in_plane_convention() -> None:
+    a, b, c = (np.array([[0.0, 0.0, 0.0]]), np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]]))
+    behind = winding.solid_angles(np.array([[0.2, 0.2, -1e-9]]), a, b, c)
+    front = winding.solid_angles(np.array([[0.2, 0.2, 1e-9]]), a, b, c)
+    assert behind[0] == pytest.approx(2 * np.pi, rel=1e-6) and front[0] == pytest.approx(-2 * np.pi, rel=1e-6)
+    assert winding.solid_angles(np.array([[0.2, 0.2, 0.0]]), a, b, c)[0] == 0.0
+
+
+@pytest.mark.parametrize("make", [shapes.torus_knot, shapes.cup, shapes.nested_shells])
+def test_tree_matches_the_exact_sum(make) -> None:
+    v, f = make()
+    tris, _ = shapes.triangles(f)
+    rng = np.random.default_rng(1)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    pts = rng.uniform(lo - 0.1, hi + 0.1, (150, 3))
+    exact = winding.brute_force_winding(pts, v, tris)
+    approx = winding.WindingTree(v, tris).winding(pts)
+    err = np.abs(exact - approx)
+    assert err.max() < 0.05 and err.mean() < 0.005, "well inside the interior test's margin of 0.25"
+    assert set(np.round(exact, 6)) <= {0.0, 1.0, 2.0}, "closed shapes have integer winding numbers"
+
+
+@pytest.mark.parametrize("make", [shapes.comb, shapes.torus_knot, shapes.cup, shapes.uv_sphere])
+def test_closed_shapes_with_crevices_lose_no_face(make) -> None:
+    v, f = make()
+    tris, tri_face = shapes.triangles(f)
+    w = winding.face_winding(v, tris, tri_face, len(f))
+    assert np.abs(w - 0.5).max() < 0.1, "every face of a closed oriented surface has 0.5 mean winding"
+    assert not interior(v, f).any()
+
+
+def test_a_comb_with_its_teeth_in_separate_parts_keeps_them() -> None:
+    v, f = shapes.comb()
+    rng = np.random.default_rng(2)
+    f = f[rng.permutation(len(f))]
+    assert not interior(v, f).any()
+
+
+def test_nested_shell_is_interior() -> None:
+    v, f = shapes.nested_shells()
+    mask = interior(v, f)
+    inner = np.linalg.norm(v[f].mean(axis=1), axis=1) < 0.75
+    assert inner.sum() == 360 and np.array_equal(mask, inner)
+
+
+@pytest.mark.parametrize("parts", [(4, 1, 1), (3, 2, 2), (2, 2, 2)])
+def test_internal_walls_of_a_merged_assembly_are_interior(parts) -> None:
+    v, f = shapes.assembly(parts)
+    c = v[f].mean(axis=1)
+    walls = ((c > v.min(axis=0) + 1e-9) & (c < v.max(axis=0) - 1e-9)).all(axis=1)
+    assert walls.sum() > 0
+    assert np.array_equal(interior(v, f), walls)
+
+
+def test_partly_buried_closed_part_is_kept_whole() -> None:
+    va, fa = shapes.uv_sphere(1.0)
+    vb, fb = shapes.uv_sphere(0.5, centre=(0.9, 0.0, 0.0))
+    v, f = np.vstack([va, vb]), np.vstack([fa, fb + len(va)])
+    assert not interior(v, f).any(), "deleting the buried half would open the small sphere"
+
+
+def test_components_and_manifold_flags() -> None:
+    v, f = shapes.assembly((2, 1, 1))
+    vb, fb = shapes.comb()
+    f = np.vstack([f, fb + len(v)])
+    edge, face = incidence(f)
+    comp = winding.face_components(edge, face, len(f))
+    assert comp.max() == 1 and len(set(comp[:len(f) - len(fb)])) == 1
+    assert winding.manifold_components(edge, face, comp).tolist() == [False, True]
+
+
+def test_regions_whose_removal_would_open_the_mesh_are_kept() -> None:
+    v, f = shapes.assembly((2, 1, 1))
+    edge, face = incidence(f)
+    c = v[f].mean(axis=1)
+    walls = ((c > v.min(axis=0) + 1e-9) & (c < v.max(axis=0) - 1e-9)).all(axis=1)
+    assert np.array_equal(winding.without_opening(walls, edge, face), walls)
+    outer_patch = walls | ((c[:, 0] > 0.3) & (c[:, 0] < 0.4))
+    assert np.array_equal(winding.without_opening(outer_patch, edge, face), np.zeros(len(f), dtype=bool))
+    vs, fs = shapes.nested_shells()
+    edge, face = incidence(fs)
+    inner = np.linalg.norm(vs[fs].mean(axis=1), axis=1) < 0.75
+    half = inner & (vs[fs].mean(axis=1)[:, 2] > 0)
+    assert np.array_equal(winding.without_opening(inner, edge, face), inner)
+    assert not winding.without_opening(half, edge, face).any()
