@@ -11,10 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def umbrella(x: np.ndarray, edges: np.ndarray, n: int) -> np.ndarray:
-    """Graph Laplacian L x: for each vertex, the sum over its edges of (neighbour - vertex); x is (n, k)."""
+def umbrella(x: np.ndarray, edges: np.ndarray, n: int, weight: np.ndarray | None = None) -> np.ndarray:
+    """Weighted graph Laplacian L x: per vertex, the sum over its edges of weight * (neighbour - vertex)."""
     i, j = edges[:, 0], edges[:, 1]
     d = x[j] - x[i]
+    if weight is not None:
+        d = d * weight[:, None]
     out = np.zeros((n,) + x.shape[1:])
     np.add.at(out, i, d)
     np.add.at(out, j, -d)
@@ -22,7 +24,7 @@ def umbrella(x: np.ndarray, edges: np.ndarray, n: int) -> np.ndarray:
 
 
 def bilaplacian_fair(co: np.ndarray, edges: np.ndarray, free: np.ndarray, rows: np.ndarray | None = None,
-                     iterations: int = 4000, tol: float = 1e-10) -> np.ndarray:
+                     iterations: int = 4000, tol: float = 1e-10, scale_aware: bool = True) -> np.ndarray:
     """Positions minimising sum over `rows` of |L x|^2 over the `free` vertices (others fixed).
 
     co: (n, 3) positions (free ones are the starting guess); edges: (m, 2) vertex pairs; free: (n,) bool;
@@ -41,23 +43,25 @@ def bilaplacian_fair(co: np.ndarray, edges: np.ndarray, free: np.ndarray, rows: 
         rows[edges[touch].ravel()] = True
     rows = np.asarray(rows, dtype=bool)
     idx = np.flatnonzero(free)
+    length = np.linalg.norm(co[edges[:, 0]] - co[edges[:, 1]], axis=1)
+    weight = 1.0 / np.maximum(length, 1e-12 * max(float(length.max()), 1e-300)) if scale_aware else np.ones(len(edges))
 
     def apply(xf: np.ndarray) -> np.ndarray:
         full = np.zeros((n, 3))
         full[idx] = xf
-        lx = umbrella(full, edges, n)
+        lx = umbrella(full, edges, n, weight)
         lx[~rows] = 0.0
-        return umbrella(lx, edges, n)[idx]
+        return umbrella(lx, edges, n, weight)[idx]
 
     fixed = co.copy()
     fixed[idx] = 0.0
-    lf = umbrella(fixed, edges, n)
+    lf = umbrella(fixed, edges, n, weight)
     lf[~rows] = 0.0
-    b = -umbrella(lf, edges, n)[idx]
-    deg = np.bincount(edges.ravel(), minlength=n).astype(np.float64)
+    b = -umbrella(lf, edges, n, weight)[idx]
+    deg = np.bincount(edges.ravel(), weights=np.repeat(weight, 2), minlength=n)
     nb_rows = np.zeros(n)
-    np.add.at(nb_rows, edges[:, 0], rows[edges[:, 1]])
-    np.add.at(nb_rows, edges[:, 1], rows[edges[:, 0]])
+    np.add.at(nb_rows, edges[:, 0], rows[edges[:, 1]] * weight ** 2)
+    np.add.at(nb_rows, edges[:, 1], rows[edges[:, 0]] * weight ** 2)
     diag = (np.where(rows, deg * deg, 0.0) + nb_rows)[idx]
     inv_diag = 1.0 / np.maximum(diag, 1e-12)
     x = co[idx].copy()

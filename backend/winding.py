@@ -255,7 +255,8 @@ def _solid_angles_soa(qx: np.ndarray, qy: np.ndarray, qz: np.ndarray, t: np.ndar
     lc = np.sqrt(cx * cx + cy * cy + cz * cz)
     det = ax * (by * cz - bz * cy) + ay * (bz * cx - bx * cz) + az * (bx * cy - by * cx)
     prod = la * lb * lc
-    den = prod + (ax * bx + ay * by + az * bz) * lc + (ax * cx + ay * cy + az * cz) * lb + (bx * cx + by * cy + bz * cz) * la
+    den = (prod + (ax * bx + ay * by + az * bz) * lc + (ax * cx + ay * cy + az * cz) * lb
+           + (bx * cx + by * cy + bz * cz) * la)
     omega = 2.0 * np.arctan2(det, den)
     omega[np.abs(det) <= _COPLANAR * prod] = 0.0
     return omega

@@ -152,6 +152,11 @@ def _fair(rim: list[bmesh.types.BMVert], free: list[bmesh.types.BMVert]) -> None
         v.co = p
 
 
+def surface_area(bm: bmesh.types.BMesh) -> float:
+    """Total face area."""
+    return float(sum(f.calc_area() for f in bm.faces))
+
+
 def edge_counts(bm: bmesh.types.BMesh) -> tuple[int, int]:
     """(boundary edges: one face, non-manifold edges: no face or more than two)."""
     counts = np.fromiter((len(e.link_faces) for e in bm.edges), dtype=np.int64, count=len(bm.edges))

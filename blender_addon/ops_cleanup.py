@@ -6,6 +6,9 @@ import bpy
 
 from . import cleanup_steps as steps
 
+AREA_KEEPING = frozenset({"Merge by distance", "Dissolve degenerate", "Fill holes", "Normals", "Triangulate"})
+AREA_LOSS = 0.02
+
 
 def modifier_mesh(context, mesh: bpy.types.Mesh, kind: str, settings: dict) -> bpy.types.Mesh:
     """A new mesh: `mesh` with one modifier of type `kind` applied (on a temporary object)."""
@@ -50,6 +53,19 @@ def is_worse(before: tuple[int, int], after: tuple[int, int]) -> bool:
     if before[0] == 0:
         return after[0] > 0 or after[1] > before[1]
     return after[0] + after[1] > before[0] + before[1]
+
+
+def damage(before: tuple[int, int], after: tuple[int, int], faces_before: int, faces_after: int,
+           area_before: float, area_after: float) -> str | None:
+    """Why a step's result is worse than its input (None if it is not): edge counts, everything deleted, or
+    surface lost by a step that should keep it (`AREA_KEEPING`: callers pass equal areas for the others)."""
+    if is_worse(before, after):
+        return "it made the mesh worse"
+    if faces_before and not faces_after:
+        return "it deleted every face"
+    if area_after < (1.0 - AREA_LOSS) * area_before:
+        return f"it lost {1.0 - area_after / area_before:.0%} of the surface"
+    return None
 
 
 def format_edge_change(before: tuple[int, int], after: tuple[int, int]) -> str:
@@ -156,13 +172,18 @@ class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
             if not enabled:
                 continue
             snapshot = bm.copy() if self.guard else None
+            keeps_area = self.guard and name in AREA_KEEPING
+            area, faces = (steps.surface_area(bm) if keeps_area else 0.0), len(bm.faces)
             result = step(bm)
             after = steps.edge_counts(bm)
             change = format_edge_change(counts, after)
-            if snapshot is not None and is_worse(counts, after):
+            why = None
+            if snapshot is not None:
+                why = damage(counts, after, faces, len(bm.faces), area, steps.surface_area(bm) if keeps_area else area)
+            if why:
                 bm.free()
                 bm = snapshot
-                warnings.append(f"{name} undone: it made the mesh worse ({change})")
+                warnings.append(f"{name} undone: {why} ({change})")
                 lines.append(f"WARNING: {warnings[-1]}")
                 continue
             if snapshot is not None:
