@@ -8,9 +8,9 @@ import bpy
 import numpy as np
 
 try:
-    from .backend import fairing, winding  # the installed add-on: backend/ is bundled inside it
+    from .backend import fairing, interior  # the installed add-on: backend/ is bundled inside it
 except ImportError:
-    from backend import fairing, winding  # the repository: backend/ beside blender_addon/
+    from backend import fairing, interior  # the repository: backend/ beside blender_addon/
 
 SYMMETRY_AXES = ("X", "-X", "Y", "-Y", "Z", "-Z")
 FAIR_MAX_TRIANGLES = 20_000
@@ -195,7 +195,8 @@ def recalc_normals(bm: bmesh.types.BMesh) -> dict:
 
 
 def topology_arrays(bm: bmesh.types.BMesh) -> tuple[np.ndarray, ...]:
-    """(vertices, triangles, triangle -> face, edge and face of each polygon corner), in bmesh index order."""
+    """(vertices, triangles, triangle -> face, edge vertices, edge and face of each polygon corner), in bmesh
+    index order."""
     bm.verts.index_update()
     bm.faces.index_update()
     me = bpy.data.meshes.new("photomesh_cleanup_arrays")
@@ -208,6 +209,8 @@ def topology_arrays(bm: bmesh.types.BMesh) -> tuple[np.ndarray, ...]:
         me.loop_triangles.foreach_get("vertices", tris)
         tri_face = np.zeros(len(me.loop_triangles), dtype=np.int64)
         me.loop_triangles.foreach_get("polygon_index", tri_face)
+        edge_verts = np.zeros(len(me.edges) * 2, dtype=np.int64)
+        me.edges.foreach_get("vertices", edge_verts)
         edge = np.zeros(len(me.loops), dtype=np.int64)
         me.loops.foreach_get("edge_index", edge)
         totals = np.zeros(len(me.polygons), dtype=np.int64)
@@ -220,17 +223,17 @@ def topology_arrays(bm: bmesh.types.BMesh) -> tuple[np.ndarray, ...]:
     corner = np.arange(len(polygon)) - np.repeat(np.cumsum(totals) - totals, totals)
     face = np.zeros(len(edge), dtype=np.int64)
     face[starts[polygon] + corner] = polygon
-    return v.reshape(-1, 3), tris.reshape(-1, 3), tri_face, edge, face
+    return v.reshape(-1, 3), tris.reshape(-1, 3), tri_face, edge_verts.reshape(-1, 2), edge, face
 
 
 def remove_interior(bm: bmesh.types.BMesh) -> dict:
-    """Delete faces with solid on both sides (two-sided generalized winding number, `backend.winding`),
-    never opening an edge: nested shells and internal walls go, faces in crevices and tunnels stay."""
+    """Delete faces with solid on both sides (`backend.interior`: cells for internal walls, winding numbers for
+    enclosed parts), never opening an edge: nested shells and internal walls go, crevices and tunnels stay."""
     if not bm.faces:
         return {"interior_faces_removed": 0}
-    v, tris, tri_face, edge, face = topology_arrays(bm)
-    found = winding.interior_faces(v, tris, tri_face, edge, face, len(bm.faces))
-    gone = winding.without_opening(found, edge, face)
+    v, tris, tri_face, edge_verts, edge, face = topology_arrays(bm)
+    found = interior.interior_faces(v, tris, tri_face, edge_verts, edge, face, len(bm.faces))
+    gone = interior.without_opening(found, edge, face)
     bm.faces.ensure_lookup_table()
     doomed = [bm.faces[i] for i in np.flatnonzero(gone)]
     if doomed:

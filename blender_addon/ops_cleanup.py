@@ -236,7 +236,7 @@ class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
         if warnings:
             self.report({"WARNING"}, "; ".join(warnings))
         else:
-            self.report({"INFO"}, "; ".join(line.strip() for line in report))
+            self.report({"INFO"}, "; ".join(line.strip() for line in report if line.startswith(("  Result", "not"))))
         return {"FINISHED"}
 
 

@@ -1,27 +1,28 @@
-"""backend/winding.py: the tree agrees with exact winding numbers; the interior test keeps every face of closed
-shapes with crevices and tunnels and finds nested shells and the internal walls of a merged assembly."""
+"""backend/winding.py and backend/interior.py: the tree agrees with exact winding numbers; the interior test
+keeps every face of closed shapes with crevices and tunnels and finds nested shells and internal walls."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import cleanup_shapes as shapes
+from backend import interior as inside
 from backend import winding
 
 
-def incidence(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(edge id, face id) per polygon corner for a regular (m, k) face array."""
+def incidence(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(edge vertices, edge id per polygon corner, face id per polygon corner) for a regular (m, k) face array."""
     faces = np.asarray(faces)
     a, b = faces.ravel(), np.roll(faces, -1, axis=1).ravel()
-    _, edge = np.unique(np.sort(np.stack([a, b], axis=1), axis=1), axis=0, return_inverse=True)
-    return edge.reshape(-1), np.repeat(np.arange(len(faces)), faces.shape[1])
+    edge_verts, edge = np.unique(np.sort(np.stack([a, b], axis=1), axis=1), axis=0, return_inverse=True)
+    return edge_verts, edge.reshape(-1), np.repeat(np.arange(len(faces)), faces.shape[1])
 
 
 def interior(v: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """winding.interior_faces on a regular face array."""
+    """interior.interior_faces on a regular face array."""
     tris, tri_face = shapes.triangles(f)
-    edge, face = incidence(f)
-    return winding.interior_faces(v, tris, tri_face, edge, face, len(f))
+    edge_verts, edge, face = incidence(f)
+    return inside.interior_faces(v, tris, tri_face, edge_verts, edge, face, len(f))
 
 
 def test_solid_angle_signs_and_the_in_plane_convention() -> None:
@@ -69,13 +70,26 @@ def test_nested_shell_is_interior() -> None:
     assert inner.sum() == 360 and np.array_equal(mask, inner)
 
 
-@pytest.mark.parametrize("parts", [(4, 1, 1), (3, 2, 2), (2, 2, 2)])
+@pytest.mark.parametrize("parts", [(4, 1, 1), (3, 2, 2), (2, 2, 2), (4, 4, 4)])
 def test_internal_walls_of_a_merged_assembly_are_interior(parts) -> None:
     v, f = shapes.assembly(parts)
     c = v[f].mean(axis=1)
     walls = ((c > v.min(axis=0) + 1e-9) & (c < v.max(axis=0) - 1e-9)).all(axis=1)
     assert walls.sum() > 0
     assert np.array_equal(interior(v, f), walls)
+
+
+def test_walls_are_found_whatever_the_orientation_and_not_through_a_hole() -> None:
+    v, f = shapes.assembly((3, 2, 2))
+    c = v[f].mean(axis=1)
+    walls = ((c > v.min(axis=0) + 1e-9) & (c < v.max(axis=0) - 1e-9)).all(axis=1)
+    flip = np.random.default_rng(3).random(len(f)) < 0.5
+    scrambled = np.where(flip[:, None], f[:, ::-1], f)
+    assert np.array_equal(interior(v, scrambled), walls)
+    v, f = shapes.assembly((2, 1, 1))
+    c = v[f].mean(axis=1)
+    holed = np.delete(f, np.flatnonzero(c[:, 0] < 1e-9)[0], axis=0)
+    assert interior(v, f).any() and not interior(v, holed).any(), "through a hole the wall's side is outside"
 
 
 def test_partly_buried_closed_part_is_kept_whole() -> None:
@@ -89,23 +103,22 @@ def test_components_and_manifold_flags() -> None:
     v, f = shapes.assembly((2, 1, 1))
     vb, fb = shapes.comb()
     f = np.vstack([f, fb + len(v)])
-    edge, face = incidence(f)
-    comp = winding.face_components(edge, face, len(f))
+    _, edge, face = incidence(f)
+    comp = inside.face_components(edge, face, len(f))
     assert comp.max() == 1 and len(set(comp[:len(f) - len(fb)])) == 1
-    assert winding.manifold_components(edge, face, comp).tolist() == [False, True]
 
 
 def test_regions_whose_removal_would_open_the_mesh_are_kept() -> None:
     v, f = shapes.assembly((2, 1, 1))
-    edge, face = incidence(f)
+    _, edge, face = incidence(f)
     c = v[f].mean(axis=1)
     walls = ((c > v.min(axis=0) + 1e-9) & (c < v.max(axis=0) - 1e-9)).all(axis=1)
-    assert np.array_equal(winding.without_opening(walls, edge, face), walls)
+    assert np.array_equal(inside.without_opening(walls, edge, face), walls)
     outer_patch = walls | ((c[:, 0] > 0.3) & (c[:, 0] < 0.4))
-    assert np.array_equal(winding.without_opening(outer_patch, edge, face), np.zeros(len(f), dtype=bool))
+    assert np.array_equal(inside.without_opening(outer_patch, edge, face), np.zeros(len(f), dtype=bool))
     vs, fs = shapes.nested_shells()
-    edge, face = incidence(fs)
+    _, edge, face = incidence(fs)
     inner = np.linalg.norm(vs[fs].mean(axis=1), axis=1) < 0.75
     half = inner & (vs[fs].mean(axis=1)[:, 2] > 0)
-    assert np.array_equal(winding.without_opening(inner, edge, face), inner)
-    assert not winding.without_opening(half, edge, face).any()
+    assert np.array_equal(inside.without_opening(inner, edge, face), inner)
+    assert not inside.without_opening(half, edge, face).any()
