@@ -42,26 +42,27 @@ def dissolve_degenerate(bm: bmesh.types.BMesh, dist: float) -> dict:
     return {"faces_removed": nf - len(bm.faces), "edges_removed": ne - len(bm.edges)}
 
 
-def face_components(bm: bmesh.types.BMesh) -> list[list[bmesh.types.BMFace]]:
-    """Faces grouped into edge-connected components."""
+def part_sizes(bm: bmesh.types.BMesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edge-connected part of each face, and per part its bounding-box diagonal and surface area (numpy)."""
+    v, tris, tri_face, _, edge, face = topology_arrays(bm)
+    part = interior.face_components(edge, face, len(bm.faces))
+    n = int(part.max()) + 1 if len(part) else 0
+    lo, hi = np.full((n, 3), np.inf), np.full((n, 3), -np.inf)
+    owner = part[tri_face]
+    for k in range(3):
+        np.minimum.at(lo, owner, v[tris[:, k]])
+        np.maximum.at(hi, owner, v[tris[:, k]])
+    a, b, c = v[tris[:, 0]], v[tris[:, 1]], v[tris[:, 2]]
+    area = np.bincount(owner, weights=0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1), minlength=n)
+    return part, np.linalg.norm(np.where(np.isfinite(hi - lo), hi - lo, 0.0), axis=1), area
+
+
+def _delete_parts(bm: bmesh.types.BMesh, part: np.ndarray, drop: np.ndarray) -> None:
+    """Delete the faces of the parts flagged in `drop`."""
     bm.faces.ensure_lookup_table()
-    seen = set()
-    parts = []
-    for start in bm.faces:
-        if start.index in seen:
-            continue
-        seen.add(start.index)
-        stack, part = [start], []
-        while stack:
-            f = stack.pop()
-            part.append(f)
-            for e in f.edges:
-                for g in e.link_faces:
-                    if g.index not in seen:
-                        seen.add(g.index)
-                        stack.append(g)
-        parts.append(part)
-    return parts
+    doomed = [bm.faces[i] for i in np.flatnonzero(drop[part])]
+    if doomed:
+        bmesh.ops.delete(bm, geom=doomed, context="FACES")
 
 
 def _delete_loose_wire(bm: bmesh.types.BMesh) -> tuple[int, int]:
@@ -77,29 +78,27 @@ def _delete_loose_wire(bm: bmesh.types.BMesh) -> tuple[int, int]:
 
 def delete_loose(bm: bmesh.types.BMesh, min_size: float) -> dict:
     """Delete wire edges, lone vertices and face parts whose bounding-box diagonal is under `min_size`."""
-    bm.faces.index_update()
-    small = []
-    for part in face_components(bm):
-        co = np.array([v.co for f in part for v in f.verts])
-        if np.linalg.norm(co.max(axis=0) - co.min(axis=0)) < min_size:
-            small.append(part)
-    if small:
-        bmesh.ops.delete(bm, geom=[f for part in small for f in part], context="FACES")
+    small = np.zeros(0, dtype=bool)
+    if bm.faces:
+        part, diagonal, _ = part_sizes(bm)
+        small = diagonal < min_size
+        _delete_parts(bm, part, small)
     edges, verts = _delete_loose_wire(bm)
-    return {"small_parts_removed": len(small), "loose_edges_removed": edges, "loose_vertices_removed": verts}
+    return {"small_parts_removed": int(small.sum()), "loose_edges_removed": edges, "loose_vertices_removed": verts}
 
 
 def keep_largest(bm: bmesh.types.BMesh, n: int) -> dict:
     """Keep the `n` components with the largest surface area, delete the rest."""
-    bm.faces.index_update()
-    parts = face_components(bm)
-    if n <= 0 or len(parts) <= n:
+    if not bm.faces:
         return {"parts_removed": 0}
-    parts.sort(key=lambda p: sum(f.calc_area() for f in p), reverse=True)
-    drop = [f for part in parts[n:] for f in part]
-    bmesh.ops.delete(bm, geom=drop, context="FACES")
+    part, _, area = part_sizes(bm)
+    if n <= 0 or len(area) <= n:
+        return {"parts_removed": 0}
+    drop = np.ones(len(area), dtype=bool)
+    drop[np.argsort(-area, kind="stable")[:n]] = False
+    _delete_parts(bm, part, drop)
     _delete_loose_wire(bm)
-    return {"parts_removed": len(parts) - n}
+    return {"parts_removed": int(drop.sum())}
 
 
 def fill_holes(bm: bmesh.types.BMesh, sides: int) -> dict:
