@@ -1,13 +1,11 @@
-"""Fast generalized winding numbers of triangle soups and the interior-face test built on them (numpy only).
+"""Fast generalized winding numbers of triangle soups (numpy only), for Clean Up's interior-face test.
 
-Why: Clean Up CAD Mesh must delete a face only when solid lies on *both* of its sides. The generalized
-winding number w(q) = (1/4pi) * sum of the signed solid angles of the triangles seen from q is 1 inside and 0
-outside a closed, consistently oriented surface and degrades gracefully on open or self-intersecting ones.
-Crossing a face changes w by exactly 1, and the face's own solid angle from two mirror points p+/p- is exactly
-opposite, so the mean of w just off both sides equals the winding number of all *other* faces at the face's
-own probe point. That mean is 0.5 on any face of a closed oriented surface however deep the crevice, 1.0 on an
-internal wall (solid on both sides) and 1.5 on a shell nested inside another, so `INTERIOR_THRESHOLD` = 0.75
-separates them with a margin of 0.25 for approximation error and open meshes.
+Why: the generalized winding number w(q) = (1/4pi) * sum of the signed solid angles of the triangles seen from
+q is 1 inside and 0 outside a closed, consistently oriented surface and degrades gracefully on open or
+self-intersecting ones. Crossing a face changes w by exactly 1 and the face's own solid angle from two mirror
+points p+/p- is exactly opposite, so the mean of w just off both sides of a face equals the winding number of
+all *other* faces at a point on it (`face_winding`): 0.5 on any face of a closed oriented surface however deep
+the crevice, 1.5 on a shell nested inside another (`backend.interior` decides with a threshold of 0.75).
 
 Speed: a Barnes-Hut tree (Morton-ordered triangles, an implicit balanced binary tree over leaves) evaluates
 far clusters by their first two moments (dipole and quadrupole terms of the solid-angle kernel) and near
@@ -18,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-INTERIOR_THRESHOLD = 0.75
 LEAF_SIZE = 8
 BLOCK_SIZE = 16
 BETA = 1.25

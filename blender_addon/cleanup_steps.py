@@ -115,7 +115,8 @@ def _refine_and_fair(bm: bmesh.types.BMesh, face: bmesh.types.BMFace) -> int:
     edge_len = sum(e.calc_length() for e in face.edges) / len(face.edges)
     edge_len = max(edge_len, math.sqrt(face.calc_area() / (FAIR_MAX_TRIANGLES * 0.433)))
     target = 1.5 * 0.433 * edge_len * edge_len
-    patch = set(bmesh.ops.triangulate(bm, faces=[face], quad_method="BEAUTY", ngon_method="BEAUTY")["faces"])
+    patch = dict.fromkeys(bmesh.ops.triangulate(bm, faces=[face], quad_method="BEAUTY",
+                                                ngon_method="BEAUTY")["faces"])
     new_verts = []
     for _ in range(16):
         big = [f for f in patch if f.calc_area() > target]
@@ -123,10 +124,11 @@ def _refine_and_fair(bm: bmesh.types.BMesh, face: bmesh.types.BMFace) -> int:
             break
         poked = bmesh.ops.poke(bm, faces=big)
         new_verts += poked["verts"]
-        patch = {f for f in patch if f.is_valid} | set(poked["faces"])
-        inner = list({e for f in patch for e in f.edges if all(g in patch for g in e.link_faces)})
+        patch = dict.fromkeys([f for f in patch if f.is_valid] + poked["faces"])
+        inner = list(dict.fromkeys(e for f in patch for e in f.edges if all(g in patch for g in e.link_faces)))
         flipped = bmesh.ops.beautify_fill(bm, faces=list(patch), edges=inner)["geom"]
-        patch = {f for f in patch if f.is_valid} | {g for g in flipped if isinstance(g, bmesh.types.BMFace)}
+        patch = dict.fromkeys([f for f in patch if f.is_valid]
+                              + [g for g in flipped if isinstance(g, bmesh.types.BMFace)])
     if new_verts:
         _fair(rim, new_verts)
     return len(new_verts)

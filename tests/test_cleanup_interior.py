@@ -145,3 +145,11 @@ def test_format_holes_and_is_worse() -> None:
     assert ops_cleanup.damage((0, 0), (0, 0), 10, 10, 1.0, 0.9) == "it lost 10% of the surface"
     assert ops_cleanup.damage((0, 0), (0, 0), 10, 0, 1.0, 1.0) == "it deleted every face"
     assert ops_cleanup.damage((5, 0), (0, 0), 10, 12, 1.0, 1.01) is None
+
+
+def test_panel_marks_warnings_and_open_holes() -> None:
+    from blender_addon import panel_eval
+
+    assert panel_eval.report_icon("  WARNING: Merge by distance undone: it made the mesh worse") == "ERROR"
+    assert panel_eval.report_icon("  Holes left open: 2 (edges: 40, 40)") == "INFO"
+    assert panel_eval.report_icon("  Holes left open: none") == "NONE"
