@@ -10,7 +10,8 @@ Two exact-enough criteria, each where it is sound (numpy only: the add-on import
   faces (`backend.winding`): the mean of w just off both sides of a face is 0.5 on any face of a closed
   oriented surface however deep the crevice, and 1.5 on a shell nested in another. Deleting part of a closed part
   would open it, so a part goes whole or not at all: its six extreme faces are tested first (any of them outside
-  keeps it) and the rest only if they are all inside.
+  keeps it) and the rest only if they are all inside. Faces the cells show pointing inwards are counted
+  flipped, and walls are left out of the sum, so the test does not depend on the input's orientation.
 """
 from __future__ import annotations
 
@@ -114,8 +115,9 @@ def cells(v: np.ndarray, edge_verts: np.ndarray, edge: np.ndarray, face: np.ndar
 
 
 def walls(v: np.ndarray, edge_verts: np.ndarray, edge: np.ndarray, face: np.ndarray, normal: np.ndarray,
-          centre: np.ndarray, component: np.ndarray) -> np.ndarray:
-    """Faces neither of whose sides lies in the cell outside their component."""
+          centre: np.ndarray, component: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(faces neither of whose sides lies in the cell outside their component, faces whose back side does while
+    their front side does not: those point inwards)."""
     side = cells(v, edge_verts, edge, face, normal, centre)
     n_comp = int(component.max()) + 1
     order = np.lexsort((centre[:, 0], component))
@@ -125,7 +127,7 @@ def walls(v: np.ndarray, edge_verts: np.ndarray, edge: np.ndarray, face: np.ndar
     outside = np.full(n_comp, -1)
     outside[component[outer]] = side[outer, np.where(normal[outer, 0] > 0, 0, 1)]
     own = outside[component]
-    return (side[:, 0] != own) & (side[:, 1] != own)
+    return (side[:, 0] != own) & (side[:, 1] != own), (side[:, 0] != own) & (side[:, 1] == own)
 
 
 def _extreme_faces(points: np.ndarray, component: np.ndarray) -> np.ndarray:
@@ -160,12 +162,13 @@ def interior_faces(v: np.ndarray, tris: np.ndarray, tri_face: np.ndarray, edge_v
         return np.zeros(n_faces, dtype=bool)
     component = face_components(edge, face, n_faces)
     normal, centre = face_frames(v, tris, tri_face, n_faces)
-    inner = walls(v, edge_verts, edge, face, normal, centre, component)
+    inner, inward = walls(v, edge_verts, edge, face, normal, centre, component)
     if component.max() == 0:
         return inner
     shell = ~inner
     keep_tri = shell[tri_face]
-    tree = winding.WindingTree(v, tris[keep_tri], tri_face[keep_tri])
+    oriented = np.where(inward[tri_face][:, None], tris[:, ::-1], tris)
+    tree = winding.WindingTree(v, oriented[keep_tri], tri_face[keep_tri])
     probes = winding.probe_points(v, tris, tri_face, n_faces)
     w = np.full(n_faces, -np.inf)
 

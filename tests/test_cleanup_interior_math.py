@@ -63,11 +63,23 @@ def test_a_comb_with_its_teeth_in_separate_parts_keeps_them() -> None:
     assert not interior(v, f).any()
 
 
-def test_nested_shell_is_interior() -> None:
+@pytest.mark.parametrize("scramble", [False, True])
+def test_nested_shell_is_interior(scramble) -> None:
     v, f = shapes.nested_shells()
+    if scramble:
+        flip = np.random.default_rng(4).random(len(f)) < 0.5
+        f = np.where(flip[:, None], f[:, ::-1], f)
     mask = interior(v, f)
     inner = np.linalg.norm(v[f].mean(axis=1), axis=1) < 0.75
     assert inner.sum() == 360 and np.array_equal(mask, inner)
+
+
+def test_a_part_resting_on_an_inward_patch_is_kept() -> None:
+    v, f = shapes.assembly((2, 1, 1))
+    flip = v[f].mean(axis=1)[:, 2] > 0.4 - 1e-9
+    f = np.where(flip[:, None], f[:, ::-1], f)
+    vb, fb = shapes.uv_sphere(0.05, rings=8, segments=12, centre=(0.4, 0.2, 0.47))
+    assert not interior(np.vstack([v, vb]), np.vstack([f, np.pad(fb, ((0, 0), (0, 1)), mode="edge") + len(v)]))[-len(fb):].any()
 
 
 @pytest.mark.parametrize("parts", [(4, 1, 1), (3, 2, 2), (2, 2, 2), (4, 4, 4)])
