@@ -74,8 +74,9 @@ def run(name: str, obj, **settings) -> dict:
            if interior else 0,
            "undone": [line.strip()[9:].split(":")[0] for line in report.splitlines() if "WARNING" in line],
            "holes_left": next((line.strip() for line in report.splitlines() if "Holes left open" in line), "")}
-    print(f"| {name} | {before[0]:,} → {after[0]:,} | {before[1]:,} → {after[1]:,} | {before[2]:,} → {after[2]:,} "
-          f"| {row['interior_removed']:,} | {seconds:.2f} | {', '.join(row['undone']) or '-'} |", flush=True)
+    cells = " | ".join(f"{a:,} → {b:,}" for a, b in (row["faces"], row["boundary"], row["non_manifold"]))
+    print(f"| {name} | {cells} | {row['interior_removed']:,} | {seconds:.2f} | {', '.join(row['undone']) or '-'} |",
+          flush=True)
     return row
 
 
