@@ -247,10 +247,33 @@ def remove_interior(bm: bmesh.types.BMesh) -> dict:
 
 
 def triangulate(bm: bmesh.types.BMesh) -> dict:
-    """Split every polygon into triangles."""
+    """Split every polygon into triangles. Two faces folded onto each other along two consecutive edges (they
+    share three corners) would both get the diagonal joining the ends of that path, a duplicate triangle and a
+    non-manifold edge; such a quad is split through the middle corner of the shared path instead."""
     n = len(bm.faces)
-    bmesh.ops.triangulate(bm, faces=list(bm.faces))
+    if bm.faces:
+        _, _, _, _, edge, face = topology_arrays(bm)
+        order = np.argsort(edge, kind="stable")
+        e, fc = edge[order], face[order]
+        pair = (e[1:] == e[:-1]) & np.append(e[2:] != e[1:-1], True) & np.insert(e[1:-1] != e[:-2], 0, True)
+        a_f, b_f = np.minimum(fc[:-1][pair], fc[1:][pair]), np.maximum(fc[:-1][pair], fc[1:][pair])
+        twice, count = np.unique(np.stack([a_f, b_f], axis=1), axis=0, return_counts=True)
+        bm.faces.ensure_lookup_table()
+        for f in [bm.faces[int(i)] for i in np.unique(twice[count >= 2])]:
+            _split_folded_quad(f)
+    bmesh.ops.triangulate(bm, faces=[f for f in bm.faces if len(f.verts) > 3])
     return {"faces_added": len(bm.faces) - n}
+
+
+def _split_folded_quad(f: bmesh.types.BMFace) -> None:
+    """Split quad `f` through the corner whose two edges it shares with one other face, if there is one."""
+    if not f.is_valid or len(f.verts) != 4:
+        return
+    for loop in f.loops:
+        before, after = loop.link_loop_prev.edge, loop.edge
+        if (set(before.link_faces) & set(after.link_faces)) - {f}:
+            bmesh.utils.face_split(f, loop.vert, loop.link_loop_next.link_loop_next.vert)
+            return
 
 
 def symmetrize(bm: bmesh.types.BMesh, direction: str, dist: float) -> dict:

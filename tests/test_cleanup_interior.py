@@ -153,3 +153,16 @@ def test_panel_marks_warnings_and_open_holes() -> None:
     assert panel_eval.report_icon("  WARNING: Merge by distance undone: it made the mesh worse") == "ERROR"
     assert panel_eval.report_icon("  Holes left open: 2 (edges: 40, 40)") == "INFO"
     assert panel_eval.report_icon("  Holes left open: none") == "NONE"
+
+
+def test_suzanne_is_triangulated_without_a_non_manifold_edge(scene, shared_meshes) -> None:
+    bpy.ops.wm.obj_import(filepath=str(shared_meshes / "suzanne.obj"))
+    obj = bpy.context.selected_objects[0]
+    bpy.context.view_layer.objects.active = obj
+    assert bpy.ops.photomesh.cleanup_cad_mesh() == {"FINISHED"}
+    report = bpy.context.scene.photomesh_cleanup_report
+    assert "WARNING" not in report and "Holes left open: none" in report
+    assert all(len(p.vertices) == 3 for p in obj.data.polygons)
+    bm = bmesh.new()
+    bm.from_mesh(obj.data)
+    assert cleanup_steps.edge_counts(bm) == (0, 0)
