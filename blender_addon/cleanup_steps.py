@@ -4,11 +4,16 @@ from __future__ import annotations
 import math
 
 import bmesh
+import bpy
 import numpy as np
-from mathutils import Vector
-from mathutils.bvhtree import BVHTree
+
+try:
+    from .backend import fairing, interior  # the installed add-on: backend/ is bundled inside it
+except ImportError:
+    from backend import fairing, interior  # the repository: backend/ beside blender_addon/
 
 SYMMETRY_AXES = ("X", "-X", "Y", "-Y", "Z", "-Z")
+FAIR_MAX_TRIANGLES = 20_000
 
 
 def bm_size(bm: bmesh.types.BMesh) -> float:
@@ -37,26 +42,27 @@ def dissolve_degenerate(bm: bmesh.types.BMesh, dist: float) -> dict:
     return {"faces_removed": nf - len(bm.faces), "edges_removed": ne - len(bm.edges)}
 
 
-def face_components(bm: bmesh.types.BMesh) -> list[list[bmesh.types.BMFace]]:
-    """Faces grouped into edge-connected components."""
+def part_sizes(bm: bmesh.types.BMesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edge-connected part of each face, and per part its bounding-box diagonal and surface area (numpy)."""
+    v, tris, tri_face, _, edge, face = topology_arrays(bm)
+    part = interior.face_components(edge, face, len(bm.faces))
+    n = int(part.max()) + 1 if len(part) else 0
+    lo, hi = np.full((n, 3), np.inf), np.full((n, 3), -np.inf)
+    owner = part[tri_face]
+    for k in range(3):
+        np.minimum.at(lo, owner, v[tris[:, k]])
+        np.maximum.at(hi, owner, v[tris[:, k]])
+    a, b, c = v[tris[:, 0]], v[tris[:, 1]], v[tris[:, 2]]
+    area = np.bincount(owner, weights=0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1), minlength=n)
+    return part, np.linalg.norm(np.where(np.isfinite(hi - lo), hi - lo, 0.0), axis=1), area
+
+
+def _delete_parts(bm: bmesh.types.BMesh, part: np.ndarray, drop: np.ndarray) -> None:
+    """Delete the faces of the parts flagged in `drop`."""
     bm.faces.ensure_lookup_table()
-    seen = set()
-    parts = []
-    for start in bm.faces:
-        if start.index in seen:
-            continue
-        seen.add(start.index)
-        stack, part = [start], []
-        while stack:
-            f = stack.pop()
-            part.append(f)
-            for e in f.edges:
-                for g in e.link_faces:
-                    if g.index not in seen:
-                        seen.add(g.index)
-                        stack.append(g)
-        parts.append(part)
-    return parts
+    doomed = [bm.faces[i] for i in np.flatnonzero(drop[part])]
+    if doomed:
+        bmesh.ops.delete(bm, geom=doomed, context="FACES")
 
 
 def _delete_loose_wire(bm: bmesh.types.BMesh) -> tuple[int, int]:
@@ -72,35 +78,112 @@ def _delete_loose_wire(bm: bmesh.types.BMesh) -> tuple[int, int]:
 
 def delete_loose(bm: bmesh.types.BMesh, min_size: float) -> dict:
     """Delete wire edges, lone vertices and face parts whose bounding-box diagonal is under `min_size`."""
-    bm.faces.index_update()
-    small = []
-    for part in face_components(bm):
-        co = np.array([v.co for f in part for v in f.verts])
-        if np.linalg.norm(co.max(axis=0) - co.min(axis=0)) < min_size:
-            small.append(part)
-    if small:
-        bmesh.ops.delete(bm, geom=[f for part in small for f in part], context="FACES")
+    small = np.zeros(0, dtype=bool)
+    if bm.faces:
+        part, diagonal, _ = part_sizes(bm)
+        small = diagonal < min_size
+        _delete_parts(bm, part, small)
     edges, verts = _delete_loose_wire(bm)
-    return {"small_parts_removed": len(small), "loose_edges_removed": edges, "loose_vertices_removed": verts}
+    return {"small_parts_removed": int(small.sum()), "loose_edges_removed": edges, "loose_vertices_removed": verts}
 
 
 def keep_largest(bm: bmesh.types.BMesh, n: int) -> dict:
     """Keep the `n` components with the largest surface area, delete the rest."""
-    bm.faces.index_update()
-    parts = face_components(bm)
-    if n <= 0 or len(parts) <= n:
+    if not bm.faces:
         return {"parts_removed": 0}
-    parts.sort(key=lambda p: sum(f.calc_area() for f in p), reverse=True)
-    drop = [f for part in parts[n:] for f in part]
-    bmesh.ops.delete(bm, geom=drop, context="FACES")
+    part, _, area = part_sizes(bm)
+    if n <= 0 or len(area) <= n:
+        return {"parts_removed": 0}
+    drop = np.ones(len(area), dtype=bool)
+    drop[np.argsort(-area, kind="stable")[:n]] = False
+    _delete_parts(bm, part, drop)
     _delete_loose_wire(bm)
-    return {"parts_removed": len(parts) - n}
+    return {"parts_removed": int(drop.sum())}
 
 
 def fill_holes(bm: bmesh.types.BMesh, sides: int) -> dict:
-    """Fill boundary loops of at most `sides` edges."""
-    out = bmesh.ops.holes_fill(bm, edges=list(bm.edges), sides=sides)
-    return {"holes_filled": len(out["faces"])}
+    """Fill boundary loops of at most `sides` edges (0: every loop); large fills follow the surface around them."""
+    out = bmesh.ops.holes_fill(bm, edges=[e for e in bm.edges if e.is_boundary], sides=sides)
+    added = sum(_refine_and_fair(bm, f) for f in out["faces"] if f.is_valid and len(f.verts) > 4)
+    return {"holes_filled": len(out["faces"]), "vertices_added": added}
+
+
+def _refine_and_fair(bm: bmesh.types.BMesh, face: bmesh.types.BMFace) -> int:
+    """Triangulate a fill polygon, split its triangles until they match the rim's edge length (centroid
+    splits + edge flips) and fair the new vertices so the patch continues the surrounding surface."""
+    rim = list(face.verts)
+    edge_len = sum(e.calc_length() for e in face.edges) / len(face.edges)
+    edge_len = max(edge_len, math.sqrt(face.calc_area() / (FAIR_MAX_TRIANGLES * 0.433)))
+    target = 1.5 * 0.433 * edge_len * edge_len
+    patch = dict.fromkeys(bmesh.ops.triangulate(bm, faces=[face], quad_method="BEAUTY",
+                                                ngon_method="BEAUTY")["faces"])
+    new_verts = []
+    for _ in range(16):
+        big = [f for f in patch if f.calc_area() > target]
+        if not big:
+            break
+        poked = bmesh.ops.poke(bm, faces=big)
+        new_verts += poked["verts"]
+        patch = dict.fromkeys([f for f in patch if f.is_valid] + poked["faces"])
+        inner = list(dict.fromkeys(e for f in patch for e in f.edges if all(g in patch for g in e.link_faces)))
+        flipped = bmesh.ops.beautify_fill(bm, faces=list(patch), edges=inner)["geom"]
+        patch = dict.fromkeys([f for f in patch if f.is_valid]
+                              + [g for g in flipped if isinstance(g, bmesh.types.BMFace)])
+    if new_verts:
+        _fair(rim, new_verts)
+    return len(new_verts)
+
+
+def _fair(rim: list[bmesh.types.BMVert], free: list[bmesh.types.BMVert]) -> None:
+    """Bi-Laplacian fairing of `free` with the rim and the ring of surface around it held fixed."""
+    core = list(dict.fromkeys(free + rim))
+    local = {v: i for i, v in enumerate(core)}
+    for v in rim:
+        for e in v.link_edges:
+            local.setdefault(e.other_vert(v), len(local))
+    verts = list(local)
+    edges = {tuple(sorted((local[e.verts[0]], local[e.verts[1]]))) for v in core for e in v.link_edges}
+    co = np.array([v.co for v in verts], dtype=np.float64)
+    is_free = np.zeros(len(verts), dtype=bool)
+    is_free[:len(free)] = True
+    rows = np.zeros(len(verts), dtype=bool)
+    rows[:len(core)] = True
+    faired = fairing.bilaplacian_fair(co, np.array(sorted(edges)), is_free, rows)
+    for v, p in zip(free, faired[:len(free)]):
+        v.co = p
+
+
+def surface_area(bm: bmesh.types.BMesh) -> float:
+    """Total face area."""
+    return float(sum(f.calc_area() for f in bm.faces))
+
+
+def edge_counts(bm: bmesh.types.BMesh) -> tuple[int, int]:
+    """(boundary edges: one face, non-manifold edges: no face or more than two)."""
+    counts = np.fromiter((len(e.link_faces) for e in bm.edges), dtype=np.int64, count=len(bm.edges))
+    return int((counts == 1).sum()), int(((counts == 0) | (counts > 2)).sum())
+
+
+def hole_sizes(bm: bmesh.types.BMesh) -> list[int]:
+    """Edge count of each hole (connected run of boundary edges), largest first."""
+    boundary = [e for e in bm.edges if e.is_boundary]
+    seen: set = set()
+    sizes = []
+    for start in boundary:
+        if start in seen:
+            continue
+        seen.add(start)
+        stack, n = [start], 0
+        while stack:
+            e = stack.pop()
+            n += 1
+            for v in e.verts:
+                for g in v.link_edges:
+                    if g not in seen and g.is_boundary:
+                        seen.add(g)
+                        stack.append(g)
+        sizes.append(n)
+    return sorted(sizes, reverse=True)
 
 
 def recalc_normals(bm: bmesh.types.BMesh) -> dict:
@@ -112,51 +195,85 @@ def recalc_normals(bm: bmesh.types.BMesh) -> dict:
     return {"faces_flipped": flipped}
 
 
-def sphere_directions(n: int) -> list[Vector]:
-    """`n` nearly uniform unit directions (Fibonacci sphere)."""
-    golden = math.pi * (3.0 - math.sqrt(5.0))
-    dirs = []
-    for i in range(n):
-        z = 1.0 - 2.0 * (i + 0.5) / n
-        r = math.sqrt(max(0.0, 1.0 - z * z))
-        dirs.append(Vector((r * math.cos(golden * i), r * math.sin(golden * i), z)))
-    return dirs
+def topology_arrays(bm: bmesh.types.BMesh) -> tuple[np.ndarray, ...]:
+    """(vertices, triangles, triangle -> face, edge vertices, edge and face of each polygon corner), in bmesh
+    index order."""
+    bm.verts.index_update()
+    bm.faces.index_update()
+    me = bpy.data.meshes.new("photomesh_cleanup_arrays")
+    try:
+        bm.to_mesh(me)
+        me.calc_loop_triangles()
+        v = np.zeros(len(me.vertices) * 3)
+        me.vertices.foreach_get("co", v)
+        tris = np.zeros(len(me.loop_triangles) * 3, dtype=np.int64)
+        me.loop_triangles.foreach_get("vertices", tris)
+        tri_face = np.zeros(len(me.loop_triangles), dtype=np.int64)
+        me.loop_triangles.foreach_get("polygon_index", tri_face)
+        edge_verts = np.zeros(len(me.edges) * 2, dtype=np.int64)
+        me.edges.foreach_get("vertices", edge_verts)
+        edge = np.zeros(len(me.loops), dtype=np.int64)
+        me.loops.foreach_get("edge_index", edge)
+        totals = np.zeros(len(me.polygons), dtype=np.int64)
+        me.polygons.foreach_get("loop_total", totals)
+        starts = np.zeros(len(me.polygons), dtype=np.int64)
+        me.polygons.foreach_get("loop_start", starts)
+    finally:
+        bpy.data.meshes.remove(me)
+    polygon = np.repeat(np.arange(len(totals)), totals)
+    corner = np.arange(len(polygon)) - np.repeat(np.cumsum(totals) - totals, totals)
+    face = np.zeros(len(edge), dtype=np.int64)
+    face[starts[polygon] + corner] = polygon
+    return v.reshape(-1, 3), tris.reshape(-1, 3), tri_face, edge_verts.reshape(-1, 2), edge, face
 
 
-def _probe_points(face: bmesh.types.BMFace) -> list[Vector]:
-    """The face centre and points between the centre and each corner."""
-    c = face.calc_center_median()
-    return [c] + [c.lerp(v.co, 0.8) for v in face.verts]
-
-
-def hidden_faces(bm: bmesh.types.BMesh, n_rays: int = 64) -> list[bmesh.types.BMFace]:
-    """Faces from which no ray (normal, reverse normal, `n_rays` sphere directions) escapes the mesh."""
-    bm.normal_update()
-    tree = BVHTree.FromBMesh(bm)
-    eps = bm_size(bm) * 1e-5
-    dirs = sphere_directions(n_rays)
-    hidden = []
-    for f in bm.faces:
-        candidates = [f.normal, -f.normal] + dirs if f.normal.length > 0 else dirs
-        if not any(tree.ray_cast(p + d * eps, d)[0] is None for p in _probe_points(f) for d in candidates):
-            hidden.append(f)
-    return hidden
-
-
-def remove_interior(bm: bmesh.types.BMesh, n_rays: int = 64) -> dict:
-    """Delete faces that cannot be seen from outside (ray casts through a BVH)."""
-    hidden = hidden_faces(bm, n_rays)
-    if hidden:
-        bmesh.ops.delete(bm, geom=hidden, context="FACES")
+def remove_interior(bm: bmesh.types.BMesh) -> dict:
+    """Delete faces with solid on both sides (`backend.interior`: cells for internal walls, winding numbers for
+    enclosed parts), never opening an edge: nested shells and internal walls go, crevices and tunnels stay."""
+    if not bm.faces:
+        return {"interior_faces_removed": 0}
+    v, tris, tri_face, edge_verts, edge, face = topology_arrays(bm)
+    found = interior.interior_faces(v, tris, tri_face, edge_verts, edge, face, len(bm.faces))
+    gone = interior.without_opening(found, edge, face)
+    bm.faces.ensure_lookup_table()
+    doomed = [bm.faces[i] for i in np.flatnonzero(gone)]
+    if doomed:
+        bmesh.ops.delete(bm, geom=doomed, context="FACES")
     _delete_loose_wire(bm)
-    return {"interior_faces_removed": len(hidden)}
+    counts = {"interior_faces_removed": len(doomed)}
+    if found.sum() > len(doomed):
+        counts["kept_as_removal_would_open_the_mesh"] = int(found.sum()) - len(doomed)
+    return counts
 
 
 def triangulate(bm: bmesh.types.BMesh) -> dict:
-    """Split every polygon into triangles."""
+    """Split every polygon into triangles. Two faces folded onto each other along two consecutive edges (they
+    share three corners) would both get the diagonal joining the ends of that path, a duplicate triangle and a
+    non-manifold edge; such a quad is split through the middle corner of the shared path instead."""
     n = len(bm.faces)
-    bmesh.ops.triangulate(bm, faces=list(bm.faces))
+    if bm.faces:
+        _, _, _, _, edge, face = topology_arrays(bm)
+        order = np.argsort(edge, kind="stable")
+        e, fc = edge[order], face[order]
+        pair = (e[1:] == e[:-1]) & np.append(e[2:] != e[1:-1], True) & np.insert(e[1:-1] != e[:-2], 0, True)
+        a_f, b_f = np.minimum(fc[:-1][pair], fc[1:][pair]), np.maximum(fc[:-1][pair], fc[1:][pair])
+        twice, count = np.unique(np.stack([a_f, b_f], axis=1), axis=0, return_counts=True)
+        bm.faces.ensure_lookup_table()
+        for f in [bm.faces[int(i)] for i in np.unique(twice[count >= 2])]:
+            _split_folded_quad(f)
+    bmesh.ops.triangulate(bm, faces=[f for f in bm.faces if len(f.verts) > 3])
     return {"faces_added": len(bm.faces) - n}
+
+
+def _split_folded_quad(f: bmesh.types.BMFace) -> None:
+    """Split quad `f` through the corner whose two edges it shares with one other face, if there is one."""
+    if not f.is_valid or len(f.verts) != 4:
+        return
+    for loop in f.loops:
+        before, after = loop.link_loop_prev.edge, loop.edge
+        if (set(before.link_faces) & set(after.link_faces)) - {f}:
+            bmesh.utils.face_split(f, loop.vert, loop.link_loop_next.link_loop_next.vert)
+            return
 
 
 def symmetrize(bm: bmesh.types.BMesh, direction: str, dist: float) -> dict:

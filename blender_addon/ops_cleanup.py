@@ -6,6 +6,9 @@ import bpy
 
 from . import cleanup_steps as steps
 
+AREA_KEEPING = frozenset({"Merge by distance", "Dissolve degenerate", "Fill holes", "Normals", "Triangulate"})
+AREA_LOSS = 0.02
+
 
 def modifier_mesh(context, mesh: bpy.types.Mesh, kind: str, settings: dict) -> bpy.types.Mesh:
     """A new mesh: `mesh` with one modifier of type `kind` applied (on a temporary object)."""
@@ -44,6 +47,43 @@ def format_counts(name: str, counts: dict) -> str:
     return f"{name}: " + ", ".join(parts)
 
 
+def is_worse(before: tuple[int, int], after: tuple[int, int]) -> bool:
+    """(boundary, non-manifold) edge counts got worse: a closed mesh gained either kind; an open mesh gained
+    more of them together than it lost (welding a soup may leave a non-manifold edge while closing hundreds)."""
+    if before[0] == 0:
+        return after[0] > 0 or after[1] > before[1]
+    return after[0] + after[1] > before[0] + before[1]
+
+
+def damage(before: tuple[int, int], after: tuple[int, int], faces_before: int, faces_after: int,
+           area_before: float, area_after: float) -> str | None:
+    """Why a step's result is worse than its input (None if it is not): edge counts, everything deleted, or
+    surface lost by a step that should keep it (`AREA_KEEPING`: callers pass equal areas for the others)."""
+    if is_worse(before, after):
+        return "it made the mesh worse"
+    if faces_before and not faces_after:
+        return "it deleted every face"
+    if area_after < (1.0 - AREA_LOSS) * area_before:
+        return f"it lost {1.0 - area_after / area_before:.0%} of the surface"
+    return None
+
+
+def format_edge_change(before: tuple[int, int], after: tuple[int, int]) -> str:
+    """Boundary and non-manifold edge counts before -> after a step."""
+    return f"boundary edges {before[0]}->{after[0]}, non-manifold edges {before[1]}->{after[1]}"
+
+
+def format_holes(sizes: list[int], limited: bool, sides: int, shown: int = 8) -> str:
+    """The holes left open and their edge counts, with a hint when the fill limit left some."""
+    if not sizes:
+        return "Holes left open: none"
+    listed = ", ".join(map(str, sizes[:shown])) + (", ..." if len(sizes) > shown else "")
+    line = f"Holes left open: {len(sizes)} (edges: {listed})"
+    if limited and sizes[0] > sides:
+        line += f"; over the {sides}-edge limit: raise 'Up to edges' or tick 'Fill all holes'"
+    return line
+
+
 class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
     """Clean ground-truth meshes from CAD tools and scanners (every selected mesh), step by step"""
 
@@ -60,13 +100,17 @@ class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
                                         description="Delete parts whose size is under this fraction of the object's size")
     keep_largest: bpy.props.IntProperty(name="Keep largest parts", default=0, min=0,
                                         description="Keep only the N largest connected parts (0: all)")
-    fill: bpy.props.BoolProperty(name="Fill holes", default=True)
+    fill: bpy.props.BoolProperty(name="Fill holes", default=True,
+                                 description="Fill holes; large fills are refined and faired to follow the surface")
     hole_sides: bpy.props.IntProperty(name="Up to edges", default=32, min=3,
                                       description="Fill holes whose border has at most this many edges")
+    fill_all: bpy.props.BoolProperty(name="Fill all holes", default=False,
+                                     description="Fill every hole, whatever its size")
     normals: bpy.props.BoolProperty(name="Consistent outward normals", default=True)
-    interior: bpy.props.BoolProperty(name="Remove interior faces", default=True,
-                                     description="Delete faces that cannot be seen from outside (ray casts)")
-    interior_rays: bpy.props.IntProperty(name="Rays", default=64, min=6, max=1024)
+    interior: bpy.props.BoolProperty(
+        name="Remove interior faces", default=True,
+        description="Delete faces with solid on both sides (generalized winding number): nested shells and "
+                    "internal walls. Never opens the mesh; faces in crevices and tunnels stay")
     triangulate: bpy.props.BoolProperty(name="Triangulate", default=True)
     remesh: bpy.props.BoolProperty(name="Voxel remesh (watertight)", default=False)
     voxel_size: bpy.props.FloatProperty(name="Voxel size", default=0.005, min=1e-4, max=0.2, precision=4,
@@ -74,6 +118,10 @@ class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
     decimate: bpy.props.BoolProperty(name="Decimate", default=False)
     target_faces: bpy.props.IntProperty(name="Target faces", default=100_000, min=4)
     symmetrize: bpy.props.BoolProperty(name="Symmetrize", default=False)
+    guard: bpy.props.BoolProperty(
+        name="Never worse", default=True,
+        description="Undo any step that opens a closed mesh or adds non-manifold edges to it (on an open mesh: "
+                    "adds more boundary and non-manifold edges than it removes), and name it in a warning")
     symmetry_direction: bpy.props.EnumProperty(
         name="Direction", default="X",
         items=[(d, ("+" + d if len(d) == 1 else d) + " side to the other", "") for d in steps.SYMMETRY_AXES])
@@ -87,43 +135,67 @@ class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
         """Each step with its options beneath it."""
         col = self.layout.column()
         for toggle, options in (("merge", ("merge_distance",)), ("dissolve", ()), ("loose", ("loose_size",)),
-                                (None, ("keep_largest",)), ("fill", ("hole_sides",)), ("normals", ()),
-                                ("interior", ("interior_rays",)), ("triangulate", ()), ("remesh", ("voxel_size",)),
-                                ("decimate", ("target_faces",)), ("symmetrize", ("symmetry_direction",))):
+                                (None, ("keep_largest",)), ("fill", ("fill_all", "hole_sides")), ("normals", ()),
+                                ("interior", ()), ("triangulate", ()), ("remesh", ("voxel_size",)),
+                                ("decimate", ("target_faces",)), ("symmetrize", ("symmetry_direction",)),
+                                ("guard", ())):
             if toggle:
                 col.prop(self, toggle)
             for opt in options:
                 row = col.row()
-                row.enabled = toggle is None or getattr(self, toggle)
+                row.enabled = (toggle is None or getattr(self, toggle)) and not (opt == "hole_sides" and self.fill_all)
                 row.prop(self, opt)
 
-    def clean(self, context, mesh: bpy.types.Mesh) -> list[str]:
-        """Run the enabled steps on one mesh; one report line per step."""
+    def clean(self, context, mesh: bpy.types.Mesh) -> tuple[list[str], list[str]]:
+        """Run the enabled steps on one mesh: one report line per step (with its edge counts) and warnings."""
         bm = bmesh.new()
         bm.from_mesh(mesh)
         size = steps.bm_size(bm)
         dist = self.merge_distance * size
-        lines = []
         run = [
-            (self.merge, "Merge", lambda: steps.merge_by_distance(bm, dist)),
-            (self.dissolve, "Degenerate", lambda: steps.dissolve_degenerate(bm, max(dist, size * 1e-7))),
-            (self.loose, "Loose", lambda: steps.delete_loose(bm, self.loose_size * size)),
-            (self.keep_largest > 0, "Largest", lambda: steps.keep_largest(bm, self.keep_largest)),
-            (self.fill, "Holes", lambda: steps.fill_holes(bm, self.hole_sides)),
-            (self.normals, "Normals", lambda: steps.recalc_normals(bm)),
-            (self.interior, "Interior", lambda: steps.remove_interior(bm, self.interior_rays)),
-            (self.remesh, "Remesh", lambda: self._remesh(context, bm, size)),
-            (self.decimate, "Decimate", lambda: self._decimate(context, bm)),
-            (self.symmetrize, "Symmetrize", lambda: steps.symmetrize(bm, self.symmetry_direction, dist)),
-            (self.triangulate, "Triangulate", lambda: steps.triangulate(bm)),
+            (self.merge, "Merge by distance", lambda b: steps.merge_by_distance(b, dist)),
+            (self.dissolve, "Dissolve degenerate", lambda b: steps.dissolve_degenerate(b, max(dist, size * 1e-7))),
+            (self.loose, "Delete loose parts", lambda b: steps.delete_loose(b, self.loose_size * size)),
+            (self.keep_largest > 0, "Keep largest parts", lambda b: steps.keep_largest(b, self.keep_largest)),
+            (self.fill, "Fill holes", lambda b: steps.fill_holes(b, 0 if self.fill_all else self.hole_sides)),
+            (self.normals, "Normals", steps.recalc_normals),
+            (self.interior, "Remove interior faces", steps.remove_interior),
+            (self.remesh, "Voxel remesh", lambda b: self._remesh(context, b, size)),
+            (self.decimate, "Decimate", lambda b: self._decimate(context, b)),
+            (self.symmetrize, "Symmetrize", lambda b: steps.symmetrize(b, self.symmetry_direction, dist)),
+            (self.triangulate, "Triangulate", steps.triangulate),
         ]
+        counts = steps.edge_counts(bm)
+        lines = [f"Input: {len(bm.faces)} faces, boundary edges {counts[0]}, non-manifold edges {counts[1]}"]
+        warnings = []
         for enabled, name, step in run:
-            if enabled:
-                lines.append(format_counts(name, step()))
+            if not enabled:
+                continue
+            snapshot = bm.copy() if self.guard else None
+            keeps_area = self.guard and name in AREA_KEEPING
+            area, faces = (steps.surface_area(bm) if keeps_area else 0.0), len(bm.faces)
+            result = step(bm)
+            after = steps.edge_counts(bm)
+            change = format_edge_change(counts, after)
+            why = None
+            if snapshot is not None:
+                why = damage(counts, after, faces, len(bm.faces), area, steps.surface_area(bm) if keeps_area else area)
+            if why:
+                bm.free()
+                bm = snapshot
+                warnings.append(f"{name} undone: {why} ({change})")
+                lines.append(f"WARNING: {warnings[-1]}")
+                continue
+            if snapshot is not None:
+                snapshot.free()
+            lines.append(format_counts(name, result) + f" | {change}")
+            counts = after
+        lines.append(format_holes(steps.hole_sizes(bm), self.fill and not self.fill_all, self.hole_sides))
+        lines.append(f"Result: {len(bm.faces)} faces, boundary edges {counts[0]}, non-manifold edges {counts[1]}")
         bm.to_mesh(mesh)
         bm.free()
         mesh.update()
-        return lines
+        return lines, warnings
 
     def _remesh(self, context, bm: bmesh.types.BMesh, size: float) -> dict:
         """Voxel remesh to a watertight mesh."""
@@ -145,7 +217,7 @@ class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
         """Clean every selected mesh (each mesh data once) and report the counts."""
         objects = [o for o in context.selected_objects if o.type == "MESH"]
         skipped = [o.name for o in context.selected_objects if o.type != "MESH"]
-        report = []
+        report, warnings = [], []
         done = set()
         for obj in objects:
             if obj.data.name in done:
@@ -155,11 +227,16 @@ class PHOTOMESH_OT_cleanup_cad_mesh(bpy.types.Operator):
                 report.append(f"{obj.name}: empty mesh, skipped")
                 continue
             report.append(f"{obj.name}:")
-            report.extend("  " + line for line in self.clean(context, obj.data))
+            lines, undone = self.clean(context, obj.data)
+            report.extend("  " + line for line in lines)
+            warnings.extend(f"{obj.name}: {w}" for w in undone)
         if skipped:
             report.append("not meshes, skipped: " + ", ".join(skipped))
         context.scene.photomesh_cleanup_report = "\n".join(report)
-        self.report({"INFO"}, "; ".join(line.strip() for line in report))
+        if warnings:
+            self.report({"WARNING"}, "; ".join(warnings))
+        else:
+            self.report({"INFO"}, "; ".join(line.strip() for line in report if line.startswith(("  Result", "not"))))
         return {"FINISHED"}
 
 

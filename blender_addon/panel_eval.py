@@ -6,6 +6,17 @@ import json
 import bpy
 
 LEGEND = ("dark blue", "blue", "green", "yellow", "red")
+REPORT_LINES = 40
+
+
+def report_icon(line: str) -> str:
+    """Icon for a clean-up report line: warnings (a step undone) and holes left open stand out."""
+    text = line.strip()
+    if text.startswith("WARNING"):
+        return "ERROR"
+    if text.startswith("Holes left open") and not text.endswith("none"):
+        return "INFO"
+    return "NONE"
 
 
 def format_distance(value: float) -> str:
@@ -50,8 +61,8 @@ class PHOTOMESH_PT_evaluation(bpy.types.Panel):
         last = getattr(context.scene, "photomesh_cleanup_report", "")
         if last:
             box = layout.box()
-            for line in last.splitlines()[:16]:
-                box.label(text=line)
+            for line in last.splitlines()[:REPORT_LINES]:
+                box.label(text=line, icon=report_icon(line))
 
 
 class PHOTOMESH_PT_compare(bpy.types.Panel):
