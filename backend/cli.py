@@ -1,4 +1,4 @@
-"""Command line: reconstruct, convert, compare, check."""
+"""Command line: reconstruct, points-to-mesh, convert, compare, check."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--align", action="store_true", help="rigidly align A to B first")
     m.add_argument("--json", action="store_true")
 
+    pm = sub.add_parser("points-to-mesh", help="mesh a point cloud (PLY, OBJ, XYZ, NPZ) by screened Poisson")
+    pm.add_argument("cloud", type=Path, help="point-cloud file: .ply (ASCII/binary), .obj, .xyz/.txt/.pts/.csv, .npz/.npy")
+    pm.add_argument("--out", type=Path, required=True, help="result folder (same layout as reconstruct)")
+    pm.add_argument("--normals", choices=["auto", "estimate"], help="auto: the file's normals when present")
+    pm.add_argument("--no-outliers", dest="outliers", action="store_false", default=None,
+                    help="keep every point (no outlier removal)")
+    pm.add_argument("--depth", type=int, help="screened Poisson octree depth, 5-12 (default: from the point count)")
+    pm.add_argument("--screening", type=float, help="screened Poisson point weight (default 4)")
+    pm.add_argument("--trim", type=float, help="drop surface farther than TRIM x point spacing from the points "
+                                               "(default 2.5; 0 keeps the closed surface)")
+    pm.add_argument("--symmetry", choices=["detect", "off"])
+    pm.add_argument("--uv", action="store_true", default=None, help="also compute a UV map")
+    pm.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
+
     sub.add_parser("check", help="print versions, devices and rasterizers as JSON")
     return p
 
@@ -72,6 +86,17 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     from backend.optim.reconstruct import reconstruct
 
     reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
+    reporter.done("result.json")
+    return EXIT_OK
+
+
+def cmd_points_to_mesh(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Mesh a point-cloud file into the result folder."""
+    from backend.points.pipeline import points_to_mesh
+
+    keys = ("normals", "outliers", "depth", "screening", "trim", "symmetry", "uv")
+    settings = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    points_to_mesh(args.cloud, args.out, reporter, settings)
     reporter.done("result.json")
     return EXIT_OK
 
@@ -142,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "reconstruct":
             return cmd_reconstruct(args, reporter)
+        if args.command == "points-to-mesh":
+            return cmd_points_to_mesh(args, reporter)
         if args.command == "convert":
             return cmd_convert(args)
         return cmd_compare(args)
