@@ -227,9 +227,10 @@ def check_cloud(cloud: PointCloud, name: str) -> None:
     if n < MIN_POINTS:
         raise JobError(f"{name} has only {n} points; at least {MIN_POINTS} are needed for a surface",
                        "Use a denser point cloud (thousands of points or more).")
-    extent = cloud.points.max(axis=0) - cloud.points.min(axis=0)
-    if np.sort(extent)[1] <= 1e-9 * max(float(extent.max()), 1e-300):
-        raise JobError(f"{name}: the points lie on a single point or line (extent {extent.tolist()})",
+    sample = cloud.points[:: max(1, n // 10_000)]
+    spread = np.linalg.svd(sample - sample.mean(axis=0), compute_uv=False)
+    if spread[1] <= 1e-6 * max(float(spread[0]), 1e-300):
+        raise JobError(f"{name}: the points lie on a single point or line",
                        "A surface needs points spread over an area; check the export.")
     if cloud.normals is not None:
         lengths = np.linalg.norm(cloud.normals, axis=1)
