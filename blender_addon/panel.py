@@ -99,6 +99,7 @@ class PHOTOMESH_PT_reconstruct(bpy.types.Panel):
         col.prop(settings, "mask_source")
         if settings.mask_source == "FOLDER":
             col.prop(settings, "mask_folder", text="")
+        col.prop(settings, "start_points")
         col.prop(settings, "bbox_source")
         if settings.bbox_source == "OBJECT":
             col.prop(settings, "bbox_object", text="")

@@ -152,3 +152,36 @@ def test_second_job_is_refused_while_one_runs(tmp_path: Path) -> None:
         assert runner.process.returncode is not None
     finally:
         ops_reconstruct.stop_active_job()
+
+
+def test_reconstruct_job_starts_from_the_chosen_point_cloud(tmp_path: Path) -> None:
+    from test_addon_ops import add_camera_ring, add_subject
+
+    from backend.io.job import load_job
+    from blender_addon.gather import gather_job
+
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 64, 48, 100
+    scene.cycles.samples = 1
+    settings = scene.photomesh
+    settings.image_source, settings.mask_source, settings.bbox_source = "RENDER", "ALPHA", "AUTO"
+    settings.render_samples = 1
+    add_subject()
+    pts, nrm = sphere(2000, seed=4)
+    cloud = cloud_object("Scan", 0.5 * pts, nrm)
+    cloud.location = (0.1, 0, 0)
+    for cam in add_camera_ring(3):
+        cam.select_set(True)
+    cloud.select_set(False)
+    bpy.context.view_layer.update()
+    settings.start_points = cloud
+    assert bpy.types.Scene.bl_rna.properties["photomesh"] and settings.start_points == cloud
+    job = gather_job(bpy.context, settings, tmp_path / "job")
+    assert job["settings"]["initial_mesh"] == "initial_points.npz"
+    saved = np.load(tmp_path / "job" / "initial_points.npz")
+    np.testing.assert_allclose(saved["points"], 0.5 * pts + [0.1, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(saved["normals"], nrm, atol=1e-6)
+    assert load_job(tmp_path / "job").settings["initial_mesh"] == str(tmp_path / "job" / "initial_points.npz")
+    settings.start_points = None
+    assert "initial_mesh" not in gather_job(bpy.context, settings, tmp_path / "job2")["settings"]
