@@ -121,6 +121,8 @@ def test_obj_xyz_npz_npy(tmp_path: Path, cloud) -> None:
     ("missing", "does not exist"),
     ("npz_keys", "no points array"),
     ("truncated", "shorter than"),
+    ("xyz_text", "not numeric"),
+    ("xyz_ragged", "do not all have 3 numbers"),
 ])
 def test_bad_files_name_the_problem(tmp_path: Path, cloud, case: str, message: str) -> None:
     pts, _ = cloud
@@ -147,6 +149,11 @@ def test_bad_files_name_the_problem(tmp_path: Path, cloud, case: str, message: s
     elif case == "npz_keys":
         path = tmp_path / "c.npz"
         np.savez(path, colours=pts)
+    elif case in ("xyz_text", "xyz_ragged"):
+        path = tmp_path / "c.xyz"
+        rows = [" ".join(map(repr, p)) for p in pts.tolist()]
+        rows[300] = "1.0 oops 2.0" if case == "xyz_text" else "1.0 2.0"
+        path.write_text("\n".join(rows) + "\n")
     elif case == "truncated":
         write_ply(path, pts, None, "binary_little_endian")
         path.write_bytes(path.read_bytes()[:-100])

@@ -1,6 +1,7 @@
 """Readers of point-cloud files (PLY ASCII/binary, OBJ vertices, XYZ text, NPZ) into one in-memory form."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,16 @@ class PointCloud:
     points: np.ndarray
     normals: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+def _fast_numbers(blob: bytes) -> np.ndarray | None:
+    """All whitespace-separated numbers of an ASCII block (C parser), or None when a token is not a number."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return np.fromstring(blob.decode("ascii"), dtype=np.float64, sep=" ")
+        except (DeprecationWarning, ValueError, UnicodeDecodeError):
+            return None
 
 
 def _bad(path: Path, what: str) -> JobError:
@@ -83,10 +94,12 @@ def _ply_vertex_table(data: bytes, path: Path) -> dict[str, np.ndarray]:
         rows = [ln for ln in lines[skip:skip + count] if ln.strip()]
         if len(rows) < count:
             raise _bad(path, f"the PLY file ends after {len(rows)} of {count} vertices")
-        try:
-            table = np.array(b" ".join(rows).split(), dtype=np.float64)
-        except ValueError as exc:
-            raise _bad(path, f"a PLY vertex line is not numeric ({exc})") from exc
+        table = _fast_numbers(b" ".join(rows))
+        if table is None:
+            try:
+                table = np.array(b" ".join(rows).split(), dtype=np.float64)
+            except ValueError as exc:
+                raise _bad(path, f"a PLY vertex line is not numeric ({exc})") from exc
         if table.size != count * len(props):
             raise _bad(path, "the PLY vertex lines do not have one value per property")
         table = table.reshape(count, len(props))
@@ -142,27 +155,33 @@ def _numeric_rows(rows: list[bytes], width: int, path: Path, what: str) -> np.nd
 
 def read_xyz(path: Path) -> PointCloud:
     """Text with x y z [nx ny nz ...] per line (spaces, tabs or commas; '#' comments and a header line allowed)."""
-    text = Path(path).read_bytes().replace(b",", b" ").replace(b";", b" ").replace(b"\t", b" ")
-    lines = [ln.split(b"#", 1)[0].strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln]
-    if not lines:
-        return PointCloud(np.zeros((0, 3)))
+    text = Path(path).read_bytes().replace(b",", b" ").replace(b";", b" ").replace(b"\t", b" ").replace(b"\r", b" ")
+    if b"#" in text:
+        text = b"\n".join(ln.split(b"#", 1)[0] for ln in text.split(b"\n"))
+    text = text.strip()
+    first, _, rest = text.partition(b"\n")
     try:
-        float(lines[0].split()[0])
+        float(first.split()[0])
     except ValueError:
-        lines = lines[1:]
-    if not lines:
+        text = rest.strip()
+    except IndexError:
         return PointCloud(np.zeros((0, 3)))
-    width = len(lines[0].split())
+    if not text:
+        return PointCloud(np.zeros((0, 3)))
+    width = len(text.partition(b"\n")[0].split())
     if width < 3:
         raise _bad(Path(path), f"the first line has {width} numbers, expected x y z")
-    try:
-        table = np.array(b" ".join(lines).split(), dtype=np.float64)
-    except ValueError as exc:
-        raise _bad(Path(path), f"a line is not numeric ({exc})") from exc
-    if table.size != width * len(lines):
-        raise _bad(Path(path), f"the lines do not all have {width} numbers")
-    table = table.reshape(len(lines), width)
+    rows = text.count(b"\n") - text.count(b"\n\n") + 1
+    table = _fast_numbers(text)
+    if table is None or table.size != width * rows:
+        lines = [ln for ln in text.split(b"\n") if ln.strip()]
+        try:
+            table = np.array(b" ".join(lines).split(), dtype=np.float64)
+        except ValueError as exc:
+            raise _bad(Path(path), f"a line is not numeric ({exc})") from exc
+        if table.size != width * len(lines):
+            raise _bad(Path(path), f"the lines do not all have {width} numbers")
+    table = table.reshape(-1, width)
     normals = table[:, 3:6] if width >= 6 and _look_like_normals(table[:, 3:6]) else None
     return PointCloud(table[:, :3], normals)
 
