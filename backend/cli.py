@@ -1,4 +1,4 @@
-"""Command line: reconstruct, convert, compare, check."""
+"""Command line: reconstruct, points-to-mesh, convert, compare, check."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--symmetry", choices=["detect", "enforce", "off"])
     r.add_argument("--texture-size", type=int)
     r.add_argument("--seed", type=int)
+    r.add_argument("--initial-mesh", help="mesh or point-cloud file to start from instead of the visual hull")
     r.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
     r.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
 
@@ -44,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--align", action="store_true", help="rigidly align A to B first")
     m.add_argument("--json", action="store_true")
 
+    pm = sub.add_parser("points-to-mesh", help="mesh a point cloud (PLY, OBJ, XYZ, NPZ) by screened Poisson")
+    pm.add_argument("cloud", type=Path, help="point-cloud file: .ply (ASCII/binary), .obj, .xyz/.txt/.pts/.csv, .npz/.npy")
+    pm.add_argument("--out", type=Path, required=True, help="result folder (same layout as reconstruct)")
+    pm.add_argument("--normals", choices=["auto", "estimate"], help="auto: the file's normals when present")
+    pm.add_argument("--no-outliers", dest="outliers", action="store_false", default=None,
+                    help="keep every point (no outlier removal)")
+    pm.add_argument("--depth", type=int, help="screened Poisson octree depth, 5-12 (default: from the point count)")
+    pm.add_argument("--screening", type=float, help="screened Poisson point weight (default 4)")
+    pm.add_argument("--trim", type=float, help="drop surface farther than TRIM x point spacing from the points "
+                                               "(default 2.5; 0 keeps the closed surface)")
+    pm.add_argument("--symmetry", choices=["detect", "off"])
+    pm.add_argument("--uv", action="store_true", default=None, help="also compute a UV map")
+    pm.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
+
     chk = sub.add_parser("check", help="print versions, devices and which rasterizers really render, as JSON")
     chk.add_argument("--strict", action="store_true",
                      help="exit 1 unless the backend runs (and an installed nvdiffrast renders on CUDA)")
@@ -53,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_overrides(args: argparse.Namespace) -> dict:
     """Job settings given on the command line (they win over job.json)."""
     names = {"device": "device", "rasterizer": "rasterizer", "iterations": "iterations",
-             "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed"}
+             "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed", "initial_mesh": "initial_mesh"}
     return {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
 
 
@@ -74,6 +89,17 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     from backend.optim.reconstruct import reconstruct
 
     reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
+    reporter.done("result.json")
+    return EXIT_OK
+
+
+def cmd_points_to_mesh(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Mesh a point-cloud file into the result folder."""
+    from backend.points.pipeline import points_to_mesh
+
+    keys = ("normals", "outliers", "depth", "screening", "trim", "symmetry", "uv")
+    settings = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    points_to_mesh(args.cloud, args.out, reporter, settings)
     reporter.done("result.json")
     return EXIT_OK
 
@@ -169,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "reconstruct":
             return cmd_reconstruct(args, reporter)
+        if args.command == "points-to-mesh":
+            return cmd_points_to_mesh(args, reporter)
         if args.command == "convert":
             return cmd_convert(args)
         return cmd_compare(args)

@@ -18,6 +18,7 @@ MODULES = (
     "props",
     "prefs",
     "ops_reconstruct",
+    "ops_points",
     "panel",
     "ops_symmetry",
     "ops_cleanup",

@@ -135,6 +135,22 @@ def _files_for_cameras(folder_setting: str, cams: list, what: str, folder_hint: 
     return matches
 
 
+def write_start_points(obj, job_dir: Path) -> str:
+    """The Start From point cloud in world space as initial_points.npz; its path relative to the job."""
+    from .ops_points import MIN_POINTS, is_point_cloud, object_cloud
+    from .points_export import write_cloud
+
+    if not is_point_cloud(obj):
+        raise GatherError(f"Start From '{obj.name}' is not a point cloud.",
+                          "Pick a Point Cloud object or a mesh with vertices and no faces, or clear Start From.")
+    points, normals = object_cloud(obj)
+    if len(points) < MIN_POINTS or not np.all(np.isfinite(points)):
+        raise GatherError(f"Start From '{obj.name}' has {len(points)} points (or NaN coordinates).",
+                          f"It needs at least {MIN_POINTS} finite points; or clear Start From for the visual hull.")
+    write_cloud(job_dir / "initial_points.npz", points, normals)
+    return "initial_points.npz"
+
+
 def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[str], None]] = None,
                iterations: int = 0) -> dict:
     """Write job.json, images/ and masks/ for the selected cameras; returns the job dict."""
@@ -206,5 +222,7 @@ def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[st
     w, h = views[0].width, views[0].height
     job = build_job(views, bbox, job_settings(settings.quality, settings.device, w, h,
                                               symmetry=settings.symmetry.lower(), iterations=iterations))
+    if getattr(settings, "start_points", None) is not None:
+        job["settings"]["initial_mesh"] = write_start_points(settings.start_points, Path(job_dir))
     write_job_json(Path(job_dir), job)
     return job

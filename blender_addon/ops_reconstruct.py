@@ -38,6 +38,12 @@ def active_job() -> Optional[ActiveJob]:
     return _active
 
 
+def set_active_job(job: Optional[ActiveJob]) -> None:
+    """Make `job` the one running job, or none (Points to Mesh shares the panel's progress and Cancel)."""
+    global _active
+    _active = job
+
+
 def _status_line(job: ActiveJob) -> str:
     """One line for the status bar."""
     st = job.runner.state

@@ -3,6 +3,7 @@ import bpy
 
 from .gather import describe_image, folder_matches, selected_cameras
 from .job_spec import QUALITY_PRESETS
+from .ops_points import is_point_cloud
 from .ops_reconstruct import active_job
 from .ops_symmetry import PLANE_PROPERTY
 
@@ -98,6 +99,7 @@ class PHOTOMESH_PT_reconstruct(bpy.types.Panel):
         col.prop(settings, "mask_source")
         if settings.mask_source == "FOLDER":
             col.prop(settings, "mask_folder", text="")
+        col.prop(settings, "start_points")
         col.prop(settings, "bbox_source")
         if settings.bbox_source == "OBJECT":
             col.prop(settings, "bbox_object", text="")
@@ -112,6 +114,8 @@ class PHOTOMESH_PT_reconstruct(bpy.types.Panel):
             _draw_progress(layout, context)
         else:
             layout.operator("photomesh.reconstruct", icon="MESH_MONKEY")
+            if is_point_cloud(context.active_object):
+                layout.operator("photomesh.points_to_mesh", icon="POINTCLOUD_DATA")
         _draw_symmetry(layout, context)
 
 

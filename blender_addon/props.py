@@ -37,6 +37,13 @@ ENGINES = [
 ]
 
 
+def _is_point_cloud(obj) -> bool:
+    """A Point Cloud object, or a mesh object with vertices and no faces."""
+    from .ops_points import is_point_cloud
+
+    return is_point_cloud(obj)
+
+
 class PHOTOMESH_PG_settings(bpy.types.PropertyGroup):
     """Per-scene reconstruction settings."""
 
@@ -56,6 +63,10 @@ class PHOTOMESH_PG_settings(bpy.types.PropertyGroup):
                                 description="Samples per pixel when rendering the input views")
     show_previews: BoolProperty(name="Show Previews", default=True,
                                 description="Show intermediate meshes in the viewport while optimising")
+    start_points: PointerProperty(name="Start From", type=bpy.types.Object,
+                                  poll=lambda self, obj: _is_point_cloud(obj),
+                                  description="Start from this point cloud's surface instead of the visual hull "
+                                              "(sees concavities the hull cannot); empty: the visual hull")
 
 
 class PHOTOMESH_PG_status(bpy.types.PropertyGroup):

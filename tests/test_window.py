@@ -321,3 +321,35 @@ def test_window_addon_installs_and_panel_draws(window_blender: WindowBlender, wi
     assert res["draw_count"] >= 1
     assert "Traceback" not in res["output_tail"], res["output_tail"]
     assert png_size(Path(res["screenshots"]["panel_ready"])) == SCREEN
+
+
+def _points_config(mode: str, addon_zip: Path, work_dir: Path, points: int) -> dict:
+    """Configuration of tests/window/points_flow.py."""
+    if not BACKEND_PYTHON.is_file():
+        pytest.skip(f"{BACKEND_PYTHON} not found: make the backend venv with scripts/setup_env.sh")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return {"mode": mode, "addon_zip": str(addon_zip), "backend_python": str(BACKEND_PYTHON),
+            "work_dir": str(work_dir), "points": points}
+
+
+def test_window_points_to_mesh_modal_run_and_escape(window_blender: WindowBlender, addon_zip: Path,
+                                                    tmp_path: Path) -> None:
+    """Points to Mesh goes modal, shows its stages and lands the mesh on the points; Esc during Poisson
+    stops the backend and leaves the scene as it was."""
+    res = window_blender.window(SCRIPTS / "points_flow.py", _points_config("run", addon_zip, tmp_path / "run", 20_000),
+                                timeout=300)
+    assert res["invoke_return"] == ["RUNNING_MODAL"]
+    stages = list(dict.fromkeys(s["stage"] for s in res["samples"] if s["running"] and s["stage"]))
+    assert "surface" in stages or "trim" in stages, stages
+    new = [o for o in res["objects_after"] if o["name"] not in {b["name"] for b in res["objects_before"]}]
+    assert [o["name"] for o in new] == ["Cloud_mesh"] and new[0]["faces"] > 1000
+    assert abs(res["radius_mean"] - 1.5) < 0.03, res["radius_mean"]
+    assert res["backend_pids"] and all(s is None for s in res["pid_states_after"].values())
+
+    res = window_blender.window(SCRIPTS / "points_flow.py",
+                                _points_config("cancel", addon_zip, tmp_path / "cancel", 400_000), timeout=300)
+    assert res["status_at_esc"]["stage"] == "surface" and res["pids_before_esc"]
+    assert res["esc_to_stop_s"] < 10.0
+    assert all(s is None for s in res["pid_states_after"].values()), res["pid_states_after"]
+    assert res["objects_after"] == res["objects_before"] and res["data_after"] == res["data_before"]
+    assert not any(f.endswith("result.json") for f in res["work_files"]), res["work_files"]

@@ -117,7 +117,10 @@ def load_job(path: Path) -> Scene:
     views_json = job.get("views")
     if not isinstance(views_json, list):
         raise JobError("job.json has no 'views' list", "list the views under \"views\"")
-    settings = validate_settings(job.get("settings"))
+    raw = job.get("settings")
+    if isinstance(raw, dict) and isinstance(raw.get("initial_mesh"), str) and raw["initial_mesh"].strip():
+        raw = {**raw, "initial_mesh": str(root / raw["initial_mesh"])}
+    settings = validate_settings(raw)
     views = [_load_view(v, root) for v in views_json]
     scale = float(settings["image_scale"])
     if not math.isclose(scale, 1.0):

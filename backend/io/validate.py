@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+from pathlib import Path
 
 import numpy as np
 
@@ -49,7 +50,21 @@ def validate_settings(settings: dict | None) -> dict:
     s = out["image_scale"]
     if isinstance(s, bool) or not isinstance(s, numbers.Real) or not np.isfinite(s) or not 0 < s <= 1:
         raise JobError(f"setting 'image_scale' is {s!r}", "use a number in (0, 1], e.g. 0.5 to halve the images")
+    check_initial_mesh(out["initial_mesh"])
     return out
+
+
+def check_initial_mesh(value: object) -> None:
+    """`initial_mesh` is null or the path of an existing file (relative paths: to the job folder)."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise JobError(f"setting 'initial_mesh' is {value!r}",
+                       "use null (start from the visual hull) or the path of a mesh or point-cloud file")
+    if not Path(value).is_file():
+        raise JobError(f"setting 'initial_mesh': file {value} does not exist",
+                       "give a mesh (OBJ, PLY, STL...) or point cloud (PLY, OBJ, XYZ, NPZ) in world coordinates, "
+                       "relative to the job folder or absolute")
 
 
 def check_view(view: View) -> None:

@@ -13,6 +13,7 @@ DEFAULT_SETTINGS: dict = {
     "symmetry": "detect",
     "texture_size": 2048,
     "seed": 0,
+    "initial_mesh": None,  # a mesh or point-cloud file to start from instead of the visual hull
 }
 
 

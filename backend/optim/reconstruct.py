@@ -61,11 +61,21 @@ def scene_bbox(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     return bbox
 
 
-def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule,
-                 state: RunState) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    """Visual hull in normalised space, remeshed to the first phase's edge length."""
-    lo, hi = np.full(3, -1.05), np.full(3, 1.05)
-    v, f = visual_hull(views, (lo, hi), res=128)
+def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, state: RunState,
+                 source: str | None = None, c: np.ndarray | None = None,
+                 s: float = 1.0) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """Visual hull, or the mesh / point-cloud surface of the `initial_mesh` file `source`, in normalised
+    space, remeshed to the first phase's edge length."""
+    if source:
+        from backend.points.start_mesh import check_inside, load_start_mesh
+
+        v, f, kind = load_start_mesh(Path(source), reporter)
+        v = (v - (np.zeros(3) if c is None else c)) / s
+        check_inside(v, Path(source).name)
+        reporter.log(f"initial mesh from {kind} file {source}: {len(v)} vertices, {len(f)} faces")
+    else:
+        lo, hi = np.full(3, -1.05), np.full(3, 1.05)
+        v, f = visual_hull(views, (lo, hi), res=128)
     reporter.check_cancel()
     area = float(face_areas(v, f).sum())
     h0 = max(math.sqrt(area / (0.433 * min(schedule.initial_faces, schedule.max_faces))), schedule.min_edge)
@@ -73,7 +83,7 @@ def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule,
     info = {"step": 0, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h0,
             "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message}
     if not res.ok:
-        state.warnings.append(f"initial remesh failed, using the marching-cubes mesh: {res.message}")
+        state.warnings.append(f"initial remesh failed, using the unremeshed start mesh: {res.message}")
         reporter.log(f"warning: {state.warnings[-1]}")
     state.remeshes.append(info)
     return res.vertices, res.faces, h0, {"vertices": v, "faces": f}
@@ -323,7 +333,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         hw = max(((v.height, v.width) for v in views), key=lambda t: t[0] * t[1])
         schedule, plan = plan_memory(schedule, hw, len(views), available_bytes(device), device.type)
         reporter.log(plan.describe())
-        v0, f0, h0, hull = initial_mesh(views, reporter, schedule, state)
+        v0, f0, h0, hull = initial_mesh(views, reporter, schedule, state, settings.get("initial_mesh"), c, s)
         state.timings["visual_hull"] = round(time.monotonic() - t, 3)
         if preview_every > 0:
             rel = writer.write_preview(0, _to_world(v0, c, s), f0)

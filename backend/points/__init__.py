@@ -1,0 +1,1 @@
+"""Point clouds to meshes: readers, normal estimation and orientation, screened Poisson surface, pipeline."""
