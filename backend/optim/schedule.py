@@ -84,19 +84,22 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # regulariser growth than the reference (x4) reach a lower Chamfer per second; after the first
         # remesh three views per step (not one 256 px view) and a wider shader (6 frequencies, 128 wide)
         # lower the final error; a heavier mask term (the nvdiffrast antialiasing rule gives weaker
-        # silhouette gradients than our first one) and the step annealed over the last phase lower
-        # both the Chamfer distance and the bumpiness. Large Steps lost on Chamfer at every setting tried.
+        # silhouette gradients than our first one), a shader step 5x the reference's (in 700 steps its
+        # shader lags the geometry and the residual crumples the surface) and the step annealed over the
+        # last phase lower both the Chamfer distance and the bumpiness. Large Steps lost on Chamfer at
+        # every setting tried.
         late = 3 * 256 * 256
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
-                        shade_pixels=8192, lr_vertices=5e-3, regulariser_growth=2.0, shader_hidden=128,
-                        shader_freqs=6, final_lr_ratio=0.05,
+                        shade_pixels=8192, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,
+                        shader_hidden=128, shader_freqs=6, final_lr_ratio=0.05,
                         weights={"mask": 15.0, "shading": 1.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
     # GPU: coarse-to-fine resolution at a constant pixel cost per step (about one full-resolution view),
     # so the early, coarse phases see many views per step (less gradient noise) for the same time.
     sides = [min(full_side, s) for s in (512, 800)] + [full_side, full_side]
     budget = max(full_side * full_side * 3 // 4, 512 * 512)
-    # A shader as wide as the reference's, the reference's weights and step (its nvdiffrast antialiasing is now ours too), the step annealed
+    # A shader as wide as the reference's, its step doubled (on the CPU 5x won in 700 steps; 2000 here), the
+    # reference's weights and vertex step (its nvdiffrast antialiasing is now ours too), the step annealed
     # over the last phase as on the CPU, and a face count set by the starting mesh (initial_faces x 4 per
     # remesh, about the reference's ~90k) unless the pixel footprint stops it earlier.
     return Schedule(n, remesh, sides, pixel_budgets=[budget] * 4, max_faces=300000, shade_pixels=1 << 18,
-                    final_lr_ratio=0.05, shader_hidden=256, shader_freqs=6)
+                    final_lr_ratio=0.05, shader_hidden=256, shader_freqs=6, lr_shader=2e-3)
