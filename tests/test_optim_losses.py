@@ -69,6 +69,26 @@ def test_shader_fits_a_colour_function() -> None:
     assert positional_encoding(pos, 3).shape == (512, 3 + 18)
 
 
+def test_late_view_shader_fits_a_view_dependent_highlight() -> None:
+    """The view direction joins late but still reaches the colour: a highlight along +z is learned."""
+    torch.manual_seed(0)
+    shader = NeuralShader(n_freqs=2, hidden=32, layers=3, late_view=True)
+    opt = torch.optim.Adam(shader.parameters(), lr=1e-2)
+    pos = torch.rand(512, 3) * 2 - 1
+    nrm = torch.nn.functional.normalize(pos, dim=1)
+    view = torch.nn.functional.normalize(torch.randn(512, 3), dim=1)
+    target = (0.3 + 0.5 * view[:, 2:3].clamp(min=0) ** 2).expand(-1, 3)
+    for _ in range(300):
+        loss = shading_loss(shader(pos, nrm, view), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.04
+    up = shader(pos, nrm, torch.tensor([[0.0, 0.0, 1.0]]).expand(512, 3)).mean()
+    down = shader(pos, nrm, torch.tensor([[0.0, 0.0, -1.0]]).expand(512, 3)).mean()
+    assert up - down > 0.3
+
+
 def test_schedule_scales_with_iterations() -> None:
     s = make_schedule(2000, 256, "cpu")
     assert s.remesh_steps == [500, 1000, 1500]

@@ -100,7 +100,8 @@ class Optimizer:
         self.device = views.device
         self.gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        self.shader = NeuralShader(schedule.shader_freqs, schedule.shader_hidden).to(self.device)
+        self.shader = NeuralShader(schedule.shader_freqs, schedule.shader_hidden,
+                                   late_view=schedule.shader_late_view).to(self.device)
         self.shader_opt = torch.optim.Adam(self.shader.parameters(), lr=schedule.lr_shader)
         self.weights = dict(schedule.weights)
         self.lr_v = schedule.lr_vertices

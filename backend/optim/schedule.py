@@ -30,6 +30,7 @@ class Schedule:
     px_per_edge: float = 2.0  # the finest edge spans this many rendered pixels (at the object's distance)
     min_edge: float = 0.0  # edge-length floor in normalised units, set from the views by with_footprint()
     shader_view: bool = True  # the shader sees the view direction (specular); off: colour from position and normal
+    shader_late_view: bool = False  # the view direction joins only before the shader's last layer
     smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
     final_lr_ratio: float = 1.0  # the vertex step decays (cosine) to this fraction over the last phase
     uniform_adam: bool = True  # with smoothing: one step size for all of u (Large Steps) or Adam per coordinate
