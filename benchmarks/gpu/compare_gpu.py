@@ -275,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         if len(found) != 1:
             raise SystemExit(f"give --job: found {len(found)} NDS jobs in .gpujob/nds (make_jobs.sh makes one)")
         a.job = found[0]
-    for need in (a.job / "views", a.job / "bbox.txt", a.job / "reference.obj", a.ref / "reconstruct.py"):
+    needs = [a.job / "views", a.job / "bbox.txt", a.job / "reference.obj"]
+    if "reference" in a.runs or a.dry_run:
+        needs.append(a.ref / "reconstruct.py")
+    for need in needs:
         if not need.exists():
             raise SystemExit(f"missing {need} (see benchmarks/gpu/README.md)")
     env = environment(a.site if a.site.is_dir() else None)
@@ -286,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                     else None,
                     "torch": torch.__version__, "iterations": a.iterations, "timeout_s": a.timeout,
                     "job": {"name": a.job.name, "views": len(list((a.job / "views").glob("*_k.txt")))},
-                    "reference_commit": (a.ref / "COMMIT").read_text().strip() if (a.ref / "COMMIT").is_file() else None,
+                    "reference_commit": ((a.ref / "COMMIT").read_text().strip() if (a.ref / "COMMIT").is_file()
+                                         else None),
                     "stand_ins": stand_ins_needed(env), "memory_poll": "nvidia-smi memory.used, GPU 0, every 0.2 s",
                     "runs": []}
     status = 0
