@@ -150,7 +150,8 @@ def run(rasterizer: str, device: str, faces: int, width: int, height: int, views
     with torch.no_grad():
         homo = torch.cat([verts, torch.ones_like(verts[:, :1])], 1)
         cover = float((r.rasterize(torch.einsum("vi,bji->bvj", homo, mats), tri, res)[..., 3] > 0).float().mean())
-    out = {"rasterizer": r.name, "kernels": getattr(r, "kernels", None), "device": str(dev), "faces": int(tri.shape[0]), "width": width, "height": height,
+    out = {"rasterizer": r.name, "kernels": getattr(r, "kernels", None), "device": str(dev),
+           "faces": int(tri.shape[0]), "width": width, "height": height,
            "views": views, "repeats": repeats, "coverage": round(cover, 4), "torch_threads": torch.get_num_threads(),
            "load_avg_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
            "median_ms": {k: round(statistics.median(v), 2) for k, v in timings.items()},

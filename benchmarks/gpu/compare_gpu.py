@@ -129,8 +129,9 @@ def commands(job: Path, ref: Path, work: Path, iterations: int, device: str = "c
                          "--input_bbox", str(job / "bbox.txt"), "--output_dir", str(work / "reference"),
                          "--run_name", "run", "--iterations", str(iterations)]}
     for name in ("nvdiffrast", "torch"):
-        out[name] = [py, str(HERE / "with_shims.py"), "-m", "backend", "reconstruct", str(job), "--out", str(work / name), "--device", device,
-                     "--rasterizer", name, "--iterations", str(iterations), "--json"]
+        out[name] = [py, str(HERE / "with_shims.py"), "-m", "backend", "reconstruct", str(job),
+                     "--out", str(work / name), "--device", device, "--rasterizer", name,
+                     "--iterations", str(iterations), "--json"]
     return out
 
 
@@ -313,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             run = run_logged(cmds[name], env, a.out / f"compare_{name}.log", a.timeout, markers)
             peak = poller.stop()
             entry = {"name": name, "command": cmds[name], "returncode": run["returncode"], "wall_s": run["wall_s"],
-                     "gpu_mib_before": before, "peak_gpu_mib": None if peak is None or before is None else peak - before,
+                     "gpu_mib_before": before,
+                     "peak_gpu_mib": None if peak is None or before is None else peak - before,
                      "stages": stages(name, run, a.work)}
             mesh = result_mesh(name, a.work, a.iterations)
             if run["returncode"] == 0 and mesh.is_file():
