@@ -5,7 +5,8 @@ random weight image, so the timed work is the three primitives and their gradien
 process CPU time per step (all threads): on a shared machine it shows the work independent of waiting.
 
     python benchmarks/bench_raster.py [--faces 20000] [--res 512 512] [--views 1] [--repeats 15]
-                                      [--rasterizer torch] [--device cpu] [--json bench_out/raster.json]
+                                      [--rasterizer torch] [--device cpu] [--kernels auto|numba|torch]
+                                      [--json bench_out/raster.json]
 
 Prints the median milliseconds per part and writes them to a JSON file.
 """
@@ -32,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from backend.cameras import world_to_clip  # noqa: E402
-from backend.raster import get_rasterizer  # noqa: E402
+from backend.raster import TorchRasterizer, get_rasterizer  # noqa: E402
 
 
 def icosphere(min_faces: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,9 +122,16 @@ def step(r, verts: torch.Tensor, tri: torch.Tensor, mats: torch.Tensor, res: tup
             timings[k].append(1000 * v)
 
 
-def run(rasterizer: str, device: str, faces: int, width: int, height: int, views: int, repeats: int) -> dict:
-    """Median milliseconds per part for one configuration (plus peak CUDA memory where relevant)."""
+def run(rasterizer: str, device: str, faces: int, width: int, height: int, views: int, repeats: int,
+        kernels: str = "auto") -> dict:
+    """Median milliseconds per part for one configuration (plus peak CUDA memory where relevant).
+
+    kernels ("numba" / "torch", ours only) forces our implementation: "torch" on the CPU times the
+    code that runs on CUDA, which a machine without a GPU can still compare between versions.
+    """
     r = get_rasterizer(rasterizer, device)
+    if kernels != "auto":
+        r = TorchRasterizer(r.device, kernels=kernels)
     dev = r.device
     verts, tri, mats = make_scene(faces, width, height, views, dev)
     verts.requires_grad_(True)
@@ -142,7 +150,8 @@ def run(rasterizer: str, device: str, faces: int, width: int, height: int, views
     with torch.no_grad():
         homo = torch.cat([verts, torch.ones_like(verts[:, :1])], 1)
         cover = float((r.rasterize(torch.einsum("vi,bji->bvj", homo, mats), tri, res)[..., 3] > 0).float().mean())
-    out = {"rasterizer": r.name, "device": str(dev), "faces": int(tri.shape[0]), "width": width, "height": height,
+    out = {"rasterizer": r.name, "kernels": getattr(r, "kernels", None), "device": str(dev),
+           "faces": int(tri.shape[0]), "width": width, "height": height,
            "views": views, "repeats": repeats, "coverage": round(cover, 4), "torch_threads": torch.get_num_threads(),
            "load_avg_1min": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
            "median_ms": {k: round(statistics.median(v), 2) for k, v in timings.items()},
@@ -161,9 +170,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--rasterizer", default="torch")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--kernels", default="auto", choices=["auto", "numba", "torch"], help="ours only")
     ap.add_argument("--json", default="bench_out/raster.json")
     a = ap.parse_args(argv)
-    result = run(a.rasterizer, a.device, a.faces, a.res[0], a.res[1], a.views, a.repeats)
+    result = run(a.rasterizer, a.device, a.faces, a.res[0], a.res[1], a.views, a.repeats, a.kernels)
     print(f"{result['rasterizer']} on {result['device']}: {result['faces']} faces, {a.res[0]}x{a.res[1]}, "
           f"{a.views} view(s), coverage {result['coverage']:.1%}")
     for k, v in result["median_ms"].items():

@@ -236,6 +236,8 @@ def test_topology_opposite_vertices() -> None:
     opp = opposite_vertices(tri)
     assert opp[0, 0] == 3 and opp[1, 2] == 0
     assert (opp[0, 1:] == BOUNDARY).all() and (opp[1, :2] == BOUNDARY).all()
+    with_degenerate = opposite_vertices(torch.tensor([[0, 1, 2], [2, 1, 1], [2, 1, 3]], dtype=torch.int32))
+    assert with_degenerate[0, 0] == 3 and with_degenerate[2, 2] == 0 and (with_degenerate[1] == BOUNDARY).all()
 
 
 @KERNELS

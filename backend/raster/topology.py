@@ -12,7 +12,8 @@ NONMANIFOLD = -2
 def opposite_vertices(tri: torch.Tensor) -> torch.Tensor:
     """(F, 3) long: for edge k of face f (vertices k+1, k+2), the third vertex of the other face on it.
 
-    BOUNDARY where the edge has one face, NONMANIFOLD where it has more than two.
+    BOUNDARY where the edge has one face, NONMANIFOLD where it has more than two. Faces with a repeated
+    vertex take no part (as in nvdiffrast's topology hash): their edges neighbour nothing.
     """
     t = tri.long()
     nf = t.shape[0]
@@ -21,6 +22,8 @@ def opposite_vertices(tri: torch.Tensor) -> torch.Tensor:
     b = t[:, [2, 0, 1]].reshape(-1)
     third = t.reshape(-1)
     key = torch.minimum(a, b) * nv + torch.maximum(a, b)
+    degenerate = ((t[:, 0] == t[:, 1]) | (t[:, 1] == t[:, 2]) | (t[:, 2] == t[:, 0])).repeat_interleave(3)
+    key = torch.where(degenerate, -1 - torch.arange(key.numel(), device=t.device), key)  # pair with nothing
     skey, order = torch.sort(key, stable=True)
     n = skey.numel()
     opp = torch.full((n,), BOUNDARY, dtype=torch.long, device=t.device)

@@ -4,9 +4,10 @@ Screen coordinates: pixel (row i, col j) is the point (j, i) with x = (ndc_x + 1
 pixel centres sit on integers. Like nvdiffrast's rasterizer, vertices are first snapped to 1/16 of a
 pixel (round to nearest even), so coverage and depth come from the snapped triangle while the
 barycentrics (torch_raster) use the exact one; the snapped values are exact in float64, so ties on
-edges are exact too and the tie rule below (the one nvdiffrast uses) decides them. A pixel is inside a triangle when its three oriented edge functions
-are > 0, or == 0 on a "top-left" edge (inward normal (a, b) with a > 0, or a == 0 and b > 0), so a
-pixel on an edge shared by two triangles belongs to exactly one. Smallest z/w wins (ties: lowest
+edges are exact too and the tie rule below (the one nvdiffrast uses) decides them. A pixel is inside
+a triangle when its three oriented edge functions are > 0, or == 0 on a "top-left" edge (inward
+normal (a, b) with a > 0, or a == 0 and b > 0), so a pixel on an edge shared by two triangles
+belongs to exactly one. Smallest z/w wins (ties: lowest
 id); pixels with z/w outside [-1, 1] are clipped; triangles with any w <= 0 are dropped.
 """
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Device-agnostic visibility pass in plain torch (CUDA / MPS without nvdiffrast, or CPU for tests).
 
 Same coverage rules as visibility_numba (vertices snapped to 1/16 pixel first): every (face, pixel
-of its bbox) candidate is tested with oriented edge functions and the top-left tie rule, then the nearest candidate per pixel is kept
-with a scatter_reduce "amin" on a key packing float32 depth (high 32 bits) and face id (low 32).
+of its bbox) candidate is tested with oriented edge functions and the top-left tie rule, then the
+nearest candidate per pixel is kept with a scatter_reduce "amin" on a key packing float32 depth
+(high 32 bits) and face id (low 32).
 Candidates are processed in chunks so memory stays bounded for large triangles.
 """
 from __future__ import annotations
