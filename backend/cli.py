@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--symmetry", choices=["detect", "enforce", "off"])
     r.add_argument("--texture-size", type=int)
     r.add_argument("--seed", type=int)
+    r.add_argument("--max-faces", type=int, help="output face budget: decimate the optimised mesh to at most N faces")
     r.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
     r.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
 
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_overrides(args: argparse.Namespace) -> dict:
     """Job settings given on the command line (they win over job.json)."""
     names = {"device": "device", "rasterizer": "rasterizer", "iterations": "iterations",
-             "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed"}
+             "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed",
+             "max_faces": "max_faces"}
     return {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
 
 

@@ -65,6 +65,19 @@ def test_missing_job_folder_exit_2(tmp_path: Path) -> None:
     assert err["type"] == "error" and "does not exist" in err["message"] and err["hint"]
 
 
+@pytest.mark.parametrize("flag,value,setting", [("--texture-size", "1000000", "texture_size"),
+                                                ("--max-faces", "10", "max_faces")])
+def test_out_of_range_setting_exits_2_before_heavy_work(sphere_job: Path, tmp_path: Path, flag: str, value: str,
+                                                        setting: str) -> None:
+    proc = run_backend("reconstruct", str(sphere_job), "--out", str(tmp_path / "out"), flag, value, "--json")
+    assert proc.returncode == 2, proc.stderr
+    lines = json_lines(proc.stdout)
+    assert [x["name"] for x in lines if x["type"] == "stage"] == ["load"]
+    err = lines[-1]
+    assert err["type"] == "error" and setting in err["message"] and " to " in err["hint"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_check_reports_environment() -> None:
     proc = run_backend("check")
     assert proc.returncode == 0, proc.stderr

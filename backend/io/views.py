@@ -13,7 +13,9 @@ DEFAULT_SETTINGS: dict = {
     "symmetry": "detect",
     "texture_size": 2048,
     "seed": 0,
+    "max_faces": None,  # output face budget; None: DEFAULT_MAX_FACES
 }
+DEFAULT_MAX_FACES = 200_000
 
 
 @dataclass
