@@ -1,15 +1,19 @@
-"""Post-processing stages (symmetry, UV map, texture) and writing the result folder."""
+"""Post-processing stages (face budget, symmetry, UV map, texture) and writing the result folder."""
 from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend.io.views import Scene
+from backend.io.views import DEFAULT_MAX_FACES, Scene
 from backend.protocol import Reporter
 from backend.result import ResultWriter, atomic_write_bytes, write_json, write_mtl, write_obj
+from backend.worker import run_killable
+
+DECIMATE_TIMEOUT_S = 300.0
+UV_STEPS = 100
 
 
 @dataclass
@@ -22,11 +26,44 @@ class PostResult:
     texture: np.ndarray | None
     plane: dict | None
     symmetric: bool | None
+    info: dict = field(default_factory=dict)  # result.json entries: decimation, uv
+    warnings: list[str] = field(default_factory=list)
+
+
+def _decimate(vertices: np.ndarray, faces: np.ndarray, budget: int, reporter: Reporter,
+              warnings: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Apply the face budget in a killable worker; on failure keep the mesh and warn."""
+    from backend.post.decimate import Decimation, decimate_with_cost
+
+    t = time.monotonic()
+    if len(faces) <= budget:
+        return vertices, faces, Decimation(len(faces), len(faces), budget, 0.0).to_dict()
+    try:
+        v, f, chamfer, hausdorff = run_killable(decimate_with_cost, (vertices, faces, budget),
+                                                DECIMATE_TIMEOUT_S, reporter.check_cancel, label="decimation")
+    except (TimeoutError, RuntimeError) as exc:
+        warnings.append(f"the mesh has {len(faces)} faces, over the budget of {budget}, but decimation failed "
+                        f"({exc}); kept it as it is")
+        reporter.log(f"warning: {warnings[-1]}")
+        return vertices, faces, Decimation(len(faces), len(faces), budget, time.monotonic() - t).to_dict()
+    info = Decimation(len(faces), len(f), budget, time.monotonic() - t, chamfer, hausdorff).to_dict()
+    reporter.log(f"decimated {len(faces)} -> {len(f)} faces (budget {budget}), Chamfer {chamfer:.2e} "
+                 f"of the bbox diagonal")
+    return v, f, info
 
 
 def post_process(vertices: np.ndarray, faces: np.ndarray, scene: Scene, settings: dict, rasterizer: object,
                  reporter: Reporter, timings: dict) -> PostResult:
-    """Symmetry plane (unless off), UV map and baked texture (unless texture_size is 0)."""
+    """Face budget, symmetry plane (unless off), UV map and baked texture, each stage cancellable at once."""
+    warnings: list[str] = []
+    info: dict = {}
+    size = int(settings["texture_size"])
+    budget = int(settings.get("max_faces") or DEFAULT_MAX_FACES)
+    reporter.stage("decimate")
+    t = time.monotonic()
+    vertices, faces, info["decimation"] = _decimate(vertices, faces, budget, reporter, warnings)
+    timings["decimate"] = round(time.monotonic() - t, 3)
+
     plane = None
     symmetric = None
     plane_obj = None
@@ -39,18 +76,29 @@ def post_process(vertices: np.ndarray, faces: np.ndarray, scene: Scene, settings
         if symmetric or settings["symmetry"] == "enforce":
             plane = plane_obj.to_dict()
         reporter.log(f"symmetry score {plane_obj.score:.4f} ({'symmetric' if symmetric else 'not symmetric'})")
+    reporter.progress("symmetry", 1, 1)
     timings["symmetry"] = round(time.monotonic() - t, 3)
 
-    size = int(settings["texture_size"])
     reporter.stage("uv")
     t = time.monotonic()
     uv = texture = None
     if size > 0:
-        from backend.post.uv import compute_uv
+        from backend.post.uv_stage import guarded_uv, uv_time_bound
 
-        uvmesh = compute_uv(vertices, faces, seam_plane=plane_obj if plane is not None else None,
-                            resolution=size)
+        bound = uv_time_bound(len(faces))
+        reporter.progress("uv", 0, UV_STEPS)
+        uvmesh, warning = guarded_uv(vertices, faces, plane_obj if plane is not None else None, size,
+                                     poll=reporter.check_cancel,
+                                     progress=lambda frac: reporter.progress("uv", int(UV_STEPS * frac), UV_STEPS))
+        if warning:
+            warnings.append(warning)
+            reporter.log(f"warning: {warning}")
         vertices, faces, uv = uvmesh.vertices, uvmesh.faces, uvmesh.uv
+        reporter.progress("uv", UV_STEPS, UV_STEPS)
+        info["uv"] = {"method": uvmesh.method, "charts": uvmesh.charts,
+                      "packing_efficiency": round(uvmesh.efficiency, 4),
+                      "seconds": round(time.monotonic() - t, 3),
+                      "time_bound_s": round(bound, 1)}
     timings["uv"] = round(time.monotonic() - t, 3)
 
     reporter.stage("texture")
@@ -58,9 +106,15 @@ def post_process(vertices: np.ndarray, faces: np.ndarray, scene: Scene, settings
     if size > 0:
         from backend.post.texture import bake_texture
 
-        texture = bake_texture(uvmesh, scene.views, size, rasterizer)
+        reporter.progress("texture", 0, len(scene.views))
+
+        def texture_progress(done: int, total: int) -> None:
+            reporter.check_cancel()
+            reporter.progress("texture", done, total)
+
+        texture = bake_texture(uvmesh, scene.views, size, rasterizer, progress=texture_progress)
     timings["texture"] = round(time.monotonic() - t, 3)
-    return PostResult(vertices, faces, uv, texture, plane, symmetric)
+    return PostResult(vertices, faces, uv, texture, plane, symmetric, info, warnings)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -83,7 +137,9 @@ def write_result(writer: ResultWriter, post: PostResult, result: dict, timings: 
         "mesh": "mesh.obj", "material": "mesh.mtl", "texture": texture_name,
         "symmetry": post.plane, "symmetric": post.symmetric,
         "vertices": int(len(post.vertices)), "faces": int(len(post.faces)),
+        **post.info,
     })
+    result["warnings"] = list(result.get("warnings", [])) + post.warnings
     timings["write"] = round(time.monotonic() - t_write, 3)
     result["timings_s"] = dict(timings)
     write_json(writer.path("result.json"), result)
