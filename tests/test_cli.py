@@ -115,7 +115,7 @@ def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     lines = json_lines(proc.stdout)
     stages = [x["name"] for x in lines if x["type"] == "stage"]
-    assert stages == ["load", "visual_hull", "optimize", "symmetry", "uv", "texture", "write"]
+    assert stages == ["load", "visual_hull", "optimize", "decimate", "symmetry", "uv", "texture", "write"]
     assert lines[-1] == {"type": "done", "result": "result.json"}
     previews = [x["mesh"] for x in lines if x["type"] == "preview"]
     assert previews == ["previews/mesh_000000.ply", "previews/mesh_000020.ply", "previews/mesh_000040.ply"]

@@ -156,7 +156,7 @@ def test_window_smoke(window_blender: WindowBlender) -> None:
 
 BACKEND_PYTHON = ROOT / ".venv" / "bin" / "python"
 ITERATIONS = 30
-PIPELINE = ["load", "visual_hull", "optimize", "symmetry", "uv", "texture", "write"]
+PIPELINE = ["load", "visual_hull", "optimize", "decimate", "symmetry", "uv", "texture", "write"]
 README_SHOTS = {"panel_running": "window_running.png", "result": "window_result.png"}
 
 

@@ -1,7 +1,7 @@
 """Numba kernels of the CPU texture bake: texel positions from UV space, one pass per view over all texels.
 
 A texel counts for a view when it faces the camera, projects inside the image and the (eroded)
-mask, and is not behind the surface the view sees there: the visible triangle at that pixel
+mask (shrunk by one pixel: edge pixels mix in the background), and is not behind the surface the view sees there: the visible triangle at that pixel
 (from the rasterizer's visibility pass) is intersected with the texel's own viewing ray, so the
 depth test is exact even where the visibility pass runs at a lower resolution than the photo.
 """
@@ -58,10 +58,23 @@ def _bilinear(image: np.ndarray, x: float, y: float, c: int) -> float:
     return top * (1 - ay) + bottom * ay
 
 
+@njit(inline="always")
+def _in_mask(mask: np.ndarray, y: int, x: int, erode: bool) -> bool:
+    """mask[y, x], and with erode also its four neighbours (outside the image counts as off the mask)."""
+    h, w = mask.shape
+    if not mask[y, x]:
+        return False
+    if not erode:
+        return True
+    if y == 0 or x == 0 or y == h - 1 or x == w - 1:
+        return False
+    return mask[y - 1, x] and mask[y + 1, x] and mask[y, x - 1] and mask[y, x + 1]
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def accumulate_view(points: np.ndarray, normals: np.ndarray, R: np.ndarray, t: np.ndarray, K: np.ndarray,
                     center: np.ndarray, ids: np.ndarray, cam_vertices: np.ndarray, faces: np.ndarray,
-                    mask: np.ndarray, image: np.ndarray, tolerance: float, min_cos: float, power: float,
+                    mask: np.ndarray, erode: bool, image: np.ndarray, tolerance: float, min_cos: float, power: float,
                     sum_w: np.ndarray, sum_wc: np.ndarray) -> None:
     """Add this view's weight and weighted colour to every texel it sees (weight (cos * (f/z)^2)^power)."""
     h, w = mask.shape
@@ -85,7 +98,7 @@ def accumulate_view(points: np.ndarray, normals: np.ndarray, R: np.ndarray, t: n
         y = fy * camy / z + cy
         if not (0 <= x < w and 0 <= y < h):
             continue
-        if not mask[int(y), int(x)]:
+        if not _in_mask(mask, int(y), int(x), erode):
             continue
         fid = ids[min(int(y * sy), ih - 1), min(int(x * sx), iw - 1)] - 1
         if fid < 0:

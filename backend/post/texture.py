@@ -131,7 +131,7 @@ def push_pull(colour: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 def erode_once(mask: np.ndarray) -> np.ndarray:
     """The mask shrunk by one pixel (so silhouette-edge pixels, mixed with background, are not used)."""
-    return binary_erosion(mask, iterations=1) if mask.sum() > 100 else mask
+    return binary_erosion(mask, iterations=1) if mask.sum() > 100 else mask  # as bake_kernels._in_mask
 
 
 def visibility_ids(vertices: np.ndarray, faces: np.ndarray, view: View, max_side: int) -> np.ndarray:
@@ -176,7 +176,7 @@ def bake_cpu(mesh: UVMesh, views: list[View], size: int, progress: Callable[[int
         cam = np.ascontiguousarray(mesh.vertices @ view.R.T + view.t)
         accumulate_view(points, normals, view.R.astype(np.float64), view.t.astype(np.float64),
                         view.K.astype(np.float64), view.center.astype(np.float64), ids, cam, faces,
-                        erode_once(view.mask), np.ascontiguousarray(view.image[..., :3], dtype=np.float32),
+                        view.mask, bool(view.mask.sum() > 100), np.ascontiguousarray(view.image[..., :3], dtype=np.float32),
                         tolerance, MIN_COSINE, WEIGHT_POWER, sum_w, sum_wc)
         if progress is not None:
             progress(i + 1, len(views))

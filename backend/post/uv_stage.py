@@ -10,8 +10,8 @@ from backend.post.symmetry import SymmetryPlane
 from backend.post.uv import UVMesh, compute_uv
 from backend.worker import run_killable
 
-UV_BASE_S = 4.0
-UV_PER_FACE_S = 4e-5  # 100k faces: 8 s; 300k: 16 s (xatlas on 2 loaded cores: about 0.35 ms per face)
+UV_BASE_S = 3.0
+UV_PER_FACE_S = 3e-5  # 100k faces: 6 s; 300k: 12 s (xatlas on 2 loaded cores: about 0.35 ms per face)
 
 
 def uv_time_bound(faces: int) -> float:
