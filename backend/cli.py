@@ -13,6 +13,7 @@ from backend.errors import Cancelled, JobError
 from backend.protocol import Reporter
 
 EXIT_OK, EXIT_FAILURE, EXIT_JOB, EXIT_CANCELLED = 0, 1, 2, 130
+CPU_FACES, GPU_FACES = 32_000, 200_000  # typical optimised mesh sizes, for the first time-left figure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +72,26 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     scene = load_any(args.job)
     scene.settings.update(settings_overrides(args))
     validate_scene(scene)
+    reporter.expect(post_estimate(scene))
     from backend.optim.reconstruct import reconstruct
 
     reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
     reporter.done("result.json")
     return EXIT_OK
+
+
+def post_estimate(scene: object) -> dict[str, float]:
+    """Seconds of post-processing expected before the optimised mesh is known (its faces: the budget, or less)."""
+    from backend.io.views import DEFAULT_MAX_FACES, DEFAULT_SETTINGS
+    from backend.post.estimate import estimate_post_seconds
+    from backend.raster import resolve_device
+
+    settings = {**DEFAULT_SETTINGS, **scene.settings}
+    budget = int(settings["max_faces"] or DEFAULT_MAX_FACES)
+    device = resolve_device(settings["device"]).type
+    faces = min(budget, CPU_FACES if device == "cpu" else GPU_FACES)
+    pixels = max(v.width * v.height for v in scene.views)
+    return estimate_post_seconds(faces, budget, len(scene.views), pixels, int(settings["texture_size"]), device)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

@@ -52,6 +52,15 @@ def _decimate(vertices: np.ndarray, faces: np.ndarray, budget: int, reporter: Re
     return v, f, info
 
 
+def _estimates(faces: int, budget: int, scene: Scene, size: int, rasterizer: object) -> dict[str, float]:
+    """Estimated seconds of the post-processing stages for the time-left figure."""
+    from backend.post.estimate import estimate_post_seconds
+
+    pixels = max(v.width * v.height for v in scene.views) if scene.views else 0
+    return estimate_post_seconds(faces, budget, len(scene.views), pixels, size,
+                                 getattr(getattr(rasterizer, "device", None), "type", "cpu"))
+
+
 def post_process(vertices: np.ndarray, faces: np.ndarray, scene: Scene, settings: dict, rasterizer: object,
                  reporter: Reporter, timings: dict) -> PostResult:
     """Face budget, symmetry plane (unless off), UV map and baked texture, each stage cancellable at once."""
@@ -59,15 +68,21 @@ def post_process(vertices: np.ndarray, faces: np.ndarray, scene: Scene, settings
     info: dict = {}
     size = int(settings["texture_size"])
     budget = int(settings.get("max_faces") or DEFAULT_MAX_FACES)
+    reporter.expect(_estimates(len(faces), budget, scene, size, rasterizer))
     reporter.stage("decimate")
+    reporter.progress("decimate", 0, 1)
     t = time.monotonic()
     vertices, faces, info["decimation"] = _decimate(vertices, faces, budget, reporter, warnings)
     timings["decimate"] = round(time.monotonic() - t, 3)
+    reporter.progress("decimate", 1, 1)
+    reporter.expect({k: v for k, v in _estimates(len(faces), budget, scene, size, rasterizer).items()
+                     if k != "decimate"})
 
     plane = None
     symmetric = None
     plane_obj = None
     reporter.stage("symmetry")
+    reporter.progress("symmetry", 0, 1)
     t = time.monotonic()
     if settings["symmetry"] != "off":
         from backend.post.symmetry import detect_symmetry
