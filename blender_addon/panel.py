@@ -105,6 +105,7 @@ class PHOTOMESH_PT_reconstruct(bpy.types.Panel):
         col.prop(settings, "device")
         col.prop(settings, "quality")
         col.label(text=QUALITY_PRESETS[settings.quality]["description"])
+        col.prop(settings, "max_faces")
         col.prop(settings, "symmetry")
         col.prop(settings, "show_previews")
         col.prop(settings, "job_name")
