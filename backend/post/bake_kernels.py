@@ -1,9 +1,10 @@
 """Numba kernels of the CPU texture bake: texel positions from UV space, one pass per view over all texels.
 
-A texel counts for a view when it faces the camera, projects inside the image and the (eroded)
-mask (shrunk by one pixel: edge pixels mix in the background), and is not behind the surface the view sees there: the visible triangle at that pixel
-(from the rasterizer's visibility pass) is intersected with the texel's own viewing ray, so the
-depth test is exact even where the visibility pass runs at a lower resolution than the photo.
+A texel counts for a view when it faces the camera, projects inside the image and the mask
+(shrunk by one pixel: edge pixels mix in the background), and is not behind the surface the view
+sees there: the visible triangle at that pixel (from the rasterizer's visibility pass) is
+intersected with the texel's own viewing ray, so the depth test is exact even where the
+visibility pass runs at a lower resolution than the photo.
 """
 from __future__ import annotations
 
