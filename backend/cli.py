@@ -142,7 +142,8 @@ def check_info() -> dict:
         info["torch_rasterizer_error"] = str(exc)
     rasterizers["nvdiffrast"] = devices["cuda"] and importlib.util.find_spec("nvdiffrast") is not None
     info["rasterizers"] = rasterizers
-    missing = [m for m in ("numpy", "scipy", "trimesh", "gpytoolbox", "skimage", "xatlas", "imageio")
+    missing = [m for m in ("numpy", "scipy", "trimesh", "gpytoolbox", "skimage", "xatlas", "imageio",
+                           "fast_simplification")
                if importlib.util.find_spec(m) is None]
     info["missing_packages"] = missing
     info["ok"] = rasterizers["torch"] and not missing
