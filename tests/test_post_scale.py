@@ -69,6 +69,15 @@ def test_fast_uv_is_a_valid_non_overlapping_atlas(shape) -> None:
     assert 0.3 < mesh.efficiency < 1.0
 
 
+def test_fast_uv_packs_many_charts_into_a_tiny_texture() -> None:
+    v, f = dense_blob(4)
+    v = v + 0.02 * np.sin(40 * v[:, [1, 2, 0]])
+    mesh = fast_uv(v, f, resolution=64, padding=4)
+    assert mesh.charts > 100
+    assert np.isfinite(mesh.uv).all() and mesh.uv.min() >= 0 and mesh.uv.max() <= 1
+    assert overlap_fraction(mesh) < 0.002
+
+
 def test_fast_uv_seam_on_the_symmetry_plane() -> None:
     v, f = bumpy_sphere()
     mesh = fast_uv(v, f, X_PLANE, resolution=512)

@@ -73,7 +73,11 @@ def align_charts(xy: np.ndarray, uv_chart: np.ndarray, charts: int) -> np.ndarra
 
 
 def shelf_pack(width: np.ndarray, height: np.ndarray, gap_fraction: float) -> tuple[np.ndarray, float]:
-    """Rectangles in rows, tallest first: lower-left corners (n, 2) and the square's side (gap = side * fraction)."""
+    """Rectangles in rows, tallest first: lower-left corners (n, 2) and the square's side (gap = side * fraction).
+
+    The gap shrinks when the charts are too many for it (their gaps alone would fill a quarter of the square).
+    """
+    gap_fraction = min(gap_fraction, 0.5 / np.sqrt(len(width)))
     order = np.argsort(-height, kind="stable")
     w, h = width[order], height[order]
     side = max(float(np.sqrt((w * h).sum() / 0.75)), float(w.max()))
