@@ -130,3 +130,26 @@ def test_numba_bake_matches_the_device_bake() -> None:
     fast = bake_texture(mesh, views, 256, rasterizer, kernels="numba", visibility_side=64)
     device = bake_texture(mesh, views, 256, rasterizer, kernels="torch")
     assert psnr(fast / 255.0, device / 255.0) > 50
+
+
+def test_big_texture_is_encoded_in_a_worker_and_written_exactly(tmp_path) -> None:
+    import json
+
+    from PIL import Image
+
+    from backend.optim.finish import IN_PROCESS_PNG_BYTES, PostResult, write_result
+    from backend.result import ResultWriter
+
+    v, f = bumpy_sphere()
+    texture = np.zeros((2304, 2304, 3), np.uint8)
+    texture[:, :, 0] = np.arange(2304)[:, None] % 251
+    texture[:, :, 2] = np.arange(2304)[None, :] % 241
+    assert texture.size > IN_PROCESS_PNG_BYTES
+    post = PostResult(v, f, np.zeros((len(v), 2)), texture, None, None, {"uv": {"charts": 1}}, ["a warning"])
+    writer = ResultWriter(tmp_path / "out")
+    write_result(writer, post, {"warnings": ["earlier"]}, {}, 0.0)
+    writer.commit()
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "texture.png")), texture)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["warnings"] == ["earlier", "a warning"] and result["uv"] == {"charts": 1}
+    assert not mp.active_children()

@@ -13,6 +13,8 @@ from backend.result import ResultWriter, atomic_write_bytes, write_json, write_m
 from backend.worker import run_killable
 
 DECIMATE_TIMEOUT_S = 300.0
+PNG_TIMEOUT_S = 600.0
+IN_PROCESS_PNG_BYTES = 2048 * 2048 * 3  # larger textures are encoded in a killable worker (cancel stays quick)
 UV_STEPS = 100
 
 
@@ -145,7 +147,9 @@ def write_result(writer: ResultWriter, post: PostResult, result: dict, timings: 
     """Write mesh.obj, mesh.mtl, texture.png and result.json into the staging folder."""
     texture_name = "texture.png" if post.texture is not None else None
     if texture_name:
-        atomic_write_bytes(writer.path(texture_name), png_bytes(post.texture))
+        encoded = run_killable(png_bytes, (post.texture,), PNG_TIMEOUT_S, label="PNG encoding") \
+            if post.texture.size > IN_PROCESS_PNG_BYTES else png_bytes(post.texture)
+        atomic_write_bytes(writer.path(texture_name), encoded)
     write_mtl(writer.path("mesh.mtl"), texture_name)
     write_obj(writer.path("mesh.obj"), post.vertices, post.faces, uv=post.uv, mtl_name="mesh.mtl")
     result.update({
