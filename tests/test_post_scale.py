@@ -13,7 +13,7 @@ from backend.post.fast_uv import fast_uv
 from backend.post.geometry import face_normals_and_areas
 from backend.post.texture import bake_texture
 from backend.post.uv import compute_uv
-from backend.post.uv_stage import guarded_uv, uv_time_bound
+from backend.post.uv_stage import guarded_uv, uv_time_bound, xatlas_seconds_predicted
 from backend.raster import get_rasterizer
 from test_texture import colour_field, orbit, psnr, vertex_colour_view
 from test_uv import X_PLANE, bumpy_sphere, overlap_fraction, tilted_box
@@ -100,6 +100,15 @@ def test_guarded_uv_falls_back_with_a_warning_when_xatlas_runs_out_of_time() -> 
     assert mesh.method == "fast" and warning and "did not return within" in warning and "fast" in warning
     assert overlap_fraction(mesh) < 0.002
     assert not mp.active_children(), "the xatlas worker was left running"
+
+
+def test_big_mesh_skips_xatlas_when_the_probe_predicts_it_too_slow() -> None:
+    v, f = dense_blob()
+    assert len(f) > 20_000
+    predicted = xatlas_seconds_predicted(v, f, 1024)
+    mesh, warning = guarded_uv(v, f, None, 1024, timeout_s=predicted / 20)
+    assert mesh.method == "fast" and "fast box-projection" in warning
+    assert not mp.active_children()
 
 
 def test_guarded_uv_cancel_kills_the_worker() -> None:

@@ -1,7 +1,7 @@
 """Rough seconds of the post-processing stages, so the time-left estimate covers them (CPU rates: bench_post)."""
 from __future__ import annotations
 
-from backend.post.uv_stage import uv_time_bound
+from backend.post.uv_stage import PROBE_FACES, PROBE_MIN_FACES, uv_time_bound
 
 XATLAS_S_PER_FACE = 3.5e-4  # 2 loaded CPU cores; beyond the time bound the fast UVs take over
 FAST_UV_S_PER_FACE = 4e-6
@@ -19,7 +19,8 @@ def estimate_post_seconds(faces: int, budget: int, views: int, view_pixels: int,
     faces = min(faces, budget)
     bound = uv_time_bound(faces)
     xatlas = XATLAS_S_PER_FACE * faces
-    uv = xatlas if xatlas <= bound else bound + FAST_UV_S_PER_FACE * faces
+    probe = XATLAS_S_PER_FACE * PROBE_FACES if faces > PROBE_MIN_FACES else bound
+    uv = xatlas if xatlas <= bound else probe + FAST_UV_S_PER_FACE * faces
     texels = texture_size ** 2
     vis_pixels = min(view_pixels, 1024 * 768)
     texture = TEXEL_S * texels + views * (VIEW_TEXEL_S * texels + VIEW_PIXEL_S * vis_pixels + VIEW_FACE_S * faces)
