@@ -241,7 +241,7 @@ def bake_device(mesh: UVMesh, views: list[View], size: int, rasterizer,
         sum_wc.index_add_(0, use, weight[use, None] * bilinear_torch(image, x[use], y[use]))
         if progress is not None:
             progress(i + 1, len(views))
-    return rows, cols, sum_w.double().cpu().numpy(), sum_wc.double().cpu().numpy()
+    return rows, cols, sum_w.cpu().numpy().astype(np.float64), sum_wc.cpu().numpy().astype(np.float64)
 
 
 def bake_texture(mesh: UVMesh, views: list[View], size: int, rasterizer,
