@@ -41,7 +41,14 @@ def guarded_uv(vertices: np.ndarray, faces: np.ndarray, seam_plane: SymmetryPlan
     `poll` may raise (cancel) and kills the worker; `progress(fraction)` follows the time bound.
     """
     bound = uv_time_bound(len(faces)) if timeout_s is None else timeout_s
-    tick = (lambda elapsed: progress(min(elapsed / bound, 0.99))) if progress is not None else None
+    shown = [0.0]
+
+    def tick(elapsed: float) -> None:
+        """Time-based progress that never goes back (the probe and xatlas each restart the clock)."""
+        shown[0] = max(shown[0], min(elapsed / bound, 0.99))
+        if progress is not None:
+            progress(shown[0])
+
     try:
         if len(faces) > PROBE_MIN_FACES:
             predicted = run_killable(xatlas_seconds_predicted, (vertices, faces, resolution), bound, poll,
