@@ -91,6 +91,7 @@ def test_guarded_uv_uses_xatlas_within_the_bound() -> None:
     fractions: list[float] = []
     mesh, warning = guarded_uv(v, f, None, 512, progress=fractions.append, timeout_s=300)
     assert warning is None and mesh.method == "xatlas" and mesh.charts > 0 and 0.3 < mesh.efficiency <= 1
+    assert fractions == sorted(fractions) and all(0 <= x < 1 for x in fractions)
     assert not mp.active_children()
 
 
@@ -106,7 +107,9 @@ def test_big_mesh_skips_xatlas_when_the_probe_predicts_it_too_slow() -> None:
     v, f = dense_blob()
     assert len(f) > 20_000
     predicted = xatlas_seconds_predicted(v, f, 1024)
-    mesh, warning = guarded_uv(v, f, None, 1024, timeout_s=predicted / 20)
+    fractions: list[float] = []
+    mesh, warning = guarded_uv(v, f, None, 1024, timeout_s=predicted / 20, progress=fractions.append)
+    assert fractions == sorted(fractions)
     assert mesh.method == "fast" and "fast box-projection" in warning
     assert not mp.active_children()
 
