@@ -13,6 +13,7 @@ from backend.errors import Cancelled, JobError
 from backend.protocol import Reporter
 
 EXIT_OK, EXIT_FAILURE, EXIT_JOB, EXIT_CANCELLED = 0, 1, 2, 130
+CPU_FACES, GPU_FACES = 32_000, 200_000  # typical optimised mesh sizes, for the first time-left figure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--texture-size", type=int)
     r.add_argument("--seed", type=int)
     r.add_argument("--initial-mesh", help="mesh or point-cloud file to start from instead of the visual hull")
+    r.add_argument("--max-faces", type=int, help="output face budget: decimate the optimised mesh to at most N faces")
     r.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
     r.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
 
@@ -68,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_overrides(args: argparse.Namespace) -> dict:
     """Job settings given on the command line (they win over job.json)."""
     names = {"device": "device", "rasterizer": "rasterizer", "iterations": "iterations",
-             "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed", "initial_mesh": "initial_mesh"}
+             "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed", "initial_mesh": "initial_mesh",
+             "max_faces": "max_faces"}
     return {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
 
 
@@ -86,6 +89,7 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     scene = load_any(args.job)
     scene.settings.update(settings_overrides(args))
     validate_scene(scene)
+    reporter.expect(post_estimate(scene))
     from backend.optim.reconstruct import reconstruct
 
     reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
@@ -102,6 +106,20 @@ def cmd_points_to_mesh(args: argparse.Namespace, reporter: Reporter) -> int:
     points_to_mesh(args.cloud, args.out, reporter, settings)
     reporter.done("result.json")
     return EXIT_OK
+
+
+def post_estimate(scene: object) -> dict[str, float]:
+    """Seconds of post-processing expected before the optimised mesh is known (its faces: the budget, or less)."""
+    from backend.io.views import DEFAULT_MAX_FACES, DEFAULT_SETTINGS
+    from backend.post.estimate import estimate_post_seconds
+    from backend.raster import resolve_device
+
+    settings = {**DEFAULT_SETTINGS, **scene.settings}
+    budget = int(settings["max_faces"] or DEFAULT_MAX_FACES)
+    device = resolve_device(settings["device"]).type
+    faces = min(budget, CPU_FACES if device == "cpu" else GPU_FACES)
+    pixels = max(v.width * v.height for v in scene.views)
+    return estimate_post_seconds(faces, budget, len(scene.views), pixels, int(settings["texture_size"]), device)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -143,7 +161,8 @@ def check_info() -> dict:
         info["cuda_device"] = torch.cuda.get_device_name(0)
         info["cuda_version"] = torch.version.cuda
     info.update(rasterizer_report(devices))
-    missing = [m for m in ("numpy", "scipy", "trimesh", "gpytoolbox", "skimage", "xatlas", "imageio")
+    missing = [m for m in ("numpy", "scipy", "trimesh", "gpytoolbox", "skimage", "xatlas", "imageio",
+                           "fast_simplification")
                if importlib.util.find_spec(m) is None]
     info["missing_packages"] = missing
     info["ok"] = info["rasterizers"]["torch"] and not missing

@@ -13,6 +13,8 @@ from typing import IO, Any
 
 from backend.errors import Cancelled
 
+STAGES = ("load", "visual_hull", "optimize", "decimate", "symmetry", "uv", "texture", "write")
+
 
 def _clean(value: Any) -> Any:
     """JSON-safe copy: numpy/torch scalars to floats, NaN/inf to None."""
@@ -52,6 +54,9 @@ class Reporter:
         self._bar_open = False
         self._t0 = time.monotonic()
         self.lines: list[dict] = []
+        self.estimates: dict[str, float] = {}
+        self._stage = ""
+        self._stage_t0 = self._t0
 
     def emit(self, obj: dict) -> None:
         """Write one protocol object (JSON line, or its human rendering) and flush."""
@@ -76,8 +81,9 @@ class Reporter:
             filled = int(round(30 * frac))
             losses = " ".join(f"{k}={v:.4g}" for k, v in (obj.get("losses") or {}).items()
                               if isinstance(v, (int, float)))
+            left = f" ~{obj['eta_s']:.0f}s left" if obj.get("eta_s") is not None else ""
             self.stream.write(f"\r{obj.get('stage', '')} [{'#' * filled}{'.' * (30 - filled)}] "
-                              f"{obj.get('step')}/{total} {obj.get('elapsed_s', 0):.1f}s {losses}\033[K")
+                              f"{obj.get('step')}/{total} {obj.get('elapsed_s', 0):.1f}s{left} {losses}\033[K")
             self._bar_open = True
             return
         if self._bar_open:
@@ -98,15 +104,36 @@ class Reporter:
     def stage(self, name: str) -> None:
         """Announce a pipeline stage."""
         self.check_cancel()
+        self._stage, self._stage_t0 = name, time.monotonic()
         self.emit({"type": "stage", "name": name})
+
+    def expect(self, estimates: dict[str, float]) -> None:
+        """Estimated seconds of stages still to come (post-processing): they feed eta_s of progress lines."""
+        self.estimates.update(estimates)
+
+    def eta(self, stage: str, step: int, total: int) -> float | None:
+        """Seconds left in the whole run: this stage extrapolated from its pace, plus the estimates of later ones."""
+        if not self.estimates:
+            return None
+        spent = time.monotonic() - self._stage_t0 if stage == self._stage else 0.0
+        if step > 0 and total > 0:
+            left = spent / step * max(total - step, 0)
+        else:
+            left = max(self.estimates.get(stage, 0.0) - spent, 0.0)
+        later = STAGES[STAGES.index(stage) + 1:] if stage in STAGES else ()
+        return left + sum(self.estimates.get(s, 0.0) for s in later)
 
     def progress(self, stage: str, step: int, total: int, losses: dict[str, float] | None = None,
                  elapsed_s: float | None = None) -> None:
         """Report a step of a stage, with losses and the seconds since the run started."""
         if elapsed_s is None:
             elapsed_s = time.monotonic() - self._t0
-        self.emit({"type": "progress", "stage": stage, "step": int(step), "total": int(total),
-                   "losses": dict(losses or {}), "elapsed_s": round(float(elapsed_s), 3)})
+        obj = {"type": "progress", "stage": stage, "step": int(step), "total": int(total),
+               "losses": dict(losses or {}), "elapsed_s": round(float(elapsed_s), 3)}
+        eta = self.eta(stage, int(step), int(total))
+        if eta is not None:
+            obj["eta_s"] = round(eta, 1)
+        self.emit(obj)
 
     def preview(self, mesh: str, step: int) -> None:
         """Announce an intermediate mesh, path relative to the result folder."""

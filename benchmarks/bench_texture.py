@@ -1,6 +1,7 @@
 """Texture quality: bake from some Cycles views onto the reference mesh, PSNR on held-out views.
 
-python benchmarks/bench_texture.py [--mesh suzanne] [--views 24] [--res 256] [--size 1024] [--out bench_out/texture]
+python benchmarks/bench_texture.py [--mesh suzanne] [--views 24] [--res 256] [--size 1024] [--uv xatlas|fast]
+                                   [--out bench_out/texture]
 Writes result.json, texture.png and side_by_side.png (held-out photo | our render | |diff| x4) under --out.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from backend.io.job import load_job  # noqa: E402
 from backend.post.symmetry import detect_symmetry  # noqa: E402
 from backend.post.texture import bake_texture, render_textured  # noqa: E402
+from backend.post.fast_uv import fast_uv  # noqa: E402
 from backend.post.uv import compute_uv  # noqa: E402
 from backend.raster import get_rasterizer  # noqa: E402
 from scenegen import render_job_subprocess  # noqa: E402
@@ -38,6 +40,7 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=24)
     ap.add_argument("--res", type=int, default=256)
     ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--uv", choices=["xatlas", "fast"], default="xatlas", help="UV method (fast: the fallback)")
     ap.add_argument("--hold-every", type=int, default=4, help="every N-th view is held out")
     ap.add_argument("--out", type=Path, default=ROOT / "bench_out" / "texture")
     args = ap.parse_args()
@@ -57,7 +60,8 @@ def main() -> None:
     plane, symmetric = detect_symmetry(vertices, faces)
     t_sym = time.perf_counter() - t0
     t0 = time.perf_counter()
-    mesh = compute_uv(vertices, faces, plane if symmetric else None)
+    uv_fn = fast_uv if args.uv == "fast" else compute_uv
+    mesh = uv_fn(vertices, faces, plane if symmetric else None, resolution=args.size)
     t_uv = time.perf_counter() - t0
     t0 = time.perf_counter()
     texture = bake_texture(mesh, used, args.size, rasterizer)

@@ -221,7 +221,8 @@ def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[st
         bbox = bounds_of_object(settings.bbox_object)
     w, h = views[0].width, views[0].height
     job = build_job(views, bbox, job_settings(settings.quality, settings.device, w, h,
-                                              symmetry=settings.symmetry.lower(), iterations=iterations))
+                                              symmetry=settings.symmetry.lower(), iterations=iterations,
+                                              max_faces=settings.max_faces))
     if getattr(settings, "start_points", None) is not None:
         job["settings"]["initial_mesh"] = write_start_points(settings.start_points, Path(job_dir))
     write_job_json(Path(job_dir), job)

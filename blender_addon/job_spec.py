@@ -12,12 +12,13 @@ import numpy as np
 JOB_VERSION = 1
 
 QUALITY_PRESETS: dict[str, dict] = {
-    "DRAFT": {"label": "Draft", "max_side": 256, "iterations": 300, "texture_size": 512,
-              "description": "Fast preview: images at most 256 px, 300 iterations, 512 px texture"},
+    "DRAFT": {"label": "Draft", "max_side": 256, "iterations": 300, "texture_size": 512, "max_faces": 30_000,
+              "description": "Fast preview: images at most 256 px, 300 iterations, 512 px texture, 30k faces"},
     "STANDARD": {"label": "Standard", "max_side": 512, "iterations": 1000, "texture_size": 1024,
-                 "description": "Images at most 512 px, 1000 iterations, 1024 px texture"},
-    "HIGH": {"label": "High", "max_side": 0, "iterations": 2000, "texture_size": 2048,
-             "description": "Full resolution, 2000 iterations, 2048 px texture"},
+                 "max_faces": 100_000,
+                 "description": "Images at most 512 px, 1000 iterations, 1024 px texture, 100k faces"},
+    "HIGH": {"label": "High", "max_side": 0, "iterations": 2000, "texture_size": 2048, "max_faces": 250_000,
+             "description": "Full resolution, 2000 iterations, 2048 px texture, 250k faces"},
 }
 
 
@@ -73,12 +74,12 @@ def image_scale_for(preset: str, width: int, height: int) -> float:
 
 
 def job_settings(preset: str, device: str, width: int, height: int, symmetry: str = "detect",
-                 seed: int = 0, rasterizer: str = "auto", iterations: int = 0) -> dict:
-    """The job.json settings block for a quality preset and device (iterations > 0 overrides the preset)."""
+                 seed: int = 0, rasterizer: str = "auto", iterations: int = 0, max_faces: int = 0) -> dict:
+    """The job.json settings block for a quality preset and device (iterations, max_faces > 0 override the preset)."""
     p = QUALITY_PRESETS[preset]
     return {"device": device.lower(), "rasterizer": rasterizer, "image_scale": image_scale_for(preset, width, height),
             "iterations": int(iterations or p["iterations"]), "symmetry": symmetry, "texture_size": int(p["texture_size"]),
-            "seed": int(seed)}
+            "seed": int(seed), "max_faces": int(max_faces or p["max_faces"])}
 
 
 def fit_intrinsics(K: np.ndarray, render_size: tuple[int, int], image_size: tuple[int, int],

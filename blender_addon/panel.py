@@ -56,7 +56,7 @@ def _draw_progress(layout, context) -> None:
     if status.losses:
         box.label(text=f"Losses: {status.losses}")
     if status.eta:
-        box.label(text=f"Stage time left: {status.eta}", icon="TIME")
+        box.label(text=f"Time left: {status.eta}", icon="TIME")
     if job is not None and job.preview_error:
         box.label(text=f"Preview: {job.preview_error[:60]}", icon="INFO")
     box.operator("photomesh.cancel", text="Cancel", icon="CANCEL")
@@ -107,6 +107,7 @@ class PHOTOMESH_PT_reconstruct(bpy.types.Panel):
         col.prop(settings, "device")
         col.prop(settings, "quality")
         col.label(text=QUALITY_PRESETS[settings.quality]["description"])
+        col.prop(settings, "max_faces")
         col.prop(settings, "symmetry")
         col.prop(settings, "show_previews")
         col.prop(settings, "job_name")

@@ -58,6 +58,9 @@ class PHOTOMESH_PG_settings(bpy.types.PropertyGroup):
     device: EnumProperty(name="Device", items=DEVICES, default="AUTO")
     quality: EnumProperty(name="Quality", items=QUALITIES, default="STANDARD")
     symmetry: EnumProperty(name="Symmetry", items=SYMMETRY, default="DETECT")
+    max_faces: IntProperty(name="Max Faces", default=0, min=0, max=10_000_000,
+                           description="Face budget of the result: a larger optimised mesh is decimated before "
+                                       "UV mapping (0: the quality preset's budget)")
     render_engine: EnumProperty(name="Engine", items=ENGINES, default="CYCLES")
     render_samples: IntProperty(name="Samples", default=32, min=1, max=4096,
                                 description="Samples per pixel when rendering the input views")

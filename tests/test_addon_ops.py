@@ -16,6 +16,7 @@ from mathutils import Vector
 
 from blender_addon import camera_math, ops_reconstruct
 from blender_addon.import_result import PreviewObject
+from blender_addon.job_spec import QUALITY_PRESETS
 from blender_addon.png_io import png_info
 from blender_addon.runner import BackendRunner
 from blender_helpers import ADDON, addon  # noqa: F401 - addon: the module's autouse fixture
@@ -92,8 +93,9 @@ def test_gather_writes_valid_job(tmp_path: Path) -> None:
     assert data == job
     assert data["version"] == 1 and data["bbox"] is None
     assert set(data["settings"]) == {"device", "rasterizer", "image_scale", "iterations", "symmetry",
-                                     "texture_size", "seed"}
+                                     "texture_size", "seed", "max_faces"}
     assert data["settings"]["iterations"] == 300
+    assert data["settings"]["max_faces"] == QUALITY_PRESETS["DRAFT"]["max_faces"]
     assert [v["name"] for v in data["views"]] == ["Cam.000", "Cam.001", "Cam.002"]
     for v, cam in zip(data["views"], cams):
         w, h, depth, channels = png_info(job_dir / v["image"])

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from blender_addon.backend_setup import parse_check, setup_plan, summarize_check, torch_install_args
-from blender_addon.job_spec import (GatherError, ViewSpec, build_job, fit_intrinsics, image_scale_for,
-                                    match_files, safe_name)
+from blender_addon.job_spec import (QUALITY_PRESETS, GatherError, ViewSpec, build_job, fit_intrinsics,
+                                    image_scale_for, job_settings, match_files, safe_name)
 from blender_addon.mesh_io import read_mesh, read_obj, read_ply
 from blender_addon.png_io import png_info, write_png
 
@@ -77,6 +77,13 @@ def test_png_writer_roundtrip(tmp_path: Path) -> None:
     except ImportError:
         return
     assert np.array_equal(iio.imread(tmp_path / "x.png"), img)
+
+
+def test_face_budget_from_preset_or_field() -> None:
+    budgets = [QUALITY_PRESETS[q]["max_faces"] for q in ("DRAFT", "STANDARD", "HIGH")]
+    assert budgets == sorted(budgets) and all(500 <= b <= 10_000_000 for b in budgets)
+    assert job_settings("HIGH", "AUTO", 640, 480)["max_faces"] == QUALITY_PRESETS["HIGH"]["max_faces"]
+    assert job_settings("DRAFT", "CPU", 640, 480, max_faces=12345)["max_faces"] == 12345
 
 
 def test_job_spec_helpers(tmp_path: Path) -> None:

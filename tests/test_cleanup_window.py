@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from window_env import require_window_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.window]
@@ -48,9 +49,8 @@ bpy.ops.wm.quit_blender()
 
 
 def test_undo_restores_the_input_exactly(tmp_path) -> None:
+    require_window_tools()
     blender, xvfb = shutil.which("blender"), shutil.which("xvfb-run")
-    if blender is None or xvfb is None:
-        pytest.skip("needs Debian's blender and xvfb-run (apt-get install -y blender xvfb python3-numpy)")
     out = tmp_path / "undo.json"
     script = tmp_path / "undo.py"
     script.write_text(SCRIPT.format(root=str(ROOT), out=str(out)))

@@ -65,6 +65,19 @@ def test_missing_job_folder_exit_2(tmp_path: Path) -> None:
     assert err["type"] == "error" and "does not exist" in err["message"] and err["hint"]
 
 
+@pytest.mark.parametrize("flag,value,setting", [("--texture-size", "1000000", "texture_size"),
+                                                ("--max-faces", "10", "max_faces")])
+def test_out_of_range_setting_exits_2_before_heavy_work(sphere_job: Path, tmp_path: Path, flag: str, value: str,
+                                                        setting: str) -> None:
+    proc = run_backend("reconstruct", str(sphere_job), "--out", str(tmp_path / "out"), flag, value, "--json")
+    assert proc.returncode == 2, proc.stderr
+    lines = json_lines(proc.stdout)
+    assert [x["name"] for x in lines if x["type"] == "stage"] == ["load"]
+    err = lines[-1]
+    assert err["type"] == "error" and setting in err["message"] and " to " in err["hint"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_check_reports_environment() -> None:
     proc = run_backend("check")
     assert proc.returncode == 0, proc.stderr
@@ -98,22 +111,31 @@ def test_sigterm_cancels_within_a_second_and_leaves_no_result(sphere_job: Path, 
 def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = run_backend("reconstruct", str(sphere_job), "--out", str(out), "--iterations", "40",
-                       "--texture-size", "128", "--preview-every", "20", "--json")
+                       "--texture-size", "128", "--preview-every", "20", "--max-faces", "1000", "--json")
     assert proc.returncode == 0, proc.stderr
     lines = json_lines(proc.stdout)
     stages = [x["name"] for x in lines if x["type"] == "stage"]
-    assert stages == ["load", "visual_hull", "optimize", "symmetry", "uv", "texture", "write"]
+    assert stages == ["load", "visual_hull", "optimize", "decimate", "symmetry", "uv", "texture", "write"]
     assert lines[-1] == {"type": "done", "result": "result.json"}
     previews = [x["mesh"] for x in lines if x["type"] == "preview"]
     assert previews == ["previews/mesh_000000.ply", "previews/mesh_000020.ply", "previews/mesh_000040.ply"]
     assert all((out / p).is_file() for p in previews)
     progress = [x for x in lines if x["type"] == "progress"]
-    assert progress[-1]["step"] == 40 and progress[-1]["total"] == 40 and "mask" in progress[-1]["losses"]
+    opt = [x for x in progress if x["stage"] == "optimize"]
+    assert opt[-1]["step"] == 40 and opt[-1]["total"] == 40 and "mask" in opt[-1]["losses"]
     result = json.loads((out / "result.json").read_text())
     for key in ("mesh", "texture", "symmetry", "timings_s", "device", "rasterizer", "iterations", "vertices",
                 "faces", "losses"):
         assert key in result
     assert result["device"] == "cpu" and result["iterations"] == 40
+    dec = result["decimation"]
+    assert dec["applied"] and dec["faces_before"] > 1000 >= dec["faces_after"] and dec["max_faces"] == 1000
+    assert 0 < dec["chamfer_l1_norm"] < 0.01
+    assert result["uv"]["charts"] > 0 and 0 < result["uv"]["packing_efficiency"] <= 1 and result["uv"]["seconds"] >= 0
+    for stage in ("uv", "texture"):
+        steps = [x for x in progress if x["stage"] == stage]
+        assert steps and steps[-1]["step"] == steps[-1]["total"], f"no progress to the end of {stage}"
+    assert all("eta_s" in x for x in progress), "a progress line without the time left"
     assert (out / result["texture"]).is_file() and (out / "mesh.mtl").is_file()
     mesh = trimesh.load(out / result["mesh"], force="mesh")
     radius = np.linalg.norm(mesh.vertices, axis=1)

@@ -68,3 +68,23 @@ def test_cancel_flag_and_critical_section() -> None:
             r.check_cancel()
             entered = True
     assert entered
+
+
+def test_progress_time_left_includes_later_stages() -> None:
+    import io
+    import time
+
+    from backend.protocol import Reporter
+
+    rep = Reporter(stream=io.StringIO(), json_mode=True)
+    rep.stage("optimize")
+    rep.progress("optimize", 5, 10)
+    assert "eta_s" not in rep.lines[-1], "no estimate before expect()"
+    rep.expect({"decimate": 1.0, "symmetry": 2.0, "uv": 3.0, "texture": 4.0, "write": 0.5})
+    time.sleep(0.2)
+    rep.progress("optimize", 5, 10)
+    eta = rep.lines[-1]["eta_s"]
+    assert 10.5 + 0.15 <= eta <= 10.5 + 1.0, eta
+    rep.stage("uv")
+    rep.progress("uv", 0, 100)
+    assert rep.lines[-1]["eta_s"] == 7.5

@@ -66,6 +66,16 @@ def test_parser_state_and_eta() -> None:
     assert format_seconds(65) == "1m 05s" and format_seconds(None) == "?"
 
 
+def test_backend_time_left_covers_the_whole_run() -> None:
+    p = StreamParser()
+    p.feed_text('{"type": "progress", "stage": "optimize", "step": 50, "total": 200, "elapsed_s": 10, '
+                '"eta_s": 42.5}\n')
+    assert p.state.eta_s == 42.5
+    p.feed_text('{"type": "stage", "name": "uv"}\n{"type": "progress", "stage": "uv", "step": 10, "total": 100, '
+                '"elapsed_s": 20, "eta_s": 7}\n')
+    assert p.state.eta_s == 7.0 and abs(p.state.fraction - 0.1) < 1e-9
+
+
 def test_good_stream_with_garbage(tmp_path: Path) -> None:
     r = _runner(tmp_path, GOOD)
     seen: list[str] = []

@@ -188,7 +188,7 @@ def test_nan_anywhere(job: Path, key: str) -> None:
 @pytest.mark.parametrize("setting,value", [("device", "gpu"), ("rasterizer", "opengl"), ("symmetry", "yes"),
                                            ("iterations", 0), ("texture_size", 10.5), ("image_scale", 2),
                                            ("seed", -1), ("iterations", True)])
-def test_bad_setting_values(job: Path, setting: str, value) -> None:
+def test_bad_setting_values_named(job: Path, setting: str, value) -> None:
     edit(job, lambda d: d["settings"].update({setting: value}))
     err = load_error(job)
     assert setting in err.message and err.hint
@@ -214,3 +214,48 @@ def test_validate_in_memory_scene_mask_shape() -> None:
     with pytest.raises(JobError) as info:
         validate_scene(scene)
     assert info.value.view == "cam_3"
+
+
+@pytest.mark.parametrize("setting,value,bounds", [
+    ("texture_size", 1_000_000, "16 to 8192"), ("texture_size", 8, "16 to 8192"),
+    ("iterations", 10_000_000, "1 to 1000000"), ("seed", 2**40, "0 to 2147483647"),
+    ("max_faces", 100, "500 to 10000000"), ("max_faces", 2.5, "500 to 10000000"),
+    ("image_scale", 0.001, "0.01 to 1.0"), ("image_scale", float("inf"), "0.01 to 1.0")])
+def test_numeric_settings_out_of_range_name_setting_and_range(job: Path, setting: str, value, bounds: str) -> None:
+    edit(job, lambda d: d["settings"].update({setting: value}))
+    err = load_error(job)
+    assert setting in err.message and "outside the allowed range" in err.message
+    assert bounds in err.hint
+
+
+def test_every_numeric_default_setting_has_a_range() -> None:
+    from backend.io.validate import CHOICES, IMAGE_SCALE_RANGE, INT_RANGES
+    from backend.io.views import DEFAULT_SETTINGS
+
+    numeric = {k for k in DEFAULT_SETTINGS if k not in CHOICES}
+    assert numeric == set(INT_RANGES) | {"image_scale"}
+    assert IMAGE_SCALE_RANGE[0] > 0
+
+
+def test_max_faces_null_and_in_range_pass(job: Path) -> None:
+    for value in (None, 500, 200_000):
+        edit(job, lambda d: d["settings"].update({"max_faces": value}))
+        assert load_job(job).settings["max_faces"] == value
+
+
+def test_image_outside_job_folder_is_a_warning_naming_the_view(job: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    outside = tmp_path / "elsewhere.png"
+    outside.write_bytes((job / "images" / "cam_2.png").read_bytes())
+    edit(job, lambda d: d["views"][2].update(image="../elsewhere.png"))
+    with caplog.at_level(logging.WARNING):
+        scene = load_job(job)
+    validate_scene(scene)
+    warned = [r.getMessage() for r in caplog.records if "outside the job folder" in r.getMessage()]
+    assert len(warned) == 1 and "cam_2" in warned[0] and "elsewhere.png" in warned[0]
+
+
+def test_image_path_not_a_string(job: Path) -> None:
+    edit(job, lambda d: d["views"][0].update(image=5))
+    err = load_error(job)
+    assert err.view == "cam_0" and "image" in err.message

@@ -3,8 +3,9 @@
 `bpy` as a module never fires timers or runs modal operators, so these tests start the real
 Blender with a window on a virtual X display, and check from inside it (scripts in
 `tests/window/`) what a user would see. Screenshots go to `artifacts/window/`.
-They need `blender`, `Xvfb` and numpy in Blender's Python; as root with apt they are installed
-(`apt-get install -y blender xvfb python3-numpy`, as CI does), otherwise the tests skip and say why.
+They need `blender`, `Xvfb` and numpy in Blender's Python; as root with apt the whole set is installed in
+one go (`apt-get install -y blender xvfb python3-numpy`, as CI does) and a failed install fails the tests;
+they skip only where nothing can be installed (no apt-get, or not root), and say why.
 `PHOTOMESH_UPDATE_SCREENSHOTS=1` also copies the run's screenshots to `docs/screenshots/` (README).
 """
 from __future__ import annotations
@@ -21,59 +22,14 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import pytest
+from window_env import require_window_tools, run as _run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "tests" / "window"
 ARTIFACTS = ROOT / "artifacts" / "window"
 SCREEN = (1600, 900)
-APT_PACKAGES = ("blender", "xvfb", "python3-numpy")
 
 pytestmark = [pytest.mark.window]
-
-
-def _run(argv: list[str], timeout: float, env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    """Run a command, capturing its output as text."""
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def _blender_has_numpy(blender: str) -> bool:
-    """True when Blender's embedded Python can import numpy (the add-on needs it)."""
-    proc = _run([blender, "-b", "--factory-startup", "--python-exit-code", "3",
-                 "--python-expr", "import numpy"], timeout=120)
-    return proc.returncode == 0
-
-
-def _missing() -> list[str]:
-    """The Debian packages whose programs (or, for numpy, Blender's import) are missing."""
-    missing = []
-    blender = shutil.which("blender")
-    if blender is None:
-        missing.append("blender")
-    if shutil.which("Xvfb") is None:
-        missing.append("xvfb")
-    if blender is not None and not _blender_has_numpy(blender):
-        missing.append("python3-numpy")
-    return missing
-
-
-def _apt_install(packages: list[str]) -> Optional[str]:
-    """Install Debian packages as CI does; None on success, else why it could not be done."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    if os.geteuid() != 0:
-        return "not running as root, so apt-get cannot install them"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    argv = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    try:
-        proc = _run(argv, timeout=1200, env=env)
-        if proc.returncode != 0:
-            _run(["apt-get", "update"], timeout=600, env=env)
-            proc = _run(argv, timeout=1200, env=env)
-    except subprocess.TimeoutExpired:
-        return "apt-get timed out"
-    if proc.returncode != 0:
-        return f"apt-get install failed: {(proc.stderr or proc.stdout).strip()[-400:]}"
-    return None
 
 
 def _start_xvfb() -> tuple[subprocess.Popen, str]:
@@ -173,15 +129,7 @@ class WindowBlender:
 @pytest.fixture(scope="session")
 def window_blender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WindowBlender]:
     """Debian's Blender and an Xvfb display for the session (installed with apt-get when possible)."""
-    missing = _missing()
-    if missing:
-        why = _apt_install(missing)
-        if why is not None:
-            pytest.skip(f"window tests need {', '.join(missing)} (Debian: apt-get install -y "
-                        f"{' '.join(APT_PACKAGES)}); {why}")
-        still = _missing()
-        if still:
-            pytest.skip(f"window tests need {', '.join(still)}, still missing after apt-get install")
+    require_window_tools()
     xvfb, display = _start_xvfb()
     try:
         yield WindowBlender(shutil.which("blender"), display, tmp_path_factory.mktemp("window_blender"))
@@ -208,7 +156,7 @@ def test_window_smoke(window_blender: WindowBlender) -> None:
 
 BACKEND_PYTHON = ROOT / ".venv" / "bin" / "python"
 ITERATIONS = 30
-PIPELINE = ["load", "visual_hull", "optimize", "symmetry", "uv", "texture", "write"]
+PIPELINE = ["load", "visual_hull", "optimize", "decimate", "symmetry", "uv", "texture", "write"]
 README_SHOTS = {"panel_running": "window_running.png", "result": "window_result.png"}
 
 

@@ -1,8 +1,6 @@
 """Isotropic remeshing (Botsch-Kobbelt via gpytoolbox) in a killable worker process with a timeout."""
 from __future__ import annotations
 
-import multiprocessing as mp
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.geometry.mesh_ops import collapse_degenerate, largest_component
+from backend.worker import run_killable
 
 RemeshFn = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
@@ -35,63 +34,11 @@ class RemeshResult:
     message: str = ""
 
 
-def _worker(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, h: float, conn: object) -> None:
-    """Run fn in the child and send back (vertices, faces) or the error text."""
-    try:
-        v, f = fn(vertices, faces, h)
-        conn.send(("ok", np.asarray(v), np.asarray(f)))
-    except BaseException as exc:  # noqa: BLE001 - anything the worker does wrong goes back as text
-        conn.send(("error", f"{type(exc).__name__}: {exc}", None))
-    finally:
-        conn.close()
-
-
-def _context() -> mp.context.BaseContext:
-    """fork where it is safe and fast (Linux), spawn elsewhere."""
-    if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods():
-        return mp.get_context("fork")
-    return mp.get_context("spawn")
-
-
-def _stop(proc: mp.process.BaseProcess) -> None:
-    """Kill the worker and reap it."""
-    if proc.is_alive():
-        proc.kill()
-    proc.join(timeout=2.0)
-
-
 def run_guarded(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, h: float, timeout_s: float,
                 poll: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run fn(vertices, faces, h) in a worker process; TimeoutError / RuntimeError when it fails.
-
-    `poll` is called every 50 ms while waiting (it may raise, e.g. on cancel); the worker is
-    killed whenever this function leaves without a result.
-    """
-    ctx = _context()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_worker, args=(fn, vertices, faces, h, send), daemon=True)
-    proc.start()
-    send.close()
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            if poll is not None:
-                poll()
-            if recv.poll(0.05):
-                try:
-                    status, a, b = recv.recv()
-                except EOFError as exc:
-                    raise RuntimeError(f"remesh worker died (exit code {proc.exitcode})") from exc
-                if status != "ok":
-                    raise RuntimeError(f"remesh failed: {a}")
-                return a, b
-            if not proc.is_alive() and not recv.poll(0):
-                raise RuntimeError(f"remesh worker died (exit code {proc.exitcode})")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"remesh did not return within {timeout_s:.0f} s")
-    finally:
-        _stop(proc)
-        recv.close()
+    """Run fn(vertices, faces, h) in a killable worker (backend.worker); TimeoutError / RuntimeError when it fails."""
+    v, f = run_killable(fn, (vertices, faces, h), timeout_s, poll, label="remesh")
+    return np.asarray(v), np.asarray(f)
 
 
 def guarded_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float, timeout_s: float = 60.0,

@@ -11,7 +11,7 @@ from skimage.transform import resize
 
 from backend.errors import JobError
 from backend.io.images import read_image, read_mask, write_rgba
-from backend.io.validate import check_keys, validate_settings
+from backend.io.validate import check_inside, check_keys, validate_settings
 from backend.io.views import Scene, View
 
 JOB_KEYS = ("version", "views", "bbox", "settings")
@@ -59,6 +59,7 @@ def _load_view(entry: dict, root: Path) -> View:
     K = _matrix(entry["K"], (3, 3), "K", name)
     R = _matrix(entry["R"], (3, 3), "R", name)
     t = _matrix(entry["t"], (3,), "t", name)
+    check_inside(root, entry["image"], name, "image")
     image_path = root / entry["image"]
     rgb, alpha = read_image(image_path, view=name)
     h, w = rgb.shape[:2]
@@ -68,6 +69,7 @@ def _load_view(entry: dict, root: Path) -> View:
             raise JobError(f"view {name!r}: image {image_path} is {w}x{h} but job.json says {key} {declared}",
                            "fix width/height in job.json or re-export the image at that size", view=name)
     if entry.get("mask"):
+        check_inside(root, entry["mask"], name, "mask")
         mask = read_mask(root / entry["mask"], view=name)
     elif (root / "masks" / f"{name}.png").is_file():
         mask = read_mask(root / "masks" / f"{name}.png", view=name)

@@ -18,7 +18,15 @@ CHOICES = {
     "rasterizer": ("auto", "nvdiffrast", "torch"),
     "symmetry": ("detect", "enforce", "off"),
 }
-POSITIVE_INTS = ("iterations", "texture_size")
+# Allowed ranges of the numeric settings, inclusive; (what to write, what it does) goes into the hint.
+INT_RANGES: dict[str, tuple[int, int, str]] = {
+    "iterations": (1, 1_000_000, "e.g. 2000 (the reference setting)"),
+    "texture_size": (16, 8192, "the texture's side in pixels, e.g. 2048"),
+    "seed": (0, 2**31 - 1, "any whole number, e.g. 0"),
+    "max_faces": (500, 10_000_000, "the output face budget, e.g. 200000, or null for the default"),
+}
+IMAGE_SCALE_RANGE = (0.01, 1.0)
+NULLABLE = ("max_faces",)
 CONVENTION_HINT = ("R must be a world-to-camera rotation in the OpenCV convention (x right, y down, z forward); "
                    "if you converted from OpenGL/Blender, flip the y and z axes: R = diag(1,-1,-1) @ R_c2w.T")
 
@@ -40,18 +48,32 @@ def validate_settings(settings: dict | None) -> dict:
     for key, choices in CHOICES.items():
         if out[key] not in choices:
             raise JobError(f"setting {key!r} is {out[key]!r}", f"use one of: {', '.join(choices)}")
-    for key in POSITIVE_INTS:
+    for key, (lo, hi, example) in INT_RANGES.items():
         v = out[key]
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-            raise JobError(f"setting {key!r} is {v!r}", "use a positive integer")
-    seed = out["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise JobError(f"setting 'seed' is {seed!r}", "use a non-negative integer")
+        if v is None and key in NULLABLE:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= hi:
+            raise JobError(f"setting {key!r} is {v!r}, outside the allowed range",
+                           f"use a whole number from {lo} to {hi} ({example})"
+                           + (" or null" if key in NULLABLE else ""))
+    lo, hi = IMAGE_SCALE_RANGE
     s = out["image_scale"]
-    if isinstance(s, bool) or not isinstance(s, numbers.Real) or not np.isfinite(s) or not 0 < s <= 1:
-        raise JobError(f"setting 'image_scale' is {s!r}", "use a number in (0, 1], e.g. 0.5 to halve the images")
+    if isinstance(s, bool) or not isinstance(s, numbers.Real) or not np.isfinite(s) or not lo <= s <= hi:
+        raise JobError(f"setting 'image_scale' is {s!r}, outside the allowed range",
+                       f"use a number from {lo} to {hi}, e.g. 0.5 to halve the images")
     check_initial_mesh(out["initial_mesh"])
     return out
+
+
+def check_inside(root: Path, relative: str, view: str, key: str) -> None:
+    """Warn (naming the view) when a job's file lies outside the job folder: the job is then not self-contained."""
+    if not isinstance(relative, str) or not relative:
+        raise JobError(f"view {view!r}: {key} is {relative!r}, not a file path",
+                       f'write the path relative to the job folder, e.g. "{key}s/{view}.png"', view=view)
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        log.warning("view %r: %s %s lies outside the job folder %s; the job breaks if it is moved or shared",
+                    view, key, path, root)
 
 
 def check_initial_mesh(value: object) -> None:
@@ -65,6 +87,7 @@ def check_initial_mesh(value: object) -> None:
         raise JobError(f"setting 'initial_mesh': file {value} does not exist",
                        "give a mesh (OBJ, PLY, STL...) or point cloud (PLY, OBJ, XYZ, NPZ) in world coordinates, "
                        "relative to the job folder or absolute")
+
 
 
 def check_view(view: View) -> None:

@@ -14,7 +14,9 @@ DEFAULT_SETTINGS: dict = {
     "texture_size": 2048,
     "seed": 0,
     "initial_mesh": None,  # a mesh or point-cloud file to start from instead of the visual hull
+    "max_faces": None,  # output face budget; None: DEFAULT_MAX_FACES
 }
+DEFAULT_MAX_FACES = 200_000
 
 
 @dataclass

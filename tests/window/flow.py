@@ -211,7 +211,7 @@ class Flow:
             self.wait_until = time.monotonic() + 2.0
             return self.settle_after
         in_opt = s["stage"] == "optimize" and s["total"] > 0
-        later = s["running"] and s["stage"] in ("symmetry", "uv", "texture", "write")
+        later = s["running"] and s["stage"] in ("decimate", "symmetry", "uv", "texture", "write")
         if self.mode == "run" and "panel_running" not in self.res["screenshots"] \
                 and (in_opt and s["step"] >= 0.4 * s["total"] or later):
             self.shoot("panel_running")
