@@ -315,7 +315,11 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
     settings = {**DEFAULT_SETTINGS, **scene.settings}
     writer = ResultWriter(Path(out_dir))
     try:
-        rasterizer = get_rasterizer(settings["rasterizer"], settings["device"])
+        def fallback(message: str) -> None:
+            state.warnings.append(message)
+            reporter.log(f"warning: {message}")
+
+        rasterizer = get_rasterizer(settings["rasterizer"], settings["device"], warn=fallback)
         device = rasterizer.device
         if device.type == "cpu":
             torch.set_num_threads(1)

@@ -3,7 +3,8 @@
 #   setup    install the carried wheels (.whl/) and build nvdiffrast's CUDA plugin
 #   parity   tests/test_gpu_parity.py (ours vs nvdiffrast) + tests/test_raster.py
 #   raster   benchmarks/gpu/bench_raster_gpu.py (both rasterizers, 49 views, 800x600 and 1600x1200)
-#   pipeline python -m backend.bench on the carried .gpujob/ jobs, nvdiffrast and ours
+#   pipeline benchmarks/bench_reconstruct.py on the carried .gpujob/ jobs, nvdiffrast and ours
+#            (PIPELINE_SET="smoothing=19 lr_vertices=0.01" passes schedule overrides, e.g. to try Large Steps)
 #   compare  benchmarks/gpu/compare_gpu.py: the reference (.ref/nds), ours with nvdiffrast, ours with our
 #            rasterizer, on the carried NDS job (.gpujob/nds/); one call: `run_all.sh setup compare`
 # Usage: benchmarks/gpu/run_all.sh [step ...]   (default: setup parity raster pipeline). Results go to $OUT.
@@ -70,7 +71,8 @@ PYEOF
           for scale in ${PIPELINE_SCALES:-1 0.5}; do
             for rast in ${PIPELINE_RASTERIZERS:-nvdiffrast torch}; do
               say "pipeline: $mesh $res x$scale $rast"
-              timeout "${PIPELINE_TIMEOUT:-240}" "${SHIMMED[@]}" -m backend.bench --device cuda --rasterizer "$rast" \
+              sets=(); for kv in ${PIPELINE_SET:-}; do sets+=(--set "$kv"); done
+              timeout "${PIPELINE_TIMEOUT:-240}" "${SHIMMED[@]}" benchmarks/bench_reconstruct.py --device cuda --rasterizer "$rast" "${sets[@]}" \
                 --meshes "$mesh" --views 49 --res "$res" --image-scale "$scale" \
                 --iterations "${PIPELINE_ITERATIONS:-2000}" --texture-size 2048 --jobs-dir .gpujob \
                 --out "/tmp/bench_gpu/${rast}_${scale}" --json "$OUT/pipeline_${rast}_x${scale}.json" \
