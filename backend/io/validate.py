@@ -27,6 +27,7 @@ INT_RANGES: dict[str, tuple[int, int, str]] = {
 }
 IMAGE_SCALE_RANGE = (0.01, 1.0)
 NULLABLE = ("max_faces",)
+PATH_SETTINGS = ("initial_mesh",)  # file paths, checked by check_initial_mesh
 CONVENTION_HINT = ("R must be a world-to-camera rotation in the OpenCV convention (x right, y down, z forward); "
                    "if you converted from OpenGL/Blender, flip the y and z axes: R = diag(1,-1,-1) @ R_c2w.T")
 
