@@ -6,7 +6,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from backend.errors import JobError
+from backend.errors import Cancelled, JobError
 from backend.io.png16 import png_header, read_png16, write_png16
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")
@@ -24,7 +24,7 @@ def read_pixels(path: Path, view: str | None = None) -> np.ndarray:
             px = read_png16(path)
         else:
             px = iio.imread(path)
-    except JobError:
+    except (JobError, Cancelled):
         raise
     except Exception as exc:  # any decoder failure is the user's file, report it as such
         raise JobError(f"cannot read image {path}: {exc}", "re-save it as an 8- or 16-bit PNG", view=view) from exc
