@@ -162,3 +162,12 @@ def write_result(writer: ResultWriter, post: PostResult, result: dict, timings: 
     timings["write"] = round(time.monotonic() - t_write, 3)
     result["timings_s"] = dict(timings)
     write_json(writer.path("result.json"), result)
+
+
+def commit_result(writer: ResultWriter, post: PostResult, result: dict, timings: dict[str, float], t: float,
+                  reporter: Reporter) -> dict:
+    """Write the result files, then swap the result folder in with cancellation deferred; returns result."""
+    write_result(writer, post, result, timings, t)
+    with reporter.critical():
+        writer.commit()
+    return result

@@ -15,7 +15,7 @@ from backend.geometry.mesh_ops import face_areas, mean_edge_length
 from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
-from backend.optim.finish import post_process, write_result
+from backend.optim.finish import commit_result, post_process
 from backend.optim.large_steps import SmoothParam, UniformAdam
 from backend.optim.losses import Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss
 from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, plan_memory,
@@ -368,10 +368,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             "remeshes": state.remeshes, "warnings": state.warnings, "previews": state.previews,
         }
         result["memory_plan"] = plan.to_dict()
-        write_result(writer, post, result, state.timings, t)
-        with reporter.critical():
-            writer.commit()
-        return result
+        return commit_result(writer, post, result, state.timings, t, reporter)
     except BaseException:
         writer.abort()
         raise

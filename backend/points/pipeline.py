@@ -9,7 +9,7 @@ import numpy as np
 from backend.errors import JobError
 from backend.geometry.remesh import run_guarded
 from backend.io.views import Scene
-from backend.optim.finish import post_process, write_result
+from backend.optim.finish import commit_result, post_process
 from backend.points.normals import estimate_normals
 from backend.points.readers import MIN_POINTS, PointCloud, read_point_cloud
 from backend.points.surface import (compact, drop_small_parts, knn, outlier_mask, poisson_depth, screened_poisson,
@@ -186,10 +186,7 @@ def points_to_mesh(cloud_path: Path, out_dir: Path, reporter: Reporter, settings
         t = time.monotonic()
         result = {"version": 1, "source": "points", "input": str(Path(cloud_path).resolve()), **info,
                   "settings": settings, "warnings": list(cloud.warnings)}
-        write_result(writer, post, result, timings, t)
-        with reporter.critical():
-            writer.commit()
-        return result
+        return commit_result(writer, post, result, timings, t, reporter)
     except BaseException:
         writer.abort()
         raise
