@@ -46,19 +46,6 @@ def scene_objects() -> list[dict]:
     return sorted(out, key=lambda o: o["name"])
 
 
-def datablock_counts() -> dict:
-    """How many meshes, materials and images the file holds (a cancelled run must add none)."""
-    return {"meshes": len(bpy.data.meshes), "materials": len(bpy.data.materials),
-            "images": len(bpy.data.images), "objects": len(bpy.data.objects)}
-
-
-def status_sample() -> dict:
-    """The job status the panel draws from (window manager properties)."""
-    st = bpy.context.window_manager.photomesh_job
-    return {"running": bool(st.running), "progress": float(st.progress), "stage": st.stage,
-            "step": int(st.step), "total": int(st.total), "eta": st.eta, "losses": st.losses}
-
-
 class Flow:
     """The timer-driven steps of one interactive run."""
 
@@ -109,7 +96,7 @@ class Flow:
         settings.show_previews = True
         settings.job_name = "Reconstruction"
         self.res["objects_before"] = scene_objects()
-        self.res["data_before"] = datablock_counts()
+        self.res["data_before"] = wdriver.datablock_counts()
         getattr(bpy.types, PANEL).append(self.on_panel_draw)
         self.area.spaces.active.show_region_ui = True
         self.area.tag_redraw()
@@ -193,7 +180,7 @@ class Flow:
 
     def sample(self) -> dict:
         """Record the status and the backend processes at this tick."""
-        s = status_sample()
+        s = wdriver.status_sample()
         s["t"] = time.monotonic() - self.drv.started
         s["objects"] = len(bpy.context.scene.objects)
         self.res["samples"].append(s)
@@ -247,7 +234,7 @@ class Flow:
         if time.monotonic() < self.wait_until:
             return None
         self.res["objects_after"] = scene_objects()
-        self.res["data_after"] = datablock_counts()
+        self.res["data_after"] = wdriver.datablock_counts()
         self.res["pid_states_after"] = {pid: wdriver.process_state(int(pid)) for pid in self.res["backend_pids"]}
         self.res["backend_processes_after"] = {str(p): s for p, s in wdriver.backend_processes().items()}
         self.res["run_ticks"] = [[a - self.drv.started, b - self.drv.started]

@@ -32,18 +32,6 @@ def scene_objects() -> list[dict]:
     return sorted(out, key=lambda o: o["name"])
 
 
-def datablock_counts() -> dict:
-    """How many meshes, materials, images and objects the file holds."""
-    return {"meshes": len(bpy.data.meshes), "materials": len(bpy.data.materials),
-            "images": len(bpy.data.images), "objects": len(bpy.data.objects)}
-
-
-def status_sample() -> dict:
-    """The job status the panel draws from."""
-    st = bpy.context.window_manager.photomesh_job
-    return {"running": bool(st.running), "stage": st.stage, "step": int(st.step), "total": int(st.total)}
-
-
 class PointsFlow:
     """The timer-driven steps of one Points to Mesh run."""
 
@@ -81,7 +69,7 @@ class PointsFlow:
             o.select_set(o == obj)
         bpy.context.view_layer.objects.active = obj
         self.res["objects_before"] = scene_objects()
-        self.res["data_before"] = datablock_counts()
+        self.res["data_before"] = wdriver.datablock_counts()
         return self.drv.steady(self.invoke)
 
     def invoke(self) -> Optional[Callable]:
@@ -98,7 +86,7 @@ class PointsFlow:
         """Sample the status; press Esc in the surface stage (mode cancel); notice the end."""
         from photomesh.ops_reconstruct import active_job
 
-        s = status_sample()
+        s = wdriver.status_sample()
         s["t"] = time.monotonic() - self.drv.started
         self.res["samples"].append(s)
         for pid, state in wdriver.backend_processes().items():
@@ -124,7 +112,7 @@ class PointsFlow:
         if time.monotonic() < self.wait_until:
             return None
         self.res["objects_after"] = scene_objects()
-        self.res["data_after"] = datablock_counts()
+        self.res["data_after"] = wdriver.datablock_counts()
         self.res["pid_states_after"] = {pid: wdriver.process_state(int(pid)) for pid in self.res["backend_pids"]}
         mesh = bpy.data.objects.get("Cloud_mesh")
         if mesh is not None:

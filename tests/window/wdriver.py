@@ -183,3 +183,16 @@ class Driver:
         """Quit Blender without saving."""
         call_with_context(bpy.ops.wm.quit_blender, context_override())
         return None
+
+
+def datablock_counts() -> dict:
+    """How many meshes, materials and images the file holds (a cancelled run must add none)."""
+    return {"meshes": len(bpy.data.meshes), "materials": len(bpy.data.materials),
+            "images": len(bpy.data.images), "objects": len(bpy.data.objects)}
+
+
+def status_sample() -> dict:
+    """The job status the panel draws from (window manager properties)."""
+    st = bpy.context.window_manager.photomesh_job
+    return {"running": bool(st.running), "progress": float(st.progress), "stage": st.stage,
+            "step": int(st.step), "total": int(st.total), "eta": st.eta, "losses": st.losses}
