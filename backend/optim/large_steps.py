@@ -23,11 +23,10 @@ def system_matrix(faces: np.ndarray, n_vertices: int, lam: float) -> tuple[np.nd
 
 
 class _Solver:
-    """Cached sparse Cholesky factor of one SPD matrix on one device (cholespy; scipy's LU off CUDA/CPU)."""
+    """Cached sparse Cholesky factor (cholespy) of one SPD matrix, solving on the CPU or CUDA."""
 
     def __init__(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int, device: torch.device) -> None:
         self.device = device
-        self.n = n
         # cholespy runs on CPU and CUDA; on MPS the solve happens on the CPU (a copy each way per step).
         self.solve_device = device if device.type in ("cpu", "cuda") else torch.device("cpu")
         from cholespy import CholeskySolverF, MatrixType
