@@ -28,12 +28,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep only cameras whose centre satisfies e.g. 'x>0' or 'z<=0.5'")
     ap.add_argument("--settings", type=json.loads, default=None, help="JSON object merged into job settings")
     ap.add_argument("--bbox-margin", type=float, default=0.1)
+    ap.add_argument("--roughness", type=float, default=0.6,
+                    help="principled BSDF roughness of the object (lower: glossier, sharper highlights)")
     a = ap.parse_args(argv)
     from scenegen.api import render_job
 
     out = render_job(a.out, mesh=a.mesh, n_views=a.views, resolution=a.res, samples=a.samples,
                      seed=a.seed, views_filter=a.views_filter, settings=a.settings,
-                     bbox_margin=a.bbox_margin)
+                     bbox_margin=a.bbox_margin, roughness=a.roughness)
     sys.stdout.flush()
     print(out)
     return 0

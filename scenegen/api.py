@@ -16,23 +16,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def render_job(out_dir: Path, mesh: str = "suzanne", n_views: int = 24,
                resolution: int | tuple[int, int] = 256, samples: int = 8, seed: int = 0,
                views_filter: ViewFilter = None, settings: dict | None = None,
-               bbox_margin: float = 0.1) -> Path:
+               bbox_margin: float = 0.1, roughness: float = 0.6) -> Path:
     """Render `mesh` with Cycles from cameras around it into the job folder `out_dir`; returns it."""
     from scenegen.render import render_scene
 
     return render_scene(Path(out_dir), mesh=mesh, n_views=n_views, resolution=resolution,
                         samples=samples, seed=seed, views_filter=views_filter,
-                        settings=settings, bbox_margin=bbox_margin)
+                        settings=settings, bbox_margin=bbox_margin, roughness=roughness)
 
 
 def cli_args(out_dir: Path, mesh: str = "suzanne", n_views: int = 24,
              resolution: int | tuple[int, int] = 256, samples: int = 8, seed: int = 0,
              views_filter: str | None = None, settings: dict | None = None,
-             bbox_margin: float = 0.1) -> list[str]:
+             bbox_margin: float = 0.1, roughness: float = 0.6) -> list[str]:
     """Command-line arguments of `python -m scenegen` equivalent to a `render_job` call."""
     res = resolution if isinstance(resolution, int) else f"{resolution[0]}x{resolution[1]}"
     args = ["--out", str(out_dir), "--mesh", str(mesh), "--views", str(n_views), "--res", str(res),
-            "--samples", str(samples), "--seed", str(seed), "--bbox-margin", str(bbox_margin)]
+            "--samples", str(samples), "--seed", str(seed), "--bbox-margin", str(bbox_margin),
+            "--roughness", str(roughness)]
     if views_filter is not None:
         if not isinstance(views_filter, str):
             raise TypeError("views_filter must be a string such as 'x>0' when rendering in a subprocess")
@@ -45,9 +46,11 @@ def cli_args(out_dir: Path, mesh: str = "suzanne", n_views: int = 24,
 def render_job_subprocess(out_dir: Path, mesh: str = "suzanne", n_views: int = 24,
                           resolution: int | tuple[int, int] = 256, samples: int = 8, seed: int = 0,
                           views_filter: str | None = None, settings: dict | None = None,
-                          bbox_margin: float = 0.1, timeout: float | None = 600) -> Path:
+                          bbox_margin: float = 0.1, timeout: float | None = 600,
+                          roughness: float = 0.6) -> Path:
     """Same as `render_job`, run as `sys.executable -m scenegen` so `bpy` stays out of this process."""
-    args = cli_args(out_dir, mesh, n_views, resolution, samples, seed, views_filter, settings, bbox_margin)
+    args = cli_args(out_dir, mesh, n_views, resolution, samples, seed, views_filter, settings, bbox_margin,
+                    roughness)
     proc = subprocess.run([sys.executable, "-m", "scenegen", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:

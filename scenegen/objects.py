@@ -101,13 +101,16 @@ def normalize_object(obj: bpy.types.Object, size: float = 2.0) -> tuple[float, n
     return scale, translation
 
 
-def add_material(obj: bpy.types.Object, seed: int = 0) -> None:
-    """Give the object a procedural noise colour pattern on a principled BSDF, fixed to the object."""
+def add_material(obj: bpy.types.Object, seed: int = 0, roughness: float = 0.6) -> None:
+    """Give the object a procedural noise colour pattern on a principled BSDF, fixed to the object.
+
+    A lower `roughness` makes sharper highlights (view-dependent colour) for glossy test objects.
+    """
     mat = bpy.data.materials.new("scenegen_material")
     mat.use_nodes = True
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
-    bsdf.inputs["Roughness"].default_value = 0.6
+    bsdf.inputs["Roughness"].default_value = roughness
     coord = nodes.new("ShaderNodeTexCoord")
     noise = nodes.new("ShaderNodeTexNoise")
     noise.inputs["Scale"].default_value = 3.0

@@ -109,7 +109,7 @@ def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
 
 def render_scene(out_dir: Path, mesh: str, n_views: int, resolution: int | tuple[int, int],
                  samples: int, seed: int, views_filter, settings: dict | None,
-                 bbox_margin: float) -> Path:
+                 bbox_margin: float, roughness: float = 0.6) -> Path:
     """Build the scene, render every kept camera into out_dir/images and write job.json."""
     width, height = (resolution, resolution) if isinstance(resolution, int) else map(int, resolution)
     keep = rig.parse_filter(views_filter)
@@ -123,7 +123,7 @@ def render_scene(out_dir: Path, mesh: str, n_views: int, resolution: int | tuple
     configure_render(width, height, samples, seed)
     subject = objects.add_subject(mesh)
     scale, translation = objects.normalize_object(subject)
-    objects.add_material(subject, seed)
+    objects.add_material(subject, seed, roughness)
     objects.add_lights()
     vertices, faces = objects.evaluated_geometry(subject)
 
@@ -164,7 +164,7 @@ def render_scene(out_dir: Path, mesh: str, n_views: int, resolution: int | tuple
     write_obj(out_dir / "reference.obj", vertices, faces)
     meta = {"mesh": mesh, "source_to_world": {"scale": scale, "translation": translation.tolist()},
             "n_views": n_views, "views_filter": views_filter if isinstance(views_filter, str) else None,
-            "resolution": [width, height], "samples": samples, "seed": seed,
+            "resolution": [width, height], "samples": samples, "seed": seed, "roughness": roughness,
             "camera_distance": distance, "blender": bpy.app.version_string}
     (out_dir / "scenegen.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out_dir

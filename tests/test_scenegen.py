@@ -108,6 +108,21 @@ def test_rig_geometry() -> None:
     assert "--filter" in cli_args(Path("o"), views_filter="y<=0.5")
 
 
+def test_roughness_makes_highlights(tmp_path: Path) -> None:
+    """A glossy sphere shows specular highlights (near-white pixels) that a rough one under the same lights lacks."""
+    white = {}
+    for roughness in (0.15, 1.0):
+        out = render_job_subprocess(tmp_path / f"r{roughness}", mesh="sphere", n_views=2, resolution=96,
+                                    samples=4, roughness=roughness)
+        assert json.loads((out / "scenegen.json").read_text())["roughness"] == roughness
+        count = 0
+        for name in ("cam_000", "cam_001"):
+            img = iio.imread(out / "images" / f"{name}.png").astype(np.float64)
+            count += int((img[..., :3].mean(axis=-1)[img[..., 3] == 255] > 230).sum())
+        white[roughness] = count
+    assert white[0.15] > 10 and white[0.15] > 5 * white[1.0], white
+
+
 @pytest.mark.parametrize("shape", ["sphere", "torus", "cube"])
 def test_procedural_shapes(tmp_path: Path, shape: str) -> None:
     out = render_job_subprocess(tmp_path / shape, mesh=shape, n_views=2, resolution=32, samples=1)
