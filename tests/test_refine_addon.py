@@ -1,8 +1,5 @@
 """Refine Cameras in real Blender (bpy): the checkbox reaches job.json, a result with refined cameras is
 imported through the Reconstruct operator, listed, and Apply Refined Cameras moves the cameras.
-
-Undo of Apply is covered in a real window (tests/test_window.py): operators called from Python without a
-window push no undo step, so bpy as a module cannot show it.
 """
 from __future__ import annotations
 
@@ -223,6 +220,26 @@ def test_missing_cameras_named_others_applied(backend: Path, tmp_path: Path, cap
     for name in ("Cam.002", "Cam.003"):
         R, t = camera_pose(bpy.data.objects[name])
         assert np.allclose(R, expected[name][1], atol=1e-5) and np.allclose(t, expected[name][2], atol=1e-5)
+
+
+def test_apply_is_one_undo_step(backend: Path, tmp_path: Path) -> None:
+    cams, expected = _run_with_refined_result(backend, tmp_path)
+    names = [c.name for c in cams]
+    before = {c.name: (np.array(c.matrix_world), c.data.lens) for c in cams}
+    bpy.ops.ed.undo_push(message="before apply")
+    # undo=True: the call pushes an undo step as a click on the button does (only with the UNDO flag)
+    assert bpy.ops.photomesh.apply_refined_cameras("EXEC_DEFAULT", True) == {"FINISHED"}
+    assert not np.allclose(np.array(bpy.data.objects[names[0]].matrix_world), before[names[0]][0], atol=1e-4)
+    bpy.ops.ed.undo()
+    for name in names:
+        cam = bpy.data.objects[name]
+        assert np.allclose(np.array(cam.matrix_world), before[name][0], atol=1e-6), name
+        assert cam.data.lens == pytest.approx(before[name][1])
+    assert len(bpy.context.scene.photomesh_cameras.items) == 4
+    bpy.ops.ed.redo()
+    for name in names:
+        R, t = camera_pose(bpy.data.objects[name])
+        assert np.allclose(R, expected[name][1], atol=1e-5) and np.allclose(t, expected[name][2], atol=1e-5), name
 
 
 def test_malformed_cameras_fail_the_import_cleanly(backend: Path, tmp_path: Path) -> None:

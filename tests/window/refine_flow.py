@@ -4,7 +4,7 @@ sub-panel, Apply Refined Cameras, then Undo and Redo as a user's Ctrl+Z / Ctrl+S
 Configuration (JSON after `--`): `addon_zip`, `backend_python` (an executable standing in for the backend:
 it writes refined cameras with known corrections), `work_dir`, `artifacts`, `result`. The scene (the window
 test's .blend: cameras with their photos, selected) gets one camera parented to a turned, scaled empty.
-Operators run with the window's context, so the UNDO flag pushes undo steps as it does for a click.
+Operators run with the window's context and undo=True, so the UNDO flag pushes undo steps as a click does.
 The result records, per stored camera, K, R, t as a job would gather them, before Apply, after it,
 after Undo and after Redo; what the sub-panel drew; and a screenshot of it.
 """
@@ -95,7 +95,7 @@ class RefineFlow:
 
     def reconstruct(self) -> Optional[Callable]:
         """Reconstruct (blocking path) against the stand-in backend; the refined cameras get stored."""
-        ret = wdriver.call_with_context(bpy.ops.photomesh.reconstruct, self.ctx(), "EXEC_DEFAULT")
+        ret = wdriver.call_with_context(bpy.ops.photomesh.reconstruct, self.ctx(), "EXEC_DEFAULT", True)
         self.res["reconstruct_return"] = sorted(ret)
         self.res["stored"] = [{"view": i.view, "camera": i.camera, "aligned": i.aligned, "rotation_deg": i.rotation_deg,
                                "translation": i.translation} for i in bpy.context.scene.photomesh_cameras.items]
@@ -135,7 +135,8 @@ class RefineFlow:
 
     def apply(self) -> Optional[Callable]:
         """Apply Refined Cameras as its button does; then undo."""
-        ret = wdriver.call_with_context(bpy.ops.photomesh.apply_refined_cameras, self.ctx(), "EXEC_DEFAULT")
+        ret = wdriver.call_with_context(bpy.ops.photomesh.apply_refined_cameras, self.ctx(), "EXEC_DEFAULT",
+                                        True)
         self.res["apply_return"] = sorted(ret)
         self.res["applied"] = camera_state()
         self.res["parent_after_apply"] = bpy.data.objects[self.res["parented"]].parent is not None
