@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -127,23 +127,32 @@ def lens_for_focal(params: camera_math.BlenderCameraParams, fx: float, image_siz
     return params.lens * fx / fx_now
 
 
-def _length(value: float) -> str:
-    """A short length for the panel."""
+def _plain_length(value: float) -> str:
+    """A length in scene units, three significant digits."""
     return f"{value:.3g}"
 
 
-def panel_rows(cameras: Sequence[RefinedCamera], focal_scale: float,
-               present: Optional[set] = None) -> list[tuple[str, str]]:
-    """(text, icon) lines listing each camera's correction, flags for views not aligned or cameras missing."""
-    rows: list[tuple[str, str]] = []
+def panel_rows(cameras: Sequence[RefinedCamera], focal_scale: float, present: Optional[set] = None,
+               length: Callable[[float], str] = _plain_length,
+               limit: Optional[int] = None) -> list[tuple[tuple[str, ...], str]]:
+    """The sub-panel's lines as (cells, icon): the focal scale when not 1, a header, one row per camera
+    (name, rotation correction, centre move; a warning icon when not aligned or missing; at most `limit`
+    of them), then the flags naming those not aligned and those missing."""
+    rows: list[tuple[tuple[str, ...], str]] = []
     if abs(focal_scale - 1.0) > 1e-6:
-        rows.append((f"Focal length x{focal_scale:.4f} (all cameras)", "CAMERA_DATA"))
-    for cam in cameras:
-        text = f"{cam.camera}: {cam.rotation_deg:.2f}°, moved {_length(cam.translation)}"
-        if present is not None and cam.camera not in present:
-            rows.append((f"{text} (camera missing)", "ERROR"))
-        elif not cam.aligned:
-            rows.append((f"{text}, not aligned (weight {cam.weight:.2f})", "ERROR"))
-        else:
-            rows.append((text, "CAMERA_DATA"))
+        rows.append(((f"Focal length x{focal_scale:.4f}, all cameras",), "CAMERA_DATA"))
+    rows.append((("Camera", "Rotation", "Moved"), "NONE"))
+    missing = [c.camera for c in cameras if present is not None and c.camera not in present]
+    bad = [f"{c.camera} (weight {c.weight:.2f})" for c in cameras if not c.aligned]
+    listed = cameras if limit is None else cameras[:limit]
+    for cam in listed:
+        flagged = cam.camera in missing or not cam.aligned
+        rows.append(((cam.camera, f"{cam.rotation_deg:.2f}°", length(cam.translation)),
+                     "ERROR" if flagged else "CAMERA_DATA"))
+    if len(listed) < len(cameras):
+        rows.append(((f"... and {len(cameras) - len(listed)} more camera(s)",), "NONE"))
+    if bad:
+        rows.append(((f"Not aligned, down-weighted: {', '.join(bad)}",), "ERROR"))
+    if missing:
+        rows.append(((f"Missing (deleted or renamed): {', '.join(missing)}",), "ERROR"))
     return rows

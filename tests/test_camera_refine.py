@@ -106,8 +106,21 @@ def test_panel_rows_flag_missing_and_not_aligned() -> None:
                           _entry("cam_b", aligned=False, weight=0.25)], "camera_focal_scale": 0.98}
     cams, scale = parse_refined_cameras(result, VIEWS, MAP)
     rows = panel_rows(cams, scale, present={"Cam.B"})
-    assert rows[0] == ("Focal length x0.9800 (all cameras)", "CAMERA_DATA")
-    assert rows[1] == ("Cam A: 1.23°, moved 0.0456 (camera missing)", "ERROR")
-    assert rows[2] == ("Cam.B: 0.50°, moved 0.01, not aligned (weight 0.25)", "ERROR")
-    rows = panel_rows(cams[:1], 1.0, present={"Cam A"})
-    assert rows == [("Cam A: 1.23°, moved 0.0456", "CAMERA_DATA")]
+    assert rows == [(("Focal length x0.9800, all cameras",), "CAMERA_DATA"),
+                    (("Camera", "Rotation", "Moved"), "NONE"),
+                    (("Cam A", "1.23°", "0.0456"), "ERROR"),
+                    (("Cam.B", "0.50°", "0.01"), "ERROR"),
+                    (("Not aligned, down-weighted: Cam.B (weight 0.25)",), "ERROR"),
+                    (("Missing (deleted or renamed): Cam A",), "ERROR")]
+    rows = panel_rows(cams[:1], 1.0, present={"Cam A"}, length=lambda v: f"{100 * v:.2f} cm")
+    assert rows == [(("Camera", "Rotation", "Moved"), "NONE"), (("Cam A", "1.23°", "4.56 cm"), "CAMERA_DATA")]
+
+
+def test_panel_rows_limit_keeps_the_flags() -> None:
+    views = [{"name": f"v{i}", "width": 8, "height": 8} for i in range(5)]
+    mapping = {f"v{i}": f"C{i}" for i in range(5)}
+    result = {"cameras": [_entry(f"v{i}", aligned=i != 4) for i in range(5)]}
+    cams, scale = parse_refined_cameras(result, views, mapping)
+    rows = panel_rows(cams, scale, limit=2)
+    assert [cells[0] for cells, _ in rows] == ["Camera", "C0", "C1", "... and 3 more camera(s)",
+                                               "Not aligned, down-weighted: C4 (weight 1.00)"]

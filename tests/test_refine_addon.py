@@ -185,9 +185,10 @@ def test_refined_cameras_stored_listed_and_applied(backend: Path, tmp_path: Path
         assert c.translation == pytest.approx(0.05, rel=1e-5)
     assert "Cam.002" in non_aligned(scene)
     rows = panel_rows(stored, scale, present_cameras(scene, stored))
-    assert rows[0][0] == "Focal length x1.0200 (all cameras)"
-    assert [icon for _, icon in rows[1:]] == ["CAMERA_DATA", "CAMERA_DATA", "ERROR", "CAMERA_DATA"]
-    assert "not aligned" in rows[3][0]
+    assert rows[0][0] == ("Focal length x1.0200, all cameras",)
+    assert [(cells[0], icon) for cells, icon in rows[2:]] == [
+        ("Cam 001", "CAMERA_DATA"), ("Cam.000", "CAMERA_DATA"), ("Cam.002", "ERROR"), ("Cam.003", "CAMERA_DATA"),
+        ("Not aligned, down-weighted: Cam.002 (weight 0.20)", "ERROR")]
 
     lens_before = {c.name: c.data.lens for c in cams}
     assert bpy.ops.photomesh.apply_refined_cameras() == {"FINISHED"}
@@ -208,8 +209,9 @@ def test_missing_cameras_named_others_applied(backend: Path, tmp_path: Path, cap
     before = camera_pose(cams[1])
     stored, scale = stored_cameras(scene)
     rows = panel_rows(stored, scale, present_cameras(scene, stored))
-    missing = [(text.split(":")[0], icon) for text, icon in rows if text.endswith("(camera missing)")]
-    assert missing == [("Cam 001", "ERROR"), ("Cam.000", "ERROR")]
+    assert rows[-1] == (("Missing (deleted or renamed): Cam 001, Cam.000",), "ERROR")
+    assert [icon for cells, icon in rows if cells[0] in ("Cam 001", "Cam.000", "Cam.003")] == [
+        "ERROR", "ERROR", "CAMERA_DATA"]
     capfd.readouterr()
     assert bpy.ops.photomesh.apply_refined_cameras() == {"FINISHED"}
     out = "".join(capfd.readouterr())
