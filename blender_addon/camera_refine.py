@@ -101,12 +101,6 @@ def parse_refined_cameras(result: dict, job_views: Sequence[dict],
     return out, float(scale)
 
 
-def rotation_angle_deg(Ra: np.ndarray, Rb: np.ndarray) -> float:
-    """Angle in degrees of the relative rotation Ra @ Rb.T."""
-    c = (np.trace(np.asarray(Ra) @ np.asarray(Rb).T) - 1.0) / 2.0
-    return math.degrees(math.acos(min(1.0, max(-1.0, c))))
-
-
 def camera_matrix_world(R: np.ndarray, t: np.ndarray, scale: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
     """The 4x4 Blender matrix_world of a camera with OpenCV pose (R, t), keeping the object's scale."""
     R = np.asarray(R, dtype=np.float64)
@@ -140,8 +134,8 @@ def panel_rows(cameras: Sequence[RefinedCamera], focal_scale: float, present: Op
     of them), then the flags naming those not aligned and those missing."""
     rows: list[tuple[tuple[str, ...], str]] = []
     if abs(focal_scale - 1.0) > 1e-6:
-        rows.append(((f"Focal length x{focal_scale:.4f}, all cameras",), "CAMERA_DATA"))
-    rows.append((("Camera", "Rotation", "Moved"), "NONE"))
+        rows.append(((f"Focal length x{focal_scale:.4f} (all)",), "CAMERA_DATA"))
+    rows.append((("Camera", "Angle", "Move"), "NONE"))
     missing = [c.camera for c in cameras if present is not None and c.camera not in present]
     bad = [f"{c.camera} (weight {c.weight:.2f})" for c in cameras if not c.aligned]
     listed = cameras if limit is None else cameras[:limit]
@@ -152,7 +146,7 @@ def panel_rows(cameras: Sequence[RefinedCamera], focal_scale: float, present: Op
     if len(listed) < len(cameras):
         rows.append(((f"... and {len(cameras) - len(listed)} more camera(s)",), "NONE"))
     if bad:
-        rows.append(((f"Not aligned, down-weighted: {', '.join(bad)}",), "ERROR"))
+        rows.append(((f"Not aligned: {', '.join(bad)}",), "ERROR"))
     if missing:
         rows.append(((f"Missing (deleted or renamed): {', '.join(missing)}",), "ERROR"))
     return rows

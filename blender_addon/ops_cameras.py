@@ -1,5 +1,4 @@
 """Refined cameras stored with the scene after a run, and the Apply / Clear Refined Cameras operators."""
-from __future__ import annotations
 
 from typing import Optional, Sequence
 

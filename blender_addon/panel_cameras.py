@@ -48,7 +48,7 @@ class PHOTOMESH_PT_refined_cameras(bpy.types.Panel):
             if len(cells) == 1:
                 col.label(text=cells[0], icon=icon)
                 continue
-            split = col.split(factor=0.5, align=True)
+            split = col.split(factor=0.45, align=True)
             split.label(text=cells[0], icon=icon)
             row = split.row(align=True)
             for cell in cells[1:]:

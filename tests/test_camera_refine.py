@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from blender_addon import camera_math as cm
-from blender_addon.camera_refine import (camera_matrix_world, lens_for_focal, panel_rows, parse_refined_cameras,
-                                         rotation_angle_deg)
+from blender_addon.camera_refine import camera_matrix_world, lens_for_focal, panel_rows, parse_refined_cameras
 
 
 def _rotation(axis: np.ndarray, deg: float) -> np.ndarray:
@@ -95,25 +94,19 @@ def test_lens_for_focal_gives_that_focal_and_keeps_the_principal_point(fit: str,
     assert np.allclose(K1, target, rtol=1e-12)
 
 
-def test_rotation_angle() -> None:
-    R = _rotation([1, 2, 3], 0.8)
-    assert rotation_angle_deg(R @ _rotation([0, 0, 1], 30), _rotation([0, 0, 1], 30)) == pytest.approx(0.8)
-    assert rotation_angle_deg(np.eye(3), np.eye(3)) == 0.0
-
-
 def test_panel_rows_flag_missing_and_not_aligned() -> None:
     result = {"cameras": [_entry("cam_a", rotation_deg=1.234, translation=0.0456),
                           _entry("cam_b", aligned=False, weight=0.25)], "camera_focal_scale": 0.98}
     cams, scale = parse_refined_cameras(result, VIEWS, MAP)
     rows = panel_rows(cams, scale, present={"Cam.B"})
-    assert rows == [(("Focal length x0.9800, all cameras",), "CAMERA_DATA"),
-                    (("Camera", "Rotation", "Moved"), "NONE"),
+    assert rows == [(("Focal length x0.9800 (all)",), "CAMERA_DATA"),
+                    (("Camera", "Angle", "Move"), "NONE"),
                     (("Cam A", "1.23°", "0.0456"), "ERROR"),
                     (("Cam.B", "0.50°", "0.01"), "ERROR"),
-                    (("Not aligned, down-weighted: Cam.B (weight 0.25)",), "ERROR"),
+                    (("Not aligned: Cam.B (weight 0.25)",), "ERROR"),
                     (("Missing (deleted or renamed): Cam A",), "ERROR")]
     rows = panel_rows(cams[:1], 1.0, present={"Cam A"}, length=lambda v: f"{100 * v:.2f} cm")
-    assert rows == [(("Camera", "Rotation", "Moved"), "NONE"), (("Cam A", "1.23°", "4.56 cm"), "CAMERA_DATA")]
+    assert rows == [(("Camera", "Angle", "Move"), "NONE"), (("Cam A", "1.23°", "4.56 cm"), "CAMERA_DATA")]
 
 
 def test_panel_rows_limit_keeps_the_flags() -> None:
@@ -123,4 +116,4 @@ def test_panel_rows_limit_keeps_the_flags() -> None:
     cams, scale = parse_refined_cameras(result, views, mapping)
     rows = panel_rows(cams, scale, limit=2)
     assert [cells[0] for cells, _ in rows] == ["Camera", "C0", "C1", "... and 3 more camera(s)",
-                                               "Not aligned, down-weighted: C4 (weight 1.00)"]
+                                               "Not aligned: C4 (weight 1.00)"]

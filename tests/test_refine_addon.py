@@ -185,10 +185,10 @@ def test_refined_cameras_stored_listed_and_applied(backend: Path, tmp_path: Path
         assert c.translation == pytest.approx(0.05, rel=1e-5)
     assert "Cam.002" in non_aligned(scene)
     rows = panel_rows(stored, scale, present_cameras(scene, stored))
-    assert rows[0][0] == ("Focal length x1.0200, all cameras",)
+    assert rows[0][0] == ("Focal length x1.0200 (all)",)
     assert [(cells[0], icon) for cells, icon in rows[2:]] == [
         ("Cam 001", "CAMERA_DATA"), ("Cam.000", "CAMERA_DATA"), ("Cam.002", "ERROR"), ("Cam.003", "CAMERA_DATA"),
-        ("Not aligned, down-weighted: Cam.002 (weight 0.20)", "ERROR")]
+        ("Not aligned: Cam.002 (weight 0.20)", "ERROR")]
 
     lens_before = {c.name: c.data.lens for c in cams}
     assert bpy.ops.photomesh.apply_refined_cameras() == {"FINISHED"}
