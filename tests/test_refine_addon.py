@@ -244,6 +244,20 @@ def test_apply_is_one_undo_step(backend: Path, tmp_path: Path) -> None:
         assert np.allclose(R, expected[name][1], atol=1e-5) and np.allclose(t, expected[name][2], atol=1e-5), name
 
 
+def test_constrained_camera_warned_and_clear_empties_the_list(backend: Path, tmp_path: Path, capfd) -> None:
+    cams, _ = _run_with_refined_result(backend, tmp_path)
+    track = cams[2].constraints.new("TRACK_TO")
+    track.target = bpy.data.objects["Rig"]
+    capfd.readouterr()
+    assert bpy.ops.photomesh.apply_refined_cameras() == {"FINISHED"}
+    out = "".join(capfd.readouterr())
+    assert "Constraints or keyframes drive Cam.002:" in out and "Applied refined poses to 4 camera(s)" in out
+    assert bpy.ops.photomesh.clear_refined_cameras() == {"FINISHED"}
+    assert len(bpy.context.scene.photomesh_cameras.items) == 0
+    with pytest.raises(RuntimeError, match="No refined cameras stored"):
+        bpy.ops.photomesh.apply_refined_cameras()
+
+
 def test_malformed_cameras_fail_the_import_cleanly(backend: Path, tmp_path: Path) -> None:
     _cameras()
     bpy.context.scene.photomesh.refine_cameras = True
