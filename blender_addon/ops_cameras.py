@@ -121,6 +121,7 @@ class PHOTOMESH_OT_apply_refined_cameras(bpy.types.Operator):
         missing: list[str] = []
         overridden: list[str] = []
         applied = 0
+        context.view_layer.update()
         for cam in cameras:
             obj = scene_camera(scene, cam.camera)
             if obj is None:
