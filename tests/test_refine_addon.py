@@ -68,7 +68,8 @@ def clean_scene():
     r.resolution_x, r.resolution_y, r.resolution_percentage = 64, 48, 100
     r.pixel_aspect_x, r.pixel_aspect_y = 1.0, 1.2
     s = scene.photomesh
-    s.image_source, s.mask_source, s.bbox_source, s.quality, s.job_name = "BACKGROUND", "ALPHA", "AUTO", "DRAFT", "Recon"
+    s.image_source, s.mask_source, s.bbox_source = "BACKGROUND", "ALPHA", "AUTO"
+    s.quality, s.job_name = "DRAFT", "Recon"
     s.refine_cameras = False
     scene.photomesh_cameras.items.clear()
     yield
