@@ -20,6 +20,17 @@ def selected_cameras(context) -> list:
     return sorted((o for o in context.selected_objects if o.type == "CAMERA"), key=lambda o: o.name)
 
 
+def view_names(cams: list) -> list[str]:
+    """The job's view name of each camera (file-system safe, unique), in the cameras' order."""
+    taken: set = set()
+    return [safe_name(c.name, taken) for c in cams]
+
+
+def view_camera_map(cams: list) -> dict[str, str]:
+    """View name -> camera object name, to map a run's refined cameras back to the scene."""
+    return dict(zip(view_names(cams), (c.name for c in cams)))
+
+
 def camera_params(cam, scene) -> camera_math.BlenderCameraParams:
     """The camera and render settings that decide the intrinsics."""
     d, r = cam.data, scene.render
@@ -168,8 +179,7 @@ def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[st
     if len(cams) < 2:
         raise GatherError(f"Only one camera selected ({cams[0].name}); at least 2 are needed.",
                           "Select two or more cameras (ideally 10+ around the object), each with an image.")
-    taken: set = set()
-    names = [safe_name(c.name, taken) for c in cams]
+    names = view_names(cams)
     images_dir = Path(job_dir) / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     if settings.image_source == "BACKGROUND":
@@ -222,7 +232,8 @@ def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[st
     w, h = views[0].width, views[0].height
     job = build_job(views, bbox, job_settings(settings.quality, settings.device, w, h,
                                               symmetry=settings.symmetry.lower(), iterations=iterations,
-                                              max_faces=settings.max_faces))
+                                              max_faces=settings.max_faces,
+                                              refine_cameras=settings.refine_cameras))
     if getattr(settings, "start_points", None) is not None:
         job["settings"]["initial_mesh"] = write_start_points(settings.start_points, Path(job_dir))
     write_job_json(Path(job_dir), job)

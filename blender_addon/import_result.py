@@ -8,11 +8,14 @@ from typing import Optional
 import bpy
 import numpy as np
 
+from .camera_refine import RefinedCamera, RunCameras, parse_refined_cameras
 from .job_spec import GatherError
 from .mesh_io import MeshData, read_mesh
+from .ops_cameras import store_refined_cameras
 from .ops_symmetry import add_symmetry_plane
 
 SYMMETRY_PROPERTY = "symmetry_plane"
+REFINED_PROPERTY = "photomesh_refined_cameras"
 
 
 def _path_field(value) -> Optional[str]:
@@ -149,9 +152,24 @@ def frame_selected(context) -> None:
                 continue
 
 
-def import_result(context, result_path: Path, name: str) -> "bpy.types.Object":
-    """Import result.json's mesh, UVs, material and symmetry plane as one selected object named `name`."""
+def refined_cameras_of(result: dict, run: Optional[RunCameras]) -> Optional[tuple[list[RefinedCamera], float]]:
+    """result.json's refined cameras mapped to the run's camera objects (None when it has none)."""
+    if run is None or "cameras" not in result:
+        return None
+    try:
+        return parse_refined_cameras(result, run.job_views, run.view_cameras)
+    except ValueError as exc:
+        raise GatherError(f"The result's refined cameras are malformed: {exc}",
+                          "The backend wrote a result.json that breaks its contract; see the system console.") from exc
+
+
+def import_result(context, result_path: Path, name: str, run: Optional[RunCameras] = None) -> "bpy.types.Object":
+    """Import result.json's mesh, UVs, material and symmetry plane as one selected object named `name`.
+
+    With the run's cameras (`run`), a result that lists refined cameras also stores them with the scene.
+    """
     result, mesh_path, tex_path = read_result(result_path)
+    refined = refined_cameras_of(result, run)
     data = read_mesh(mesh_path)
     if tex_path is None and data.texture and Path(data.texture).is_file():
         tex_path = Path(data.texture)
@@ -178,6 +196,9 @@ def import_result(context, result_path: Path, name: str) -> "bpy.types.Object":
         created.extend(o for o in bpy.data.objects if o not in before_objects and o not in created)
         remove_ids(created)
         raise
+    if refined is not None:
+        store_refined_cameras(context.scene, refined[0], refined[1], obj.name)
+        obj[REFINED_PROPERTY] = len(refined[0])
     frame_selected(context)
     return obj
 

@@ -74,12 +74,13 @@ def image_scale_for(preset: str, width: int, height: int) -> float:
 
 
 def job_settings(preset: str, device: str, width: int, height: int, symmetry: str = "detect",
-                 seed: int = 0, rasterizer: str = "auto", iterations: int = 0, max_faces: int = 0) -> dict:
+                 seed: int = 0, rasterizer: str = "auto", iterations: int = 0, max_faces: int = 0,
+                 refine_cameras: bool = False) -> dict:
     """The job.json settings block for a quality preset and device (iterations, max_faces > 0 override the preset)."""
     p = QUALITY_PRESETS[preset]
     return {"device": device.lower(), "rasterizer": rasterizer, "image_scale": image_scale_for(preset, width, height),
             "iterations": int(iterations or p["iterations"]), "symmetry": symmetry, "texture_size": int(p["texture_size"]),
-            "seed": int(seed), "max_faces": int(max_faces or p["max_faces"])}
+            "seed": int(seed), "max_faces": int(max_faces or p["max_faces"]), "refine_cameras": bool(refine_cameras)}
 
 
 def fit_intrinsics(K: np.ndarray, render_size: tuple[int, int], image_size: tuple[int, int],

@@ -8,9 +8,11 @@ from typing import Optional
 import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
-from .gather import gather_job
-from .import_result import PreviewObject, import_result
+from .camera_refine import RunCameras
+from .gather import gather_job, selected_cameras, view_camera_map
+from .import_result import REFINED_PROPERTY, PreviewObject, import_result
 from .job_spec import GatherError
+from .ops_cameras import non_aligned
 from .paths import backend_python, backend_root, new_job_dirs
 from .protocol_parser import Event, format_seconds
 from .runner import BackendRunner, BackendStartError, RunOutcome
@@ -19,8 +21,10 @@ from .runner import BackendRunner, BackendStartError, RunOutcome
 class ActiveJob:
     """The one reconstruction that may run at a time."""
 
-    def __init__(self, name: str, runner: BackendRunner, show_previews: bool) -> None:
+    def __init__(self, name: str, runner: BackendRunner, show_previews: bool,
+                 cameras: Optional[RunCameras] = None) -> None:
         self.name = name
+        self.cameras = cameras
         self.runner = runner
         self.preview = PreviewObject(f"{name}_preview")
         self.show_previews = show_previews
@@ -165,10 +169,11 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
             self._fail(f"Cannot create the job folder: {exc}", "Choose another work folder in the preferences.")
             return None
         status = getattr(context.window_manager, "photomesh_job", None)
+        view_cameras = view_camera_map(selected_cameras(context))
         try:
-            gather_job(context, settings, job_dir,
-                       progress=(lambda msg: setattr(status, "message", msg)) if status is not None else None,
-                       iterations=self.iterations)
+            spec = gather_job(context, settings, job_dir,
+                              progress=(lambda msg: setattr(status, "message", msg)) if status is not None else None,
+                              iterations=self.iterations)
         except GatherError as exc:
             shutil.rmtree(job_dir.parent, ignore_errors=True)
             self._fail(exc.message, exc.hint)
@@ -185,7 +190,7 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
         except BackendStartError as exc:
             self._fail(exc.message, exc.hint)
             return None
-        job = ActiveJob(name, runner, settings.show_previews)
+        job = ActiveJob(name, runner, settings.show_previews, RunCameras(tuple(spec["views"]), view_cameras))
         _active = job
         _update_status(context, job)
         return job
@@ -203,10 +208,13 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
             print(f"[photomesh] backend log:\n{outcome.stderr_tail}")
             return self._fail(f"Reconstruction failed: {outcome.message}", outcome.hint)
         try:
-            obj = import_result(context, outcome.result_path, job.name)
+            obj = import_result(context, outcome.result_path, job.name, job.cameras)
         except (GatherError, ValueError, OSError, KeyError) as exc:
             message = getattr(exc, "message", str(exc))
             return self._fail(f"Could not import the result: {message}", getattr(exc, "hint", ""))
+        warning = non_aligned(context.scene) if obj.get(REFINED_PROPERTY) else None
+        if warning:
+            self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Reconstructed '{obj.name}': {len(obj.data.vertices)} vertices, "
                               f"{len(obj.data.polygons)} faces.")
         return {"FINISHED"}

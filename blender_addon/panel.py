@@ -109,6 +109,7 @@ class PHOTOMESH_PT_reconstruct(bpy.types.Panel):
         col.label(text=QUALITY_PRESETS[settings.quality]["description"])
         col.prop(settings, "max_faces")
         col.prop(settings, "symmetry")
+        col.prop(settings, "refine_cameras")
         col.prop(settings, "show_previews")
         col.prop(settings, "job_name")
         if context.window_manager.photomesh_job.running and active_job() is not None:

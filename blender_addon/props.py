@@ -64,6 +64,11 @@ class PHOTOMESH_PG_settings(bpy.types.PropertyGroup):
     render_engine: EnumProperty(name="Engine", items=ENGINES, default="CYCLES")
     render_samples: IntProperty(name="Samples", default=32, min=1, max=4096,
                                 description="Samples per pixel when rendering the input views")
+    refine_cameras: BoolProperty(name="Refine Cameras", default=False,
+                                 description="Also correct each camera's pose (and a shared focal length) while "
+                                             "optimising: for cameras from photogrammetry, phones or hand placement "
+                                             "that are off by a degree or so. Apply the result with "
+                                             "Apply Refined Cameras")
     show_previews: BoolProperty(name="Show Previews", default=True,
                                 description="Show intermediate meshes in the viewport while optimising")
     start_points: PointerProperty(name="Start From", type=bpy.types.Object,

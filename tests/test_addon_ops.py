@@ -93,7 +93,7 @@ def test_gather_writes_valid_job(tmp_path: Path) -> None:
     assert data == job
     assert data["version"] == 1 and data["bbox"] is None
     assert set(data["settings"]) == {"device", "rasterizer", "image_scale", "iterations", "symmetry",
-                                     "texture_size", "seed", "max_faces"}
+                                     "texture_size", "seed", "max_faces", "refine_cameras"}
     assert data["settings"]["iterations"] == 300
     assert data["settings"]["max_faces"] == QUALITY_PRESETS["DRAFT"]["max_faces"]
     assert [v["name"] for v in data["views"]] == ["Cam.000", "Cam.001", "Cam.002"]

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional
 
+import numpy as np
 import pytest
 from window_env import require_window_tools, run as _run
 
@@ -301,3 +302,33 @@ def test_window_points_to_mesh_modal_run_and_escape(window_blender: WindowBlende
     assert all(s is None for s in res["pid_states_after"].values()), res["pid_states_after"]
     assert res["objects_after"] == res["objects_before"] and res["data_after"] == res["data_before"]
     assert not any(f.endswith("result.json") for f in res["work_files"]), res["work_files"]
+
+
+def test_window_refined_cameras_apply_undo_redo(window_blender: WindowBlender, window_scene: Path,
+                                                addon_zip: Path, tmp_path: Path) -> None:
+    """Reconstruct with Refine Cameras on stores and lists the refined cameras; Apply Refined Cameras moves
+    every camera (a parented one too) to the refined K, R, t; Ctrl+Z puts the cameras back, Ctrl+Shift+Z re-applies."""
+    exe = tmp_path / "refined_python"
+    exe.write_text(f"#!/bin/sh\nexec {sys.executable} {SCRIPTS / 'refined_backend.py'} \"$@\"\n")
+    exe.chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    res = window_blender.window(SCRIPTS / "refine_flow.py", {"mode": "refine", "addon_zip": str(addon_zip),
+                                                             "backend_python": str(exe), "work_dir": str(work)},
+                                blend=window_scene, timeout=240)
+    assert res["reconstruct_return"] == ["FINISHED"] and res["apply_return"] == ["FINISHED"]
+    result = json.loads(next(work.rglob("result.json")).read_text())
+    refined = {c["name"]: c for c in result["cameras"]}
+    assert [s["view"] for s in res["stored"]] == list(refined) and len(refined) == 8
+    assert [s["aligned"] for s in res["stored"]] == [True] * 7 + [False]
+    assert res["focal_scale"] == pytest.approx(1.02) and res["panel_lines"] and res["panel_lines"][-1] == 8
+    assert res["parent_after_apply"], "Apply dropped the camera's parent"
+    for view, ref in refined.items():
+        for key in ("K", "R", "t"):
+            assert np.allclose(res["applied"][view][key], ref[key], rtol=1e-5, atol=1e-5), (view, key)
+            assert np.allclose(res["undone"][view][key], res["before"][view][key], atol=1e-6), (view, key)
+            assert np.allclose(res["redone"][view][key], ref[key], rtol=1e-5, atol=1e-5), (view, key)
+        assert not np.allclose(res["before"][view]["R"], ref["R"], atol=1e-4)
+        assert res["applied"][view]["lens"] == pytest.approx(1.02 * res["before"][view]["lens"], rel=1e-5)
+        assert res["undone"][view]["lens"] == pytest.approx(res["before"][view]["lens"])
+    assert png_size(Path(res["screenshots"]["panel"])) == SCREEN

@@ -1,0 +1,196 @@
+"""Refined cameras stored with the scene after a run, and the Apply / Clear Refined Cameras operators."""
+
+from typing import Optional, Sequence
+
+import bpy
+import numpy as np
+from bpy.props import (BoolProperty, CollectionProperty, FloatProperty, FloatVectorProperty, IntProperty,
+                       PointerProperty, StringProperty)
+from mathutils import Matrix
+
+from .camera_refine import RefinedCamera, camera_matrix_world, lens_for_focal
+from .gather import camera_params
+
+FOCAL_EPS = 1e-6
+
+
+class PHOTOMESH_PG_refined_camera(bpy.types.PropertyGroup):
+    """One view's refined camera (OpenCV K, R, t in world units) and the size of its correction."""
+
+    view: StringProperty(name="View", description="The view's name in the job")
+    camera: StringProperty(name="Camera", description="The Blender camera object the view was gathered from")
+    K: FloatVectorProperty(name="K", size=9, description="Refined intrinsics, row-major 3x3 (pixels)")
+    R: FloatVectorProperty(name="R", size=9, description="Refined world-to-camera rotation, row-major 3x3")
+    t: FloatVectorProperty(name="t", size=3, description="Refined world-to-camera translation")
+    width: IntProperty(name="Width", description="Width of the view's image in the job (pixels)")
+    height: IntProperty(name="Height", description="Height of the view's image in the job (pixels)")
+    rotation_deg: FloatProperty(name="Rotation Correction", description="Angle of the rotation correction (degrees)")
+    translation: FloatProperty(name="Centre Move", description="Distance the camera centre moved (scene units)")
+    weight: FloatProperty(name="Weight", default=1.0, description="Below 1 when the view was down-weighted")
+    aligned: BoolProperty(name="Aligned", default=True, description="False when the view could not be aligned")
+
+
+class PHOTOMESH_PG_refined_cameras(bpy.types.PropertyGroup):
+    """The refined cameras of the scene's last run with Refine Cameras on (saved in the .blend)."""
+
+    source: StringProperty(name="Run", description="The reconstruction whose run refined these cameras")
+    focal_scale: FloatProperty(name="Focal Scale", default=1.0, description="Shared focal-length scale of the run")
+    items: CollectionProperty(type=PHOTOMESH_PG_refined_camera)
+
+
+def refined_of(item: PHOTOMESH_PG_refined_camera) -> RefinedCamera:
+    """The stored item as a RefinedCamera (numpy matrices)."""
+    return RefinedCamera(item.view, item.camera, np.array(item.K, dtype=np.float64).reshape(3, 3),
+                         np.array(item.R, dtype=np.float64).reshape(3, 3), np.array(item.t, dtype=np.float64),
+                         item.width, item.height, item.rotation_deg, item.translation, item.weight, item.aligned)
+
+
+def stored_cameras(scene) -> tuple[list[RefinedCamera], float]:
+    """The scene's stored refined cameras and focal scale (empty list when none)."""
+    store = getattr(scene, "photomesh_cameras", None)
+    if store is None:
+        return [], 1.0
+    return [refined_of(i) for i in store.items], store.focal_scale
+
+
+def store_refined_cameras(scene, cameras: Sequence[RefinedCamera], focal_scale: float, source: str) -> None:
+    """Replace the scene's stored refined cameras with a run's."""
+    store = scene.photomesh_cameras
+    store.items.clear()
+    store.source = source
+    store.focal_scale = focal_scale
+    for cam in cameras:
+        item = store.items.add()
+        item.view, item.camera = cam.view, cam.camera
+        item.K = np.asarray(cam.K, dtype=np.float64).ravel().tolist()
+        item.R = np.asarray(cam.R, dtype=np.float64).ravel().tolist()
+        item.t = np.asarray(cam.t, dtype=np.float64).ravel().tolist()
+        item.width, item.height = cam.width, cam.height
+        item.rotation_deg, item.translation = cam.rotation_deg, cam.translation
+        item.weight, item.aligned = cam.weight, cam.aligned
+
+
+def scene_camera(scene, name: str):
+    """The camera object of that name in the scene, or None (deleted, renamed or no longer a camera)."""
+    obj = scene.objects.get(name)
+    return obj if obj is not None and obj.type == "CAMERA" else None
+
+
+def _overridden(obj) -> bool:
+    """Whether constraints or keyframes will put the camera's pose back on the next update or frame change."""
+    if any(c.enabled and c.influence > 0 for c in getattr(obj, "constraints", ())):
+        return True
+    action = obj.animation_data.action if obj.animation_data is not None else None
+    if action is None:
+        return False
+    fcurves = getattr(action, "fcurves", None)
+    if fcurves is None:
+        return True
+    return any(fc.data_path.startswith(("location", "rotation", "delta_")) for fc in fcurves)
+
+
+def apply_refined_camera(scene, obj, cam: RefinedCamera, focal_scale: float) -> None:
+    """Set the camera object's world pose (any parenting) and, when the focal scale is not 1, its lens."""
+    _, _, scale = obj.matrix_world.decompose()
+    obj.matrix_world = Matrix(camera_matrix_world(cam.R, cam.t, tuple(scale)).tolist())
+    if abs(focal_scale - 1.0) > FOCAL_EPS:
+        obj.data.lens = lens_for_focal(camera_params(obj, scene), float(cam.K[0, 0]), (cam.width, cam.height))
+
+
+class PHOTOMESH_OT_apply_refined_cameras(bpy.types.Operator):
+    """Move the cameras used for the last refining run to their refined poses (and focal length)"""
+
+    bl_idname = "photomesh.apply_refined_cameras"
+    bl_label = "Apply Refined Cameras"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context) -> bool:
+        """Only when the scene stores refined cameras."""
+        store = getattr(context.scene, "photomesh_cameras", None) if context.scene is not None else None
+        if store is None or len(store.items) == 0:
+            if hasattr(cls, "poll_message_set"):
+                cls.poll_message_set("No refined cameras stored: run Reconstruct with Refine Cameras on first")
+            return False
+        return True
+
+    def execute(self, context) -> set:
+        """Apply each stored camera; name those deleted or renamed since the run."""
+        scene = context.scene
+        cameras, focal_scale = stored_cameras(scene)
+        missing: list[str] = []
+        overridden: list[str] = []
+        applied = 0
+        context.view_layer.update()
+        for cam in cameras:
+            obj = scene_camera(scene, cam.camera)
+            if obj is None:
+                missing.append(cam.camera)
+                continue
+            apply_refined_camera(scene, obj, cam, focal_scale)
+            applied += 1
+            if _overridden(obj):
+                overridden.append(obj.name)
+        context.view_layer.update()
+        focal = f", focal length x{focal_scale:.4f}" if abs(focal_scale - 1.0) > FOCAL_EPS else ""
+        if missing:
+            self.report({"WARNING"}, f"Camera(s) not found (deleted or renamed since the run): {', '.join(missing)}. "
+                                     f"Applied the other {applied}.")
+        if overridden:
+            self.report({"WARNING"}, f"Constraints or keyframes drive {', '.join(overridden)}: they may put the old "
+                                     "pose back (remove them or insert new keyframes).")
+        if applied == 0:
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Applied refined poses to {applied} camera(s){focal}.")
+        return {"FINISHED"}
+
+
+class PHOTOMESH_OT_clear_refined_cameras(bpy.types.Operator):
+    """Forget the refined cameras stored with the scene (the cameras themselves stay as they are)"""
+
+    bl_idname = "photomesh.clear_refined_cameras"
+    bl_label = "Clear Refined Cameras"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context) -> bool:
+        """Only when there is something to clear."""
+        store = getattr(context.scene, "photomesh_cameras", None) if context.scene is not None else None
+        return store is not None and len(store.items) > 0
+
+    def execute(self, context) -> set:
+        """Empty the stored list."""
+        store = context.scene.photomesh_cameras
+        store.items.clear()
+        store.source = ""
+        store.focal_scale = 1.0
+        return {"FINISHED"}
+
+
+def present_cameras(scene, cameras: Sequence[RefinedCamera]) -> set:
+    """Names of the stored cameras that still exist as cameras in the scene."""
+    return {c.camera for c in cameras if scene_camera(scene, c.camera) is not None}
+
+
+def non_aligned(scene) -> Optional[str]:
+    """A warning naming the views of the stored run that could not be aligned, or None."""
+    cameras, _ = stored_cameras(scene)
+    bad = [c.camera for c in cameras if not c.aligned]
+    if not bad:
+        return None
+    return (f"Camera(s) not aligned by the refinement (down-weighted): {', '.join(bad)}; "
+            "check their images and poses.")
+
+
+CLASSES = (PHOTOMESH_PG_refined_camera, PHOTOMESH_PG_refined_cameras, PHOTOMESH_OT_apply_refined_cameras,
+           PHOTOMESH_OT_clear_refined_cameras)
+
+
+def register_extra() -> None:
+    """Attach the refined-camera store to scenes."""
+    bpy.types.Scene.photomesh_cameras = PointerProperty(type=PHOTOMESH_PG_refined_cameras)
+
+
+def unregister_extra() -> None:
+    """Remove the property added by register_extra."""
+    del bpy.types.Scene.photomesh_cameras
