@@ -134,12 +134,12 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     from scenegen import render_job_subprocess
 
     res = parse_res(args.res)
-    tag = f"{name}_{args.views}v_{args.res}"
+    tag = f"{name}_{args.views}v_{args.res}" + ("" if args.roughness == 0.6 else f"_r{args.roughness:g}")
     job = (args.jobs_dir or out_root / "jobs") / tag
     if not (job / "job.json").is_file():
         t = time.monotonic()
         render_job_subprocess(job, mesh=mesh_source(name), n_views=args.views, resolution=res,
-                              samples=args.samples, timeout=3600)
+                              samples=args.samples, timeout=3600, roughness=args.roughness)
         print(f"[{name}] rendered {args.views} views at {args.res} in {time.monotonic() - t:.1f}s", flush=True)
     scene = load_any(job)
     if args.image_scale != 1.0:
@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", type=int, default=24)
     ap.add_argument("--res", default="256", help="256 or WxH, e.g. 1600x1200")
     ap.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
+    ap.add_argument("--roughness", type=float, default=0.6,
+                    help="the objects' material roughness (e.g. 0.15: glossy, with sharp highlights)")
     ap.add_argument("--iterations", type=int, default=None, help="default 700 on CPU, 2000 on GPU")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     ap.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "nvdiffrast"])

@@ -24,6 +24,7 @@ from backend.optim.render import GBuffer, render_gbuffer
 from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewSet
+from backend.post.geometry import offset_along_normals
 from backend.protocol import Reporter
 from backend.result import ResultWriter
 
@@ -351,6 +352,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every)
         plan.oom_retries = opt.oom_retries
         v, f = opt.mesh()
+        if opt.schedule.silhouette_offset() > 0:
+            v = offset_along_normals(v, f, -opt.schedule.silhouette_offset())
         vw = _to_world(v, c, s)
         state.timings["optimize"] = round(time.monotonic() - t, 3)
 

@@ -25,6 +25,11 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return acc / np.maximum(np.linalg.norm(acc, axis=1), 1e-30)[:, None]
 
 
+def offset_along_normals(vertices: np.ndarray, faces: np.ndarray, distance: float) -> np.ndarray:
+    """Vertices moved by `distance` along their area-weighted normals (negative: inwards on a closed mesh)."""
+    return vertices + distance * vertex_normals(vertices, faces)
+
+
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, count: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted random surface points (count, 3) and the face each lies on (count,)."""
