@@ -11,6 +11,7 @@ from backend.io.views import View
 from backend.optim.large_steps import SmoothParam, UniformAdam, system_matrix
 from backend.optim.losses import shading_loss
 from backend.optim.schedule import make_schedule, pixel_footprint
+from backend.post.geometry import offset_along_normals
 
 
 def _sphere() -> trimesh.Trimesh:
@@ -77,6 +78,14 @@ def test_pixel_footprint_is_distance_over_focal() -> None:
     assert abs(pixel_footprint(views, 100) - 4.0 / 100.0) < 1e-12  # rendered at half size: pixels twice as big
     sch = make_schedule(100, 200, "cpu").with_footprint(views)
     assert abs(sch.min_edge - sch.px_per_edge * pixel_footprint(views, sch.max_sides[-1])) < 1e-12
+    assert abs(sch.silhouette_offset() - sch.silhouette_bias_px * pixel_footprint(views, sch.max_sides[-1])) < 1e-12
+
+
+def test_offset_along_normals_moves_a_sphere_inwards() -> None:
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=1.0)
+    v = offset_along_normals(np.asarray(sphere.vertices), np.asarray(sphere.faces), -0.01)
+    r = np.linalg.norm(v, axis=1)
+    assert np.allclose(r, 0.99, atol=1e-4)
     assert sch.edge_length(1e-6, 1.0) >= sch.min_edge
 
 
