@@ -79,6 +79,7 @@ def test_pixel_footprint_is_distance_over_focal() -> None:
     sch = make_schedule(100, 200, "cpu").with_footprint(views)
     assert abs(sch.min_edge - sch.px_per_edge * pixel_footprint(views, sch.max_sides[-1])) < 1e-12
     assert abs(sch.silhouette_offset() - sch.silhouette_bias_px * pixel_footprint(views, sch.max_sides[-1])) < 1e-12
+    assert sch.edge_length(1e-6, 1.0) >= sch.min_edge
 
 
 def test_offset_along_normals_moves_a_sphere_inwards() -> None:
@@ -86,7 +87,6 @@ def test_offset_along_normals_moves_a_sphere_inwards() -> None:
     v = offset_along_normals(np.asarray(sphere.vertices), np.asarray(sphere.faces), -0.01)
     r = np.linalg.norm(v, axis=1)
     assert np.allclose(r, 0.99, atol=1e-4)
-    assert sch.edge_length(1e-6, 1.0) >= sch.min_edge
 
 
 def test_weighted_shading_loss_ignores_weighted_out_pixels() -> None:
