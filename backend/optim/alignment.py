@@ -54,7 +54,7 @@ def camera_entries(views: list[View], rotations: np.ndarray, centres: np.ndarray
         K[1, 1] *= focal
         out.append({
             "name": v.name, "K": K.tolist(), "R": R.tolist(), "t": t.tolist(),
-            "rotation_deg": round(rotation_angle_deg(R @ np.asarray(v.R).T), 4),
+            "rotation_deg": rotation_angle_deg(R @ np.asarray(v.R).T),
             "translation": float(np.linalg.norm(camera_center(R, t) - v.center)),
             "weight": float(weights[i]), "aligned": not bool(flags[i]),
         })
