@@ -22,9 +22,9 @@ class RefineSettings:
     """Step sizes (Adam, per step) and the prior of the camera corrections."""
 
     lr_rotation: float = 1e-3  # radians
-    lr_orbit: float = 2e-3  # radians about the object centre
+    lr_orbit: float = 1e-3  # radians about the object centre
     lr_focal: float = 1e-4  # of log focal scale
-    prior: float = 1e-4  # weight of the quadratic pull toward the given cameras
+    prior: float = 1e-3  # weight of the quadratic pull toward the given cameras
     refine_focal: bool = False
     start_fraction: float = 0.25  # of the iterations (the first remesh): the silhouettes fit coarsely by then
 

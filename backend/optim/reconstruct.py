@@ -148,7 +148,7 @@ class Optimizer:
         return torch.stack([level.mvps[i] for i in members]), self.views.centers[ids]
 
     @torch.no_grad()
-    def check_alignment(self, step: int) -> None:
+    def check_alignment(self, step: int) -> np.ndarray:
         """Silhouette IoU of every view with the current mesh and cameras; down-weight the outliers."""
         sch = self.schedule
         level = self.views.level(sch.max_sides[min(sch.phase(step), len(sch.max_sides) - 1)])
@@ -161,6 +161,7 @@ class Optimizer:
         self.ious = ious
         self.flags = unaligned(ious)
         self.refiner.weights.copy_(torch.tensor(view_weights(self.flags), device=self.device))
+        return ious
 
     def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
         """Start optimising a new mesh (fresh vertex optimiser state and topology)."""
@@ -351,7 +352,9 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
 
                 opt.plane, _ = detect_symmetry(res.vertices, res.faces)
         if opt.refiner is not None and (step in sch.remesh_steps and step >= opt.refine_from or step == opt.refine_from):
-            opt.check_alignment(step)
+            ious = opt.check_alignment(step)
+            reporter.log(f"alignment at step {step}: silhouette IoU median {np.median(ious):.3f}, lowest "
+                         f"{ious.min():.3f} ({opt.views.views[int(ious.argmin())].name})")
         for group in opt.v_opt.param_groups:
             group["lr"] = opt.lr_v * sch.lr_factor(step)
         losses = opt.guarded_step(step, reporter, hw)
