@@ -25,7 +25,7 @@ from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_err
 from backend.optim.render import GBuffer, render_gbuffer
 from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
-from backend.optim.viewset import ViewSet
+from backend.optim.viewset import ViewLevel, ViewSet
 from backend.protocol import Reporter
 from backend.result import ResultWriter
 
@@ -139,7 +139,7 @@ class Optimizer:
         """Whether the camera corrections are optimised (and used) at this step."""
         return self.refiner is not None and step >= self.refine_from
 
-    def batch_cameras(self, level: object, members: list[int], refined: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_cameras(self, level: ViewLevel, members: list[int], refined: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """World-to-clip matrices and camera centres of the views `members` (refined: from the corrections)."""
         ids = torch.tensor(members, device=self.device)
         if refined:
