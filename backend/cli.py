@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--initial-mesh", help="mesh or point-cloud file to start from instead of the visual hull")
     r.add_argument("--max-faces", type=int, help="output face budget: decimate the optimised mesh to at most N faces")
+    r.add_argument("--refine-cameras", action="store_true", default=None,
+                   help="optimise per-view camera corrections with the mesh (for imperfect camera poses)")
     r.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
     r.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
 
@@ -71,7 +73,7 @@ def settings_overrides(args: argparse.Namespace) -> dict:
     """Job settings given on the command line (they win over job.json)."""
     names = {"device": "device", "rasterizer": "rasterizer", "iterations": "iterations",
              "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed", "initial_mesh": "initial_mesh",
-             "max_faces": "max_faces"}
+             "max_faces": "max_faces", "refine_cameras": "refine_cameras"}
     return {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
 
 

@@ -229,12 +229,20 @@ def test_numeric_settings_out_of_range_name_setting_and_range(job: Path, setting
 
 
 def test_every_numeric_default_setting_has_a_range() -> None:
-    from backend.io.validate import CHOICES, IMAGE_SCALE_RANGE, INT_RANGES, PATH_SETTINGS
+    from backend.io.validate import BOOL_SETTINGS, CHOICES, IMAGE_SCALE_RANGE, INT_RANGES, PATH_SETTINGS
     from backend.io.views import DEFAULT_SETTINGS
 
-    numeric = {k for k in DEFAULT_SETTINGS if k not in CHOICES and k not in PATH_SETTINGS}
+    numeric = {k for k in DEFAULT_SETTINGS if k not in CHOICES and k not in PATH_SETTINGS and k not in BOOL_SETTINGS}
     assert numeric == set(INT_RANGES) | {"image_scale"}
     assert IMAGE_SCALE_RANGE[0] > 0
+
+
+def test_refine_cameras_must_be_a_boolean(job: Path) -> None:
+    edit(job, lambda d: d["settings"].update({"refine_cameras": "yes"}))
+    err = load_error(job)
+    assert "refine_cameras" in err.message and "true or false" in err.hint
+    edit(job, lambda d: d["settings"].update({"refine_cameras": True}))
+    assert load_job(job).settings["refine_cameras"] is True
 
 
 def test_max_faces_null_and_in_range_pass(job: Path) -> None:

@@ -27,6 +27,7 @@ INT_RANGES: dict[str, tuple[int, int, str]] = {
 }
 IMAGE_SCALE_RANGE = (0.01, 1.0)
 NULLABLE = ("max_faces",)
+BOOL_SETTINGS = ("refine_cameras",)
 PATH_SETTINGS = ("initial_mesh",)  # file paths, checked by check_initial_mesh
 CONVENTION_HINT = ("R must be a world-to-camera rotation in the OpenCV convention (x right, y down, z forward); "
                    "if you converted from OpenGL/Blender, flip the y and z axes: R = diag(1,-1,-1) @ R_c2w.T")
@@ -57,6 +58,9 @@ def validate_settings(settings: dict | None) -> dict:
             raise JobError(f"setting {key!r} is {v!r}, outside the allowed range",
                            f"use a whole number from {lo} to {hi} ({example})"
                            + (" or null" if key in NULLABLE else ""))
+    for key in BOOL_SETTINGS:
+        if not isinstance(out[key], bool):
+            raise JobError(f"setting {key!r} is {out[key]!r}", "use true or false")
     lo, hi = IMAGE_SCALE_RANGE
     s = out["image_scale"]
     if isinstance(s, bool) or not isinstance(s, numbers.Real) or not np.isfinite(s) or not lo <= s <= hi:

@@ -15,6 +15,7 @@ DEFAULT_SETTINGS: dict = {
     "seed": 0,
     "initial_mesh": None,  # a mesh or point-cloud file to start from instead of the visual hull
     "max_faces": None,  # output face budget; None: DEFAULT_MAX_FACES
+    "refine_cameras": False,  # optimise per-view pose corrections (and a shared focal scale) with the mesh
 }
 DEFAULT_MAX_FACES = 200_000
 

@@ -9,9 +9,11 @@ import torch
 from backend.geometry.mesh_ops import unique_edges
 
 
-def mask_loss(coverage: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 between antialiased coverage and the target mask (same shape)."""
-    return (coverage - target).abs().mean()
+def mask_loss(coverage: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 between antialiased coverage and the target mask (B, H, W, 1), views optionally weighted (B,)."""
+    if weight is None:
+        return (coverage - target).abs().mean()
+    return ((coverage - target).abs().mean(dim=(1, 2, 3)) * weight).mean()
 
 
 def shading_loss(color: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -15,6 +15,8 @@ from backend.geometry.mesh_ops import face_areas, mean_edge_length
 from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
+from backend.optim.alignment import alignment_warning, camera_entries, silhouette_iou, unaligned, view_weights
+from backend.optim.camera_refine import CameraRefiner, RefineSettings
 from backend.optim.finish import commit_result, post_process
 from backend.optim.large_steps import SmoothParam, UniformAdam
 from backend.optim.losses import Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss
@@ -23,7 +25,7 @@ from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_err
 from backend.optim.render import GBuffer, render_gbuffer
 from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
-from backend.optim.viewset import ViewSet
+from backend.optim.viewset import ViewLevel, ViewSet
 from backend.post.geometry import offset_along_normals
 from backend.protocol import Reporter
 from backend.result import ResultWriter
@@ -51,22 +53,32 @@ def normalized_views(views: list[View], c: np.ndarray, s: float) -> list[View]:
     return [View(v.name, v.image, v.mask, v.K, v.R, normalize_extrinsics(v.R, v.t, c, s)) for v in views]
 
 
-def scene_bbox(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+def scene_bbox(scene: Scene, refine_cameras: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The job's bbox, or one derived from the masks' viewing cones."""
     if scene.bbox is not None:
         return np.asarray(scene.bbox[0], float), np.asarray(scene.bbox[1], float)
-    sils = silhouettes(scene.views, 1)
-    bbox = derive_bbox(sils)
+    tol = hull_tolerance(scene.views, refine_cameras)
+    sils = silhouettes(scene.views, tol.get("dilate_px", 1))
+    bbox = derive_bbox(sils, tolerance=tol.get("tolerance", 0))
     if bbox is None:
-        raise empty_hull_error(sils, 0)
+        raise empty_hull_error(sils, tol.get("tolerance", 0))
     return bbox
+
+
+def hull_tolerance(views: list[View], refine_cameras: bool) -> dict:
+    """visual_hull's tolerance arguments: with camera refinement a voxel survives outside the masks of ~10 %
+    of the views, masks dilated by ~1 % of the image side (the cameras are not trusted); else its defaults."""
+    if not refine_cameras:
+        return {}
+    side = max(max(v.width, v.height) for v in views)
+    return {"tolerance": max(1, round(0.1 * len(views))), "dilate_px": max(2, math.ceil(0.01 * side))}
 
 
 def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, state: RunState,
                  source: str | None = None, c: np.ndarray | None = None,
-                 s: float = 1.0) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    """Visual hull, or the mesh / point-cloud surface of the `initial_mesh` file `source`, in normalised
-    space, remeshed to the first phase's edge length."""
+                 s: float = 1.0, refine_cameras: bool = False) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """Visual hull (misalignment-tolerant when refining cameras), or the mesh / point-cloud surface of the
+    `initial_mesh` file `source`, in normalised space, remeshed to the first phase's edge length."""
     if source:
         from backend.points.start_mesh import check_inside, load_start_mesh
 
@@ -76,7 +88,7 @@ def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, stat
         reporter.log(f"initial mesh from {kind} file {source}: {len(v)} vertices, {len(f)} faces")
     else:
         lo, hi = np.full(3, -1.05), np.full(3, 1.05)
-        v, f = visual_hull(views, (lo, hi), res=128)
+        v, f = visual_hull(views, (lo, hi), res=128, **hull_tolerance(views, refine_cameras))
     reporter.check_cancel()
     area = float(face_areas(v, f).sum())
     h0 = max(math.sqrt(area / (0.433 * min(schedule.initial_faces, schedule.max_faces))), schedule.min_edge)
@@ -112,6 +124,45 @@ class Optimizer:
         self.last_shape: tuple[tuple[int, int], int] = ((0, 0), 0)
         self.oom_retries = 0
         self.mask_fraction = float(np.mean([v.mask.mean() for v in views.views]))
+        self.refiner: CameraRefiner | None = None
+        self.refine_from = 0
+        self.flags = np.zeros(len(views), dtype=bool)
+        self.ious: np.ndarray | None = None
+
+    def enable_refinement(self, settings: RefineSettings) -> None:
+        """Optimise per-view pose corrections from settings.start_fraction of the iterations on."""
+        vs = self.views.views
+        self.refiner = CameraRefiner(np.stack([v.R for v in vs]), np.stack([v.center for v in vs]), self.device,
+                                     settings)
+        self.refine_from = int(round(settings.start_fraction * self.schedule.iterations))
+
+    def refining(self, step: int) -> bool:
+        """Whether the camera corrections are optimised (and used) at this step."""
+        return self.refiner is not None and step >= self.refine_from
+
+    def batch_cameras(self, level: ViewLevel, members: list[int], refined: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """World-to-clip matrices and camera centres of the views `members` (refined: from the corrections)."""
+        ids = torch.tensor(members, device=self.device)
+        if refined:
+            proj = torch.stack([level.projections[i] for i in members])
+            return self.refiner.mvps(ids, proj), self.refiner.centres(ids)
+        return torch.stack([level.mvps[i] for i in members]), self.views.centers[ids]
+
+    @torch.no_grad()
+    def check_alignment(self, step: int) -> np.ndarray:
+        """Silhouette IoU of every view with the current mesh and cameras; down-weight the outliers."""
+        sch = self.schedule
+        level = self.views.level(sch.max_sides[min(sch.phase(step), len(sch.max_sides) - 1)])
+        verts = self.vertices()
+        ious = np.zeros(len(self.views))
+        for i in range(len(self.views)):
+            mvp, _ = self.batch_cameras(level, [i], self.refining(step))
+            gb = render_gbuffer(self.rasterizer, verts, self.f, mvp, level.sizes[i])
+            ious[i] = silhouette_iou(gb.hit[0].cpu().numpy(), level.masks[i][..., 0].cpu().numpy() > 0.5)
+        self.ious = ious
+        self.flags = unaligned(ious)
+        self.refiner.weights.copy_(torch.tensor(view_weights(self.flags), device=self.device))
+        return ious
 
     def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
         """Start optimising a new mesh (fresh vertex optimiser state and topology)."""
@@ -160,18 +211,19 @@ class Optimizer:
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)
         verts = self.vertices()
+        refined = self.refining(step)
         total_mask = torch.zeros((), device=self.device)
         total_shade = torch.zeros((), device=self.device)
         for size, members in groups.items():
-            mvps = torch.stack([level.mvps[i] for i in members])
+            mvps, cam = self.batch_cameras(level, members, refined)
             gb = render_gbuffer(self.rasterizer, verts, self.f, mvps, size)
             target_mask = torch.stack([level.masks[i] for i in members])
             target_rgb = torch.stack([level.images[i] for i in members])
             frac = len(members) / len(ids)
-            total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask)
-            cam = self.views.centers[torch.tensor(members, device=self.device)]
+            vw = None if self.refiner is None else self.refiner.weights[torch.tensor(members, device=self.device)]
+            total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask, vw)
             total_shade = total_shade + frac * self.shade(gb, target_mask, target_rgb, cam,
-                                                          max(1, int(sch.shade_pixels * frac)))
+                                                          max(1, int(sch.shade_pixels * frac)), vw)
         lap = laplacian_loss(verts, self.topo)
         nc = normal_consistency_loss(verts, self.f_long, self.topo)
         wt = self.weights
@@ -183,17 +235,25 @@ class Optimizer:
             sym = mirror_loss(verts, self.plane)
             loss = loss + wt["symmetry"] * sym
             losses["symmetry"] = sym
+        if refined:
+            prior = self.refiner.prior()
+            loss = loss + prior
+            losses["camera_prior"] = prior
+            self.refiner.zero_grad()
         self.v_opt.zero_grad(set_to_none=True)
         self.shader_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.v_opt.step()
         self.shader_opt.step()
+        if refined:
+            self.refiner.step(sch.lr_factor(step))
         losses["total"] = loss
         return {k: v.detach() for k, v in losses.items()}
 
     def shade(self, gb: GBuffer, target_mask: torch.Tensor, target_rgb: torch.Tensor, cam: torch.Tensor,
-              budget: int) -> torch.Tensor:
-        """Shading loss over up to `budget` sampled pixels that are covered and inside the mask.
+              budget: int, view_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Shading loss over up to `budget` sampled pixels that are covered and inside the mask (pixels
+        weighted by their view's `view_weight` when given).
 
         On the CPU the valid pixels are listed and sampled exactly; on a GPU, listing them would wait for
         the device, so random pixels are drawn (enough to expect `budget` valid ones) and the invalid
@@ -216,6 +276,9 @@ class Optimizer:
         if not self.schedule.shader_view:
             vdir = torch.zeros_like(vdir)
         rgb = self.shader(pos, nrm, vdir)
+        if view_weight is not None:
+            per_pixel = view_weight[idx // n_pix]
+            weight = per_pixel if weight is None else weight * per_pixel
         return shading_loss(rgb, target_rgb.reshape(-1, 3)[idx], weight)
 
     def guarded_step(self, step: int, reporter: Reporter, hw: tuple[int, int]) -> dict[str, torch.Tensor]:
@@ -289,6 +352,10 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
                 from backend.post.symmetry import detect_symmetry
 
                 opt.plane, _ = detect_symmetry(res.vertices, res.faces)
+        if opt.refiner is not None and (step in sch.remesh_steps and step >= opt.refine_from or step == opt.refine_from):
+            ious = opt.check_alignment(step)
+            reporter.log(f"alignment at step {step}: silhouette IoU median {np.median(ious):.3f}, lowest "
+                         f"{ious.min():.3f} ({opt.views.views[int(ious.argmin())].name})")
         for group in opt.v_opt.param_groups:
             group["lr"] = opt.lr_v * sch.lr_factor(step)
         losses = opt.guarded_step(step, reporter, hw)
@@ -301,7 +368,23 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
             rel = writer.write_preview(done, _to_world(v, c, s), f)
             state.previews.append({"mesh": rel, "step": done, "elapsed_s": round(state.elapsed(), 3)})
             reporter.preview(rel, done)
+    if opt.refiner is not None:
+        opt.check_alignment(sch.iterations)
     return loss_values(losses)
+
+
+def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state: RunState,
+                    reporter: Reporter) -> dict:
+    """result.json's "cameras" and "camera_focal_scale"; views that could not be aligned go to the warnings."""
+    rotations, centres, focal = opt.refiner.poses()
+    weights = opt.refiner.weights.cpu().numpy()
+    for i in np.flatnonzero(opt.flags):
+        state.warnings.append(alignment_warning(scene.views[i].name, float(opt.ious[i])))
+        reporter.log(f"warning: {state.warnings[-1]}")
+    cams = camera_entries(scene.views, rotations, centres, focal, c, s, scene.image_scale_applied, weights, opt.flags)
+    reporter.log("camera corrections: median rotation {:.3f} deg, median centre move {:.4g}".format(
+        float(np.median([x["rotation_deg"] for x in cams])), float(np.median([x["translation"] for x in cams]))))
+    return {"cameras": cams, "camera_focal_scale": focal}
 
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
@@ -328,7 +411,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
 
         reporter.stage("visual_hull")
         t = time.monotonic()
-        bmin, bmax = scene_bbox(scene)
+        refine = bool(settings.get("refine_cameras"))
+        bmin, bmax = scene_bbox(scene, refine)
         c, s = normalization(bmin, bmax)
         views = normalized_views(scene.views, c, s)
         full_side = max(max(v.width, v.height) for v in views)
@@ -339,7 +423,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         hw = max(((v.height, v.width) for v in views), key=lambda t: t[0] * t[1])
         schedule, plan = plan_memory(schedule, hw, len(views), available_bytes(device), device.type)
         reporter.log(plan.describe())
-        v0, f0, h0, hull = initial_mesh(views, reporter, schedule, state, settings.get("initial_mesh"), c, s)
+        v0, f0, h0, hull = initial_mesh(views, reporter, schedule, state, settings.get("initial_mesh"), c, s,
+                                     refine)
         state.timings["visual_hull"] = round(time.monotonic() - t, 3)
         if preview_every > 0:
             rel = writer.write_preview(0, _to_world(v0, c, s), f0)
@@ -349,6 +434,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         reporter.stage("optimize")
         t = time.monotonic()
         opt = Optimizer(ViewSet(views, device), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
+        if refine:
+            opt.enable_refinement(RefineSettings())
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every)
         plan.oom_retries = opt.oom_retries
         v, f = opt.mesh()
@@ -370,6 +457,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             "visual_hull": {"vertices": len(hull["vertices"]), "faces": len(hull["faces"])},
             "remeshes": state.remeshes, "warnings": state.warnings, "previews": state.previews,
         }
+        if refine:
+            result.update(refined_cameras(opt, scene, c, s, state, reporter))
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)
     except BaseException:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as tf
 
-from backend.cameras import world_to_clip
+from backend.cameras import projection_matrix
 
 
 @dataclass
@@ -17,6 +17,7 @@ class ViewLevel:
     images: list[torch.Tensor]  # (H, W, 3)
     masks: list[torch.Tensor]  # (H, W, 1) soft coverage in [0, 1]
     mvps: list[torch.Tensor]  # (4, 4) world-to-clip
+    projections: list[torch.Tensor]  # (4, 4) camera-to-clip (for refined poses: mvp = projection @ [R | t])
     sizes: list[tuple[int, int]]  # (H, W)
 
 
@@ -43,7 +44,7 @@ class ViewSet:
         self._levels = {k: lv for k, lv in self._levels.items() if k in sides}
 
     def _build(self, max_side: int) -> ViewLevel:
-        images, masks, mvps, sizes = [], [], [], []
+        images, masks, mvps, projections, sizes = [], [], [], [], []
         for v in self.views:
             h, w = v.height, v.width
             s = min(1.0, max_side / max(h, w))
@@ -57,9 +58,12 @@ class ViewSet:
             k = np.diag([ws / w, hs / h, 1.0]) @ np.asarray(v.K, dtype=np.float64)
             depth = np.linalg.norm(v.center)
             near, far = max(1e-3, depth - 2.0), depth + 2.0
-            mvp = world_to_clip(k, v.R, v.t, ws, hs, near=near, far=far)
+            proj = projection_matrix(k, ws, hs, near, far)
+            rt = np.eye(4)
+            rt[:3, :3], rt[:3, 3] = v.R, v.t
             images.append(stack[..., :3])
             masks.append(stack[..., 3:4])
-            mvps.append(torch.tensor(mvp, dtype=torch.float32, device=self.device))
+            mvps.append(torch.tensor(proj @ rt, dtype=torch.float32, device=self.device))
+            projections.append(torch.tensor(proj, dtype=torch.float32, device=self.device))
             sizes.append((hs, ws))
-        return ViewLevel(images, masks, mvps, sizes)
+        return ViewLevel(images, masks, mvps, projections, sizes)
