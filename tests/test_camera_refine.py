@@ -139,6 +139,29 @@ def test_refiner_mvps_match_the_given_cameras_and_stay_out_of_the_gauge() -> Non
     assert np.linalg.norm(C2 - views[0].center) > 0.05
 
 
+def test_shared_focal_scale_scales_every_view_and_learns_only_when_asked() -> None:
+    from backend.cameras import projection_matrix
+    from backend.optim.camera_refine import RefineSettings
+
+    views = ring_views(3)
+    rs, cs = np.stack([v.R for v in views]), np.stack([v.center for v in views])
+    fixed = CameraRefiner(rs, cs, torch.device("cpu"))
+    assert not fixed.log_f.requires_grad and len(fixed.opt.param_groups) == 3
+    ref = CameraRefiner(rs, cs, torch.device("cpu"), RefineSettings(refine_focal=True))
+    assert len(ref.opt.param_groups) == 4
+    with torch.no_grad():
+        ref.log_f.fill_(np.log(1.1))
+    ids = torch.arange(3)
+    k = views[0].K
+    proj = torch.tensor(projection_matrix(k, 64, 64, 0.5, 6.0), dtype=torch.float32).expand(3, 4, 4)
+    got = ref.mvps(ids, proj).detach().double().numpy()
+    k2 = k.copy()
+    k2[0, 0] *= 1.1
+    k2[1, 1] *= 1.1
+    for v, m in zip(views, got):
+        assert np.allclose(m, world_to_clip(k2, v.R, v.t, 64, 64, 0.5, 6.0), atol=1e-4)
+
+
 def test_camera_entries_undo_normalisation_and_image_scale() -> None:
     views = ring_views(4)
     c, s = np.array([0.2, -0.1, 0.4]), 1.7
