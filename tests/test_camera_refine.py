@@ -186,6 +186,42 @@ def test_camera_entries_undo_normalisation_and_image_scale() -> None:
     json.dumps(entries)
 
 
+def sphere_mask(view: View, radius: float) -> np.ndarray:
+    """Exact silhouette of a sphere at the origin: pixels whose ray passes within `radius` of it."""
+    h, w = view.mask.shape
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(view.K).T @ view.R
+    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    c = view.center
+    closest = c - (rays @ c)[..., None] * rays
+    return np.linalg.norm(closest, axis=-1) < radius
+
+
+def test_tolerant_hull_survives_a_camera_off_by_degrees() -> None:
+    from backend.geometry.mesh_ops import face_areas
+    from backend.optim.reconstruct import hull_tolerance
+
+    views = ring_views(12)
+    views = [dataclasses.replace(v, mask=sphere_mask(v, 0.8)) for v in views]
+    assert hull_tolerance(views, False) == {}
+    assert hull_tolerance(views, True) == {"tolerance": 1, "dilate_px": 2}
+    bad = list(views)
+    bad[3] = dataclasses.replace(bad[3], R=so3_exp(np.array([0.0, np.radians(4.0), 0.0])) @ bad[3].R)
+    bad[3] = dataclasses.replace(bad[3], t=-bad[3].R @ views[3].center)
+    from backend.geometry.visual_hull import visual_hull
+
+    box = (np.full(3, -1.0), np.full(3, 1.0))
+    area = {name: float(face_areas(*visual_hull(vs, box, res=64, tolerance=tol.get("tolerance", 0),
+                                                dilate_px=tol.get("dilate_px", 1))).sum())
+            for name, vs, tol in (("exact", views, {}), ("strict", bad, {"tolerance": 0}),
+                                  ("tolerant", bad, hull_tolerance(bad, True)))}
+    sphere = 4 * np.pi * 0.8**2
+    assert area["exact"] > sphere
+    print(area)
+    assert area["strict"] < 0.97 * area["exact"], "one camera off by 4 degrees carves the strict hull"
+    assert 0.98 * area["exact"] < area["tolerant"] < 1.25 * area["exact"]
+
+
 def test_unaligned_flags_the_outlier_only() -> None:
     ious = np.array([0.96, 0.97, 0.95, 0.965, 0.62, 0.955, 0.97, 0.96])
     assert unaligned(ious).tolist() == [i == 4 for i in range(8)]
