@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.cameras import normalization, normalize_extrinsics, world_to_clip
+from backend.cameras import normalize_extrinsics, world_to_clip
 from backend.io.views import View
 from backend.optim.alignment import camera_entries, unaligned
 from backend.optim.camera_refine import CameraRefiner, so3_exp_batch
