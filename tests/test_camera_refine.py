@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.cameras import normalization, normalize_extrinsics, world_to_clip
+from backend.cameras import normalize_extrinsics, world_to_clip
 from backend.io.views import View
 from backend.optim.alignment import camera_entries, unaligned
 from backend.optim.camera_refine import CameraRefiner, so3_exp_batch
@@ -139,6 +139,29 @@ def test_refiner_mvps_match_the_given_cameras_and_stay_out_of_the_gauge() -> Non
     assert np.linalg.norm(C2 - views[0].center) > 0.05
 
 
+def test_shared_focal_scale_scales_every_view_and_learns_only_when_asked() -> None:
+    from backend.cameras import projection_matrix
+    from backend.optim.camera_refine import RefineSettings
+
+    views = ring_views(3)
+    rs, cs = np.stack([v.R for v in views]), np.stack([v.center for v in views])
+    fixed = CameraRefiner(rs, cs, torch.device("cpu"))
+    assert not fixed.log_f.requires_grad and len(fixed.opt.param_groups) == 3
+    ref = CameraRefiner(rs, cs, torch.device("cpu"), RefineSettings(refine_focal=True))
+    assert len(ref.opt.param_groups) == 4
+    with torch.no_grad():
+        ref.log_f.fill_(np.log(1.1))
+    ids = torch.arange(3)
+    k = views[0].K
+    proj = torch.tensor(projection_matrix(k, 64, 64, 0.5, 6.0), dtype=torch.float32).expand(3, 4, 4)
+    got = ref.mvps(ids, proj).detach().double().numpy()
+    k2 = k.copy()
+    k2[0, 0] *= 1.1
+    k2[1, 1] *= 1.1
+    for v, m in zip(views, got):
+        assert np.allclose(m, world_to_clip(k2, v.R, v.t, 64, 64, 0.5, 6.0), atol=1e-4)
+
+
 def test_camera_entries_undo_normalisation_and_image_scale() -> None:
     views = ring_views(4)
     c, s = np.array([0.2, -0.1, 0.4]), 1.7
@@ -161,6 +184,42 @@ def test_camera_entries_undo_normalisation_and_image_scale() -> None:
     assert np.allclose(camera_center(np.array(e1["R"]), np.array(e1["t"])), views[1].center + [0.01 * s, 0, 0])
     assert entries[3]["aligned"] is False and entries[3]["weight"] == 0.05 and e0["aligned"] is True
     json.dumps(entries)
+
+
+def sphere_mask(view: View, radius: float) -> np.ndarray:
+    """Exact silhouette of a sphere at the origin: pixels whose ray passes within `radius` of it."""
+    h, w = view.mask.shape
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(view.K).T @ view.R
+    rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    c = view.center
+    closest = c - (rays @ c)[..., None] * rays
+    return np.linalg.norm(closest, axis=-1) < radius
+
+
+def test_tolerant_hull_survives_a_camera_off_by_degrees() -> None:
+    from backend.geometry.mesh_ops import face_areas
+    from backend.optim.reconstruct import hull_tolerance
+
+    views = ring_views(12)
+    views = [dataclasses.replace(v, mask=sphere_mask(v, 0.8)) for v in views]
+    assert hull_tolerance(views, False) == {}
+    assert hull_tolerance(views, True) == {"tolerance": 1, "dilate_px": 2}
+    bad = list(views)
+    bad[3] = dataclasses.replace(bad[3], R=so3_exp(np.array([0.0, np.radians(4.0), 0.0])) @ bad[3].R)
+    bad[3] = dataclasses.replace(bad[3], t=-bad[3].R @ views[3].center)
+    from backend.geometry.visual_hull import visual_hull
+
+    box = (np.full(3, -1.0), np.full(3, 1.0))
+    area = {name: float(face_areas(*visual_hull(vs, box, res=64, tolerance=tol.get("tolerance", 0),
+                                                dilate_px=tol.get("dilate_px", 1))).sum())
+            for name, vs, tol in (("exact", views, {}), ("strict", bad, {"tolerance": 0}),
+                                  ("tolerant", bad, hull_tolerance(bad, True)))}
+    sphere = 4 * np.pi * 0.8**2
+    assert area["exact"] > sphere
+    print(area)
+    assert area["strict"] < 0.97 * area["exact"], "one camera off by 4 degrees carves the strict hull"
+    assert 0.98 * area["exact"] < area["tolerant"] < 1.25 * area["exact"]
 
 
 def test_unaligned_flags_the_outlier_only() -> None:
@@ -268,9 +327,11 @@ def test_wrong_image_is_named_and_exact_cameras_stay_put(suzanne: dict, tmp_path
     ch = chamfer_pct(suzanne["ref"], tmp_path / "wrong" / result["mesh"])
     print(f"Chamfer with a wrong image {ch:.3f}%")
     assert ch < 1.0, "the mesh is not ruined"
-    for i, (c, v) in enumerate(zip(cams, scene.views)):
-        if i == k:
-            continue
-        rot, moved = pose_errors(np.array(c["R"]), np.array(c["t"]), v.R, v.t)
-        assert rot < 0.35 and moved < 0.01 * suzanne["diag"], (v.name, rot, moved)
-        assert np.allclose(c["K"], v.K)
+    errors = np.array([pose_errors(np.array(c["R"]), np.array(c["t"]), v.R, v.t)
+                       for i, (c, v) in enumerate(zip(cams, scene.views)) if i != k])
+    print(f"exact cameras after refinement: rotation median {np.median(errors[:, 0]):.3f} max "
+          f"{errors[:, 0].max():.3f} deg, centre median {100 * np.median(errors[:, 1]) / suzanne['diag']:.3f}% "
+          f"max {100 * errors[:, 1].max() / suzanne['diag']:.3f}% of the bbox diagonal")
+    assert np.median(errors[:, 0]) < 0.25 and errors[:, 0].max() < 1.0
+    assert np.median(errors[:, 1]) < 0.006 * suzanne["diag"] and errors[:, 1].max() < 0.02 * suzanne["diag"]
+    assert all(np.allclose(c["K"], v.K) for c, v in zip(cams, scene.views))

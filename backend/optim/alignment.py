@@ -56,6 +56,6 @@ def camera_entries(views: list[View], rotations: np.ndarray, centres: np.ndarray
             "name": v.name, "K": K.tolist(), "R": R.tolist(), "t": t.tolist(),
             "rotation_deg": rotation_angle_deg(R @ np.asarray(v.R).T),
             "translation": float(np.linalg.norm(camera_center(R, t) - v.center)),
-            "weight": float(weights[i]), "aligned": not bool(flags[i]),
+            "weight": round(float(weights[i]), 6), "aligned": not bool(flags[i]),
         })
     return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.pose import gauge_basis
+from backend.pose import gauge_basis, skew
 
 FOCAL_ENTRIES = ((0, 0), (0, 1), (1, 1))  # the projection matrix entries a focal scale multiplies
 
@@ -49,8 +49,7 @@ def correction_maps(rotations: np.ndarray, centres: np.ndarray, depth: float) ->
     m = np.zeros((n, 6, 6))
     for i in range(n):
         r = np.asarray(centres[i], float)
-        k = np.array([[0.0, -r[2], r[1]], [r[2], 0.0, -r[0]], [-r[1], r[0], 0.0]])
-        a[i] = -k @ np.asarray(rotations[i], float).T[:, :2]
+        a[i] = -skew(r) @ np.asarray(rotations[i], float).T[:, :2]
         m[i, :3, :3] = depth * np.eye(3)
         m[i, :3, 3:5] = -depth * np.eye(3)[:, :2]
         m[i, 3:, 3:5] = a[i]
