@@ -72,3 +72,37 @@ def test_reconstruct_cycles_scene_with_real_backend(tmp_path: Path) -> None:
         assert len(out_dirs) == 1 and list(out_dirs[0].parent.glob("previews/mesh_*.ply"))
     finally:
         addon_utils.disable(ADDON, default_set=True, handle_error=None)
+
+
+@pytest.mark.slow
+def test_refine_cameras_through_the_addon_with_real_backend(tmp_path: Path) -> None:
+    """Refine Cameras on a Cycles scene: the real backend's refined cameras are stored, listed and applied."""
+    import json
+
+    from blender_addon import camera_math
+    from blender_addon.gather import camera_params, camera_pose
+    from blender_addon.ops_cameras import stored_cameras
+
+    build_scene()
+    addon_utils.enable(ADDON, default_set=True, handle_error=None)
+    try:
+        s = bpy.context.scene.photomesh
+        s.image_source, s.quality, s.render_samples, s.job_name = "RENDER", "DRAFT", 4, "Refined"
+        s.refine_cameras = True
+        assert bpy.ops.photomesh.reconstruct(work_dir=str(tmp_path), iterations=40, preview_every=0) == {"FINISHED"}
+        result = json.loads(next(tmp_path.glob("Refined_*/out/result.json")).read_text())
+        entries = {e["name"]: e for e in result["cameras"]}
+        assert len(entries) == 6 and result["camera_focal_scale"] > 0
+        stored, _ = stored_cameras(bpy.context.scene)
+        assert sorted(c.camera for c in stored) == [f"Cam.{i:03d}" for i in range(6)]
+        # the cameras rendered the images, so they are exact: the corrections stay small
+        assert all(e["rotation_deg"] < 1.0 and e["aligned"] for e in entries.values())
+        assert bpy.ops.photomesh.apply_refined_cameras() == {"FINISHED"}
+        for cam in (bpy.data.objects[f"Cam.{i:03d}"] for i in range(6)):
+            e = entries[cam.name]
+            R, t = camera_pose(cam)
+            assert np.allclose(R, e["R"], atol=1e-5) and np.allclose(t, e["t"], atol=1e-5), cam.name
+            K = camera_math.intrinsics(camera_params(cam, bpy.context.scene))
+            assert np.allclose(K, e["K"], rtol=1e-5), cam.name
+    finally:
+        addon_utils.disable(ADDON, default_set=True, handle_error=None)

@@ -14,7 +14,7 @@ import torch
 
 from backend.cameras import normalize_extrinsics, world_to_clip
 from backend.io.views import View
-from backend.optim.alignment import camera_entries, unaligned
+from backend.optim.alignment import camera_entries, refined_views, unaligned
 from backend.optim.camera_refine import CameraRefiner, so3_exp_batch
 from backend.pose import (camera_center, denormalize_pose, gauge_basis, gauge_free_errors, perturb_views,
                           pose_errors, remove_gauge, rotation_angle_deg, so3_exp, so3_log)
@@ -170,8 +170,10 @@ def test_camera_entries_undo_normalisation_and_image_scale() -> None:
     Rs[1] = so3_exp(np.array([0.0, 0.01, 0.0])) @ Rs[1]
     Cs[1] = Cs[1] + np.array([0.01, 0.0, 0.0])
     scaled = [dataclasses.replace(v, K=np.diag([0.5, 0.5, 1.0]) @ v.K) for v in views]
-    entries = camera_entries(scaled, Rs, Cs, 1.02, c, s, 0.5, np.array([1, 1, 1, 0.05]),
-                             np.array([False, False, False, True]))
+    refined = refined_views(scaled, Rs, Cs, 1.02, c, s)
+    assert np.allclose(refined[0].R, views[0].R) and np.allclose(refined[0].t, views[0].t)
+    assert refined[0].K[0, 0] == pytest.approx(30.0 * 1.02) and refined[0].image is scaled[0].image
+    entries = camera_entries(scaled, refined, 0.5, np.array([1, 1, 1, 0.05]), np.array([False, False, False, True]))
     assert [e["name"] for e in entries] == [v.name for v in views]
     e0 = entries[0]
     assert np.allclose(e0["R"], views[0].R) and np.allclose(e0["t"], views[0].t)
@@ -226,7 +228,8 @@ def test_unaligned_flags_the_outlier_only() -> None:
     ious = np.array([0.96, 0.97, 0.95, 0.965, 0.62, 0.955, 0.97, 0.96])
     assert unaligned(ious).tolist() == [i == 4 for i in range(8)]
     assert not unaligned(np.array([0.9, 0.91, 0.93, 0.92, 0.94])).any()
-    assert unaligned(np.array([0.7, 0.72, 0.71])).all(), "poor overlap everywhere: none is aligned"
+    assert not unaligned(np.array([0.7, 0.72, 0.71])).any(), "poor overlap everywhere: the mesh, not the cameras"
+    assert unaligned(np.array([0.9, 0.8, 0.74, 0.85, 0.88])).tolist() == [False, False, True, False, False]
 
 
 def test_cli_flag_sets_refine_cameras() -> None:

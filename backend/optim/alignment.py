@@ -7,17 +7,20 @@ import numpy as np
 from backend.io.views import View
 from backend.pose import camera_center, denormalize_pose, rotation_angle_deg
 
-MIN_IOU = 0.75  # below this silhouette overlap a view is never counted as aligned
+MIN_IOU = 0.75  # below this silhouette overlap a view is not counted as aligned (when most views reach it)
 OUTLIER_GAP = 0.06  # nor when its overlap is this far (or 6 MADs, if more) below the median view's
 DOWN_WEIGHT = 0.05  # loss weight of a view that cannot be aligned
 
 
 def unaligned(ious: np.ndarray) -> np.ndarray:
-    """Boolean per view: its silhouette IoU is below MIN_IOU or an outlier below the others."""
+    """Boolean per view: its silhouette IoU is an outlier below the others', or below MIN_IOU while the median
+    view reaches it. When most views overlap poorly the mesh is what is not fitted yet (a short run, a thin
+    object at a low resolution), not the cameras: down-weighting them all would only weaken the data terms."""
     ious = np.asarray(ious, dtype=np.float64)
     med = float(np.median(ious))
     mad = float(np.median(np.abs(ious - med)))
-    return (ious < MIN_IOU) | (ious < med - max(OUTLIER_GAP, 6.0 * 1.4826 * mad))
+    outlier = ious < med - max(OUTLIER_GAP, 6.0 * 1.4826 * mad)
+    return outlier | ((ious < MIN_IOU) & (med >= MIN_IOU))
 
 
 def view_weights(flags: np.ndarray) -> np.ndarray:
@@ -37,25 +40,32 @@ def silhouette_iou(covered: np.ndarray, mask: np.ndarray) -> float:
     return float(np.logical_and(covered, mask).sum() / union) if union else 1.0
 
 
-def camera_entries(views: list[View], rotations: np.ndarray, centres: np.ndarray, focal: float,
-                   c: np.ndarray, s: float, image_scale: float, weights: np.ndarray,
-                   flags: np.ndarray) -> list[dict]:
-    """result.json "cameras": refined K, R, t per view in the job's world frame and pixels, the size of each
-    correction, its weight and whether it was aligned. rotations (N, 3, 3), centres (N, 3) are normalised-frame
-    poses; views are the scene's (world-frame) views; image_scale undoes the job's image_scale on K."""
+def refined_views(views: list[View], rotations: np.ndarray, centres: np.ndarray, focal: float,
+                  c: np.ndarray, s: float) -> list[View]:
+    """The scene's (world-frame) views with the refined poses and focal scale: the cameras the texture is
+    baked from. rotations (N, 3, 3), centres (N, 3) are normalised-frame poses."""
     out = []
     for i, v in enumerate(views):
-        R = rotations[i]
-        t = denormalize_pose(R, -R @ centres[i], c, s)
+        R = np.asarray(rotations[i], dtype=np.float64)
         K = np.array(v.K, dtype=np.float64)
-        K[:2] /= image_scale
-        K[0, 0] *= focal
-        K[0, 1] *= focal
+        K[0, :2] *= focal
         K[1, 1] *= focal
+        out.append(View(v.name, v.image, v.mask, K, R, denormalize_pose(R, -R @ centres[i], c, s)))
+    return out
+
+
+def camera_entries(views: list[View], refined: list[View], image_scale: float, weights: np.ndarray,
+                   flags: np.ndarray) -> list[dict]:
+    """result.json "cameras": refined K, R, t per view in the job's world frame and pixels (image_scale undone
+    on K), the size of each correction, its weight and whether it was aligned."""
+    out = []
+    for v, r, w, flag in zip(views, refined, weights, flags):
+        K = np.array(r.K, dtype=np.float64)
+        K[:2] /= image_scale
         out.append({
-            "name": v.name, "K": K.tolist(), "R": R.tolist(), "t": t.tolist(),
-            "rotation_deg": rotation_angle_deg(R @ np.asarray(v.R).T),
-            "translation": float(np.linalg.norm(camera_center(R, t) - v.center)),
-            "weight": round(float(weights[i]), 6), "aligned": not bool(flags[i]),
+            "name": v.name, "K": K.tolist(), "R": r.R.tolist(), "t": r.t.tolist(),
+            "rotation_deg": rotation_angle_deg(r.R @ np.asarray(v.R).T),
+            "translation": float(np.linalg.norm(camera_center(r.R, r.t) - v.center)),
+            "weight": float(w), "aligned": not bool(flag),
         })
     return out

@@ -15,7 +15,8 @@ from backend.geometry.mesh_ops import face_areas, mean_edge_length
 from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
-from backend.optim.alignment import alignment_warning, camera_entries, silhouette_iou, unaligned, view_weights
+from backend.optim.alignment import (alignment_warning, camera_entries, refined_views, silhouette_iou, unaligned,
+                                     view_weights)
 from backend.optim.camera_refine import CameraRefiner, RefineSettings
 from backend.optim.finish import commit_result, post_process
 from backend.optim.large_steps import SmoothParam, UniformAdam
@@ -374,17 +375,19 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
 
 
 def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state: RunState,
-                    reporter: Reporter) -> dict:
-    """result.json's "cameras" and "camera_focal_scale"; views that could not be aligned go to the warnings."""
+                    reporter: Reporter) -> tuple[list[View], dict]:
+    """The scene's views with the refined cameras (the texture is baked from them), and result.json's
+    "cameras" and "camera_focal_scale"; views that could not be aligned go to the warnings."""
     rotations, centres, focal = opt.refiner.poses()
     weights = opt.refiner.weights.cpu().numpy()
     for i in np.flatnonzero(opt.flags):
         state.warnings.append(alignment_warning(scene.views[i].name, float(opt.ious[i])))
         reporter.log(f"warning: {state.warnings[-1]}")
-    cams = camera_entries(scene.views, rotations, centres, focal, c, s, scene.image_scale_applied, weights, opt.flags)
+    views = refined_views(scene.views, rotations, centres, focal, c, s)
+    cams = camera_entries(scene.views, views, scene.image_scale_applied, weights, opt.flags)
     reporter.log("camera corrections: median rotation {:.3f} deg, median centre move {:.4g}".format(
         float(np.median([x["rotation_deg"] for x in cams])), float(np.median([x["translation"] for x in cams]))))
-    return {"cameras": cams, "camera_focal_scale": focal}
+    return views, {"cameras": cams, "camera_focal_scale": focal}
 
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
@@ -444,6 +447,10 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         vw = _to_world(v, c, s)
         state.timings["optimize"] = round(time.monotonic() - t, 3)
 
+        cameras: dict = {}
+        if refine:
+            refined, cameras = refined_cameras(opt, scene, c, s, state, reporter)
+            scene = dataclasses.replace(scene, views=refined)
         post = post_process(vw, f, scene, settings, rasterizer, reporter, state.timings)
         reporter.stage("write")
         t = time.monotonic()
@@ -457,8 +464,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             "visual_hull": {"vertices": len(hull["vertices"]), "faces": len(hull["faces"])},
             "remeshes": state.remeshes, "warnings": state.warnings, "previews": state.previews,
         }
-        if refine:
-            result.update(refined_cameras(opt, scene, c, s, state, reporter))
+        result.update(cameras)
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)
     except BaseException:
