@@ -1,9 +1,10 @@
 """Drive Refine Cameras in a real Blender window: Reconstruct with the checkbox on, the Refined Cameras
 sub-panel, Apply Refined Cameras, then Undo and Redo as a user's Ctrl+Z / Ctrl+Shift+Z do.
 
-Configuration (JSON after `--`): `addon_zip`, `backend_python` (an executable standing in for the backend:
-it writes refined cameras with known corrections), `work_dir`, `artifacts`, `result`. The scene (the window
-test's .blend: cameras with their photos, selected) gets one camera parented to a turned, scaled empty.
+Configuration (JSON after `--`): `addon_zip`, `backend_python` (the real backend's Python), `work_dir`,
+`iterations`, `turn_deg`, `artifacts`, `result`. The scene (the window test's .blend: cameras with their
+photos, selected) gets one camera parented to a turned, scaled empty, and another camera turned by
+`turn_deg` away from the pose its photo was rendered from, for the refinement to find.
 Operators run with the window's context and undo=True, so the UNDO flag pushes undo steps as a click does.
 The result records, per stored camera, K, R, t as a job would gather them, before Apply, after it,
 after Undo and after Redo; what the sub-panel drew; and a screenshot of it.
@@ -11,6 +12,7 @@ after Undo and after Redo; what the sub-panel drew; and a screenshot of it.
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bpy  # noqa: E402
+from mathutils import Matrix  # noqa: E402
 
 import wdriver  # noqa: E402
 
@@ -90,12 +93,16 @@ class RefineFlow:
         cams[0].parent = rig
         cams[0].matrix_world = world
         self.res["parented"] = cams[0].name
+        turned = cams[len(cams) // 2]
+        turned.matrix_world = turned.matrix_world @ Matrix.Rotation(math.radians(self.cfg["turn_deg"]), 4, "Y")
+        self.res["turned"] = turned.name
         getattr(bpy.types, SUBPANEL).append(self.on_subpanel_draw)
         return self.drv.steady(self.reconstruct)
 
     def reconstruct(self) -> Optional[Callable]:
-        """Reconstruct (blocking path) against the stand-in backend; the refined cameras get stored."""
-        ret = wdriver.call_with_context(bpy.ops.photomesh.reconstruct, self.ctx(), "EXEC_DEFAULT", True)
+        """Reconstruct (blocking path) with the real backend; the refined cameras get stored."""
+        ret = wdriver.call_with_context(bpy.ops.photomesh.reconstruct, self.ctx(), "EXEC_DEFAULT", True,
+                                        iterations=int(self.cfg["iterations"]), preview_every=0)
         self.res["reconstruct_return"] = sorted(ret)
         self.res["stored"] = [{"view": i.view, "camera": i.camera, "aligned": i.aligned, "rotation_deg": i.rotation_deg,
                                "translation": i.translation} for i in bpy.context.scene.photomesh_cameras.items]
