@@ -1,12 +1,12 @@
-"""Refine Cameras in real Blender (bpy): the checkbox reaches job.json, a result with refined cameras is
-imported through the Reconstruct operator, listed, and Apply Refined Cameras moves the cameras.
+"""Refine Cameras in real Blender (bpy): the checkbox reaches job.json, a result folder with known refined
+cameras (the contract's input, written here) is imported by the same `import_result` call Reconstruct makes when
+its backend finishes, listed, and Apply Refined Cameras moves the cameras. The whole path with the real backend
+is tests/test_addon_e2e.py and the window test.
 """
 from __future__ import annotations
 
 import json
 import math
-import stat
-import sys
 from pathlib import Path
 
 import bpy  # noqa: I001 - bpy first: it makes mathutils importable
@@ -15,46 +15,26 @@ import pytest
 
 from blender_addon import camera_math
 from blender_addon.camera_refine import panel_rows
-from blender_addon.gather import camera_params, camera_pose, gather_job
-from blender_addon.job_spec import fit_intrinsics
+from blender_addon.camera_refine import RunCameras
+from blender_addon.gather import camera_params, camera_pose, gather_job, selected_cameras, view_camera_map
+from blender_addon.import_result import import_result
+from blender_addon.job_spec import GatherError, fit_intrinsics
 from blender_addon.ops_cameras import non_aligned, present_cameras, stored_cameras
 from blender_helpers import ADDON, addon  # noqa: F401 - addon: the module's autouse fixture
 
-BACKEND = r'''
-import json, os, sys
-args = sys.argv[1:]
-job, out = args[args.index("reconstruct") + 1], args[args.index("--out") + 1]
-os.makedirs(out, exist_ok=True)
-def emit(o): print(json.dumps(o), flush=True)
-emit({"type": "stage", "name": "load"})
-with open(os.path.join(out, "mesh.obj"), "w") as fh:
-    fh.write("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
-result = json.load(open(os.environ["REFINED_RESULT"]))
-result["mesh"] = "mesh.obj"
-json.dump(result, open(os.path.join(out, "result.json"), "w"))
-emit({"type": "done", "result": "result.json"})
-'''
+MESH_OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
 FOCAL_SCALE = 1.02
 
 
-def _prefs():
-    return bpy.context.preferences.addons[ADDON].preferences
-
-
-@pytest.fixture()
-def backend(tmp_path: Path, monkeypatch) -> Path:
-    """A backend program that writes the result.json this test gives it (REFINED_RESULT), with a small mesh."""
-    script = tmp_path / "refined_backend.py"
-    script.write_text(BACKEND)
-    exe = tmp_path / "refinedpython"
-    exe.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
-    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    _prefs().python_path = str(exe)
-    _prefs().work_dir = str(tmp_path / "work")
-    monkeypatch.setenv("REFINED_RESULT", str(tmp_path / "refined_result.json"))
-    yield tmp_path / "refined_result.json"
-    _prefs().python_path = ""
-    _prefs().work_dir = ""
+def import_refined(result: dict, job: dict, tmp_path: Path, name: str = "Recon"):
+    """Write a result folder (a small mesh and this result.json) and import it as Reconstruct does at the end
+    of a run, with the view -> camera map of the selected cameras."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    (out / "mesh.obj").write_text(MESH_OBJ)
+    (out / "result.json").write_text(json.dumps({**result, "mesh": "mesh.obj"}))
+    run = RunCameras(tuple(job["views"]), view_camera_map(selected_cameras(bpy.context)))
+    return import_result(bpy.context, out / "result.json", name, run)
 
 
 @pytest.fixture(autouse=True)
@@ -144,35 +124,30 @@ def _refined_result(job: dict, cams: list) -> tuple[dict, dict]:
     return {"cameras": entries, "camera_focal_scale": FOCAL_SCALE, "warnings": [warning]}, expected
 
 
-def _run_with_refined_result(backend: Path, tmp_path: Path) -> tuple[list, dict]:
-    """Reconstruct with Refine Cameras on against a backend returning known refined cameras."""
+def _run_with_refined_result(tmp_path: Path) -> tuple[list, dict]:
+    """Gather a job with Refine Cameras on and import a result with known refined cameras for it."""
     cams = _cameras()
     s = bpy.context.scene.photomesh
     s.refine_cameras = True
-    job = gather_job(bpy.context, s, tmp_path / "probe_job")
+    job = gather_job(bpy.context, s, tmp_path / "job")
     content, expected = _refined_result(job, cams)
-    backend.write_text(json.dumps(content))
-    assert bpy.ops.photomesh.reconstruct() == {"FINISHED"}
+    import_refined(content, job, tmp_path)
     return cams, expected
 
 
-def test_checkbox_reaches_job_json(backend: Path, tmp_path: Path) -> None:
-    cams = _cameras()
-    backend.write_text(json.dumps({}))
+def test_checkbox_reaches_job_json(tmp_path: Path) -> None:
+    _cameras()
     for on in (False, True):
         bpy.context.scene.photomesh.refine_cameras = on
-        for cam in cams:
-            cam.select_set(True)
-        assert bpy.ops.photomesh.reconstruct() == {"FINISHED"}
-        newest = max((tmp_path / "work").glob("Recon_*"), key=lambda p: p.stat().st_mtime_ns)
-        assert json.loads((newest / "job" / "job.json").read_text())["settings"]["refine_cameras"] is on
+        gather_job(bpy.context, bpy.context.scene.photomesh, tmp_path / f"job_{on}")
+        assert json.loads((tmp_path / f"job_{on}" / "job.json").read_text())["settings"]["refine_cameras"] is on
     assert len(bpy.context.scene.photomesh_cameras.items) == 0
     with pytest.raises(RuntimeError, match="No refined cameras stored"):
         bpy.ops.photomesh.apply_refined_cameras()
 
 
-def test_refined_cameras_stored_listed_and_applied(backend: Path, tmp_path: Path) -> None:
-    cams, expected = _run_with_refined_result(backend, tmp_path)
+def test_refined_cameras_stored_listed_and_applied(tmp_path: Path) -> None:
+    cams, expected = _run_with_refined_result(tmp_path)
     scene = bpy.context.scene
     obj = bpy.data.objects["Recon"]
     assert obj["photomesh_refined_cameras"] == 4
@@ -203,8 +178,8 @@ def test_refined_cameras_stored_listed_and_applied(backend: Path, tmp_path: Path
     assert cams[3].parent is not None and tuple(cams[1].scale) == pytest.approx((0.5, 0.5, 0.5), rel=1e-5)
 
 
-def test_missing_cameras_named_others_applied(backend: Path, tmp_path: Path, capfd) -> None:
-    cams, expected = _run_with_refined_result(backend, tmp_path)
+def test_missing_cameras_named_others_applied(tmp_path: Path, capfd) -> None:
+    cams, expected = _run_with_refined_result(tmp_path)
     scene = bpy.context.scene
     bpy.data.objects.remove(cams[0])
     cams[1].name = "Renamed"
@@ -226,8 +201,8 @@ def test_missing_cameras_named_others_applied(backend: Path, tmp_path: Path, cap
         assert np.allclose(R, expected[name][1], atol=1e-5) and np.allclose(t, expected[name][2], atol=1e-5)
 
 
-def test_apply_is_one_undo_step(backend: Path, tmp_path: Path) -> None:
-    cams, expected = _run_with_refined_result(backend, tmp_path)
+def test_apply_is_one_undo_step(tmp_path: Path) -> None:
+    cams, expected = _run_with_refined_result(tmp_path)
     names = [c.name for c in cams]
     before = {c.name: (np.array(c.matrix_world), c.data.lens) for c in cams}
     bpy.ops.ed.undo_push(message="before apply")
@@ -246,8 +221,8 @@ def test_apply_is_one_undo_step(backend: Path, tmp_path: Path) -> None:
         assert np.allclose(R, expected[name][1], atol=1e-5) and np.allclose(t, expected[name][2], atol=1e-5), name
 
 
-def test_constrained_camera_warned_and_clear_empties_the_list(backend: Path, tmp_path: Path, capfd) -> None:
-    cams, _ = _run_with_refined_result(backend, tmp_path)
+def test_constrained_camera_warned_and_clear_empties_the_list(tmp_path: Path, capfd) -> None:
+    cams, _ = _run_with_refined_result(tmp_path)
     track = cams[2].constraints.new("TRACK_TO")
     track.target = bpy.data.objects["Rig"]
     capfd.readouterr()
@@ -260,13 +235,14 @@ def test_constrained_camera_warned_and_clear_empties_the_list(backend: Path, tmp
         bpy.ops.photomesh.apply_refined_cameras()
 
 
-def test_malformed_cameras_fail_the_import_cleanly(backend: Path, tmp_path: Path) -> None:
+def test_malformed_cameras_fail_the_import_cleanly(tmp_path: Path) -> None:
     _cameras()
     bpy.context.scene.photomesh.refine_cameras = True
-    backend.write_text(json.dumps({"cameras": [{"name": "Cam.000", "K": np.eye(3).tolist(),
-                                                "R": [[1, 0, 0], [0, 1, 0], [0, 0, 2]], "t": [0, 0, 1]}]}))
+    job = gather_job(bpy.context, bpy.context.scene.photomesh, tmp_path / "job")
+    bad = {"cameras": [{"name": "Cam.000", "K": np.eye(3).tolist(), "R": [[1, 0, 0], [0, 1, 0], [0, 0, 2]],
+                        "t": [0, 0, 1]}]}
     objects = {o.name for o in bpy.data.objects}
-    with pytest.raises(RuntimeError, match="refined cameras are malformed.*'Cam.000': R is not a rotation"):
-        bpy.ops.photomesh.reconstruct()
+    with pytest.raises(GatherError, match="refined cameras are malformed.*'Cam.000': R is not a rotation"):
+        import_refined(bad, job, tmp_path)
     assert {o.name for o in bpy.data.objects} == objects
     assert len(bpy.context.scene.photomesh_cameras.items) == 0
