@@ -131,14 +131,7 @@ class Flow:
             self.drv.log(f"Photomesh tab open after {self.tab_tries} wheel step(s)")
             self.wait_until = time.monotonic() + 1.0
             return self.shoot_idle
-        region = self.ui_region()
-        if hasattr(region, "active_panel_category"):
-            region.active_panel_category = TAB
-            region.tag_redraw()
-        else:
-            x, y = region.x + region.width - 6, region.y + region.height // 3
-            self.win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
-            self.win.event_simulate(type="WHEELDOWNMOUSE", value="PRESS", x=x, y=y)
+        wdriver.show_sidebar_tab(self.win, self.ui_region(), TAB)
         self.tab_tries += 1
         if self.tab_tries > 12:
             raise RuntimeError("the Photomesh panel was never drawn: tab not found in the sidebar")

@@ -118,14 +118,7 @@ class RefineFlow:
         if self.res["panel_lines"]:
             self.wait_until = time.monotonic() + 1.0
             return self.shoot_panel
-        region = wdriver.region_of(self.area, "UI")
-        if hasattr(region, "active_panel_category"):
-            region.active_panel_category = TAB
-            region.tag_redraw()
-        else:
-            x, y = region.x + region.width - 6, region.y + region.height // 3
-            self.win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
-            self.win.event_simulate(type="WHEELDOWNMOUSE", value="PRESS", x=x, y=y)
+        wdriver.show_sidebar_tab(self.win, wdriver.region_of(self.area, "UI"), TAB)
         self.tab_tries += 1
         if self.tab_tries > 12:
             raise RuntimeError("the Refined Cameras sub-panel was never drawn")

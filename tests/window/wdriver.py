@@ -48,6 +48,17 @@ def region_of(area, kind: str):
     raise RuntimeError(f"area {area.type} has no {kind} region")
 
 
+def show_sidebar_tab(window, region, tab: str) -> None:
+    """Bring a sidebar tab to the front: the 4.x API, else a mouse wheel over the tab strip (3.x)."""
+    if hasattr(region, "active_panel_category"):
+        region.active_panel_category = tab
+        region.tag_redraw()
+        return
+    x, y = region.x + region.width - 6, region.y + region.height // 3
+    window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+    window.event_simulate(type="WHEELDOWNMOUSE", value="PRESS", x=x, y=y)
+
+
 def context_override(window=None, area=None, region=None) -> dict:
     """Context members that make an operator run as if called from that window/area/region."""
     win = window or main_window()
