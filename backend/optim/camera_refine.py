@@ -27,6 +27,7 @@ class RefineSettings:
     prior: float = 1e-3  # weight of the quadratic pull toward the given cameras
     refine_focal: bool = False
     start_fraction: float = 0.25  # of the iterations (the first remesh): the silhouettes fit coarsely by then
+    remesh_decay: float = 0.5  # the steps halve at each remesh after the start: less wander of exact cameras
 
 
 def skew_batch(w: torch.Tensor) -> torch.Tensor:

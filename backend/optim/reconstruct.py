@@ -247,7 +247,8 @@ class Optimizer:
         self.v_opt.step()
         self.shader_opt.step()
         if refined:
-            self.refiner.step(sch.lr_factor(step))
+            self.refiner.step(sch.lr_factor(step) * self.refiner.settings.remesh_decay
+                              ** max(phase - sch.phase(self.refine_from), 0))
         losses["total"] = loss
         return {k: v.detach() for k, v in losses.items()}
 
