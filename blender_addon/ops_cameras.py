@@ -97,6 +97,12 @@ def apply_refined_camera(scene, obj, cam: RefinedCamera, focal_scale: float) -> 
         obj.data.lens = lens_for_focal(camera_params(obj, scene), float(cam.K[0, 0]), (cam.width, cam.height))
 
 
+def stored_count(context) -> int:
+    """How many refined cameras the context's scene stores (0 without a scene or the property)."""
+    store = getattr(context.scene, "photomesh_cameras", None) if context.scene is not None else None
+    return 0 if store is None else len(store.items)
+
+
 class PHOTOMESH_OT_apply_refined_cameras(bpy.types.Operator):
     """Move the cameras used for the last refining run to their refined poses (and focal length)"""
 
@@ -107,8 +113,7 @@ class PHOTOMESH_OT_apply_refined_cameras(bpy.types.Operator):
     @classmethod
     def poll(cls, context) -> bool:
         """Only when the scene stores refined cameras."""
-        store = getattr(context.scene, "photomesh_cameras", None) if context.scene is not None else None
-        if store is None or len(store.items) == 0:
+        if stored_count(context) == 0:
             if hasattr(cls, "poll_message_set"):
                 cls.poll_message_set("No refined cameras stored: run Reconstruct with Refine Cameras on first")
             return False
@@ -155,8 +160,7 @@ class PHOTOMESH_OT_clear_refined_cameras(bpy.types.Operator):
     @classmethod
     def poll(cls, context) -> bool:
         """Only when there is something to clear."""
-        store = getattr(context.scene, "photomesh_cameras", None) if context.scene is not None else None
-        return store is not None and len(store.items) > 0
+        return stored_count(context) > 0
 
     def execute(self, context) -> set:
         """Empty the stored list."""
