@@ -92,6 +92,12 @@ def extrinsics_from_matrix_world(matrix_world: np.ndarray) -> tuple[np.ndarray, 
     return extrinsics(loc, u @ vt)
 
 
+def pose_from_opencv(R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Blender camera location (3,) and rotation (3x3, camera-to-world) of the OpenCV pose (R, t)."""
+    R = np.asarray(R, dtype=np.float64)
+    return -R.T @ np.asarray(t, dtype=np.float64), R.T @ FLIP_YZ
+
+
 def blender_from_opencv(K: np.ndarray, R: np.ndarray, t: np.ndarray, width: int, height: int,
                         sensor_width: float = 36.0) -> dict:
     """Inverse mapping: Blender camera settings (HORIZONTAL fit) and pose from OpenCV K, R, t.
@@ -100,8 +106,7 @@ def blender_from_opencv(K: np.ndarray, R: np.ndarray, t: np.ndarray, width: int,
     pixel_aspect_y, resolution_x, resolution_y, location (3,) and rotation (3x3, camera-to-world).
     """
     K = np.asarray(K, dtype=np.float64)
-    R = np.asarray(R, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
+    location, rotation = pose_from_opencv(R, t)
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     pa = fx / fy
     if pa >= 1.0:
@@ -118,8 +123,8 @@ def blender_from_opencv(K: np.ndarray, R: np.ndarray, t: np.ndarray, width: int,
         "pixel_aspect_y": pay,
         "resolution_x": int(width),
         "resolution_y": int(height),
-        "location": -R.T @ t,
-        "rotation": R.T @ FLIP_YZ,
+        "location": location,
+        "rotation": rotation,
     }
 
 

@@ -103,10 +103,10 @@ def parse_refined_cameras(result: dict, job_views: Sequence[dict],
 
 def camera_matrix_world(R: np.ndarray, t: np.ndarray, scale: Sequence[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
     """The 4x4 Blender matrix_world of a camera with OpenCV pose (R, t), keeping the object's scale."""
-    R = np.asarray(R, dtype=np.float64)
+    location, rotation = camera_math.pose_from_opencv(R, t)
     m = np.eye(4)
-    m[:3, :3] = (R.T @ camera_math.FLIP_YZ) * np.asarray(scale, dtype=np.float64)
-    m[:3, 3] = -R.T @ np.asarray(t, dtype=np.float64)
+    m[:3, :3] = rotation * np.asarray(scale, dtype=np.float64)
+    m[:3, 3] = location
     return m
 
 
