@@ -141,9 +141,11 @@ class Optimizer:
         """Whether the camera corrections are optimised (and used) at this step."""
         return self.refiner is not None and step >= self.refine_from
 
-    def batch_cameras(self, level: ViewLevel, members: list[int], refined: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """World-to-clip matrices and camera centres of the views `members` (refined: from the corrections)."""
-        ids = torch.tensor(members, device=self.device)
+    def batch_cameras(self, level: ViewLevel, members: list[int], refined: bool,
+                      ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """World-to-clip matrices and camera centres of the views `members` (refined: from the corrections);
+        `ids` is `members` as a tensor on the device when the caller has it already."""
+        ids = torch.tensor(members, device=self.device) if ids is None else ids
         if refined:
             proj = torch.stack([level.projections[i] for i in members])
             return self.refiner.mvps(ids, proj), self.refiner.centres(ids)
@@ -216,12 +218,13 @@ class Optimizer:
         total_mask = torch.zeros((), device=self.device)
         total_shade = torch.zeros((), device=self.device)
         for size, members in groups.items():
-            mvps, cam = self.batch_cameras(level, members, refined)
+            member_ids = torch.tensor(members, device=self.device)
+            mvps, cam = self.batch_cameras(level, members, refined, member_ids)
             gb = render_gbuffer(self.rasterizer, verts, self.f, mvps, size)
             target_mask = torch.stack([level.masks[i] for i in members])
             target_rgb = torch.stack([level.images[i] for i in members])
             frac = len(members) / len(ids)
-            vw = None if self.refiner is None else self.refiner.weights[torch.tensor(members, device=self.device)]
+            vw = None if self.refiner is None else self.refiner.weights[member_ids]
             total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask, vw)
             total_shade = total_shade + frac * self.shade(gb, target_mask, target_rgb, cam,
                                                           max(1, int(sch.shade_pixels * frac)), vw)
@@ -274,12 +277,13 @@ class Optimizer:
             weight = valid[idx].to(gb.position.dtype)
         pos = gb.position.reshape(-1, 3)[idx]
         nrm = gb.normal.reshape(-1, 3)[idx]
-        vdir = torch.nn.functional.normalize(cam[idx // n_pix] - pos, dim=-1)
+        view_of_pixel = idx // n_pix
+        vdir = torch.nn.functional.normalize(cam[view_of_pixel] - pos, dim=-1)
         if not self.schedule.shader_view:
             vdir = torch.zeros_like(vdir)
         rgb = self.shader(pos, nrm, vdir)
         if view_weight is not None:
-            per_pixel = view_weight[idx // n_pix]
+            per_pixel = view_weight[view_of_pixel]
             weight = per_pixel if weight is None else weight * per_pixel
         return shading_loss(rgb, target_rgb.reshape(-1, 3)[idx], weight)
 
