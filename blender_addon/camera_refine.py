@@ -39,6 +39,7 @@ class RefinedCamera:
     translation: float
     weight: float
     aligned: bool
+    held: bool = False  # kept on the given camera: its correction stayed within the optimisation's noise
 
 
 def _matrix(value, shape: tuple[int, ...], what: str, view: str) -> np.ndarray:
@@ -97,7 +98,8 @@ def parse_refined_cameras(result: dict, job_views: Sequence[dict],
         aligned = entry.get("aligned", True)
         out.append(RefinedCamera(view, view_cameras[view], K, R, t, *sizes[view],
                                  _number(entry, "rotation_deg", view, 0.0), _number(entry, "translation", view, 0.0),
-                                 _number(entry, "weight", view, 1.0), aligned is not False))
+                                 _number(entry, "weight", view, 1.0), aligned is not False,
+                                 entry.get("held", False) is True))
     return out, float(scale)
 
 
@@ -130,8 +132,9 @@ def panel_rows(cameras: Sequence[RefinedCamera], focal_scale: float, present: Op
                length: Callable[[float], str] = _plain_length,
                limit: Optional[int] = None) -> list[tuple[tuple[str, ...], str]]:
     """The sub-panel's lines as (cells, icon): the focal scale when not 1, a header, one row per camera
-    (name, rotation correction, centre move; a warning icon when not aligned or missing; at most `limit`
-    of them), then the flags naming those not aligned and those missing."""
+    (name, rotation correction, centre move, "kept" for a camera held on its given pose; a warning icon when
+    not aligned or missing; at most `limit` of them), how many were kept, then the flags naming those not
+    aligned and those missing."""
     rows: list[tuple[tuple[str, ...], str]] = []
     if abs(focal_scale - 1.0) > 1e-6:
         rows.append(((f"Focal length x{focal_scale:.4f} (all)",), "CAMERA_DATA"))
@@ -141,10 +144,14 @@ def panel_rows(cameras: Sequence[RefinedCamera], focal_scale: float, present: Op
     listed = cameras if limit is None else cameras[:limit]
     for cam in listed:
         flagged = cam.camera in missing or not cam.aligned
-        rows.append(((cam.camera, f"{cam.rotation_deg:.2f}°", length(cam.translation)),
-                     "ERROR" if flagged else "CAMERA_DATA"))
+        cells = (cam.camera, "kept", "-") if cam.held else (cam.camera, f"{cam.rotation_deg:.2f}°",
+                                                                  length(cam.translation))
+        rows.append((cells, "ERROR" if flagged else "CAMERA_DATA"))
     if len(listed) < len(cameras):
         rows.append(((f"... and {len(cameras) - len(listed)} more camera(s)",), "NONE"))
+    kept = sum(c.held for c in cameras)
+    if kept:
+        rows.append(((f"{kept} of {len(cameras)} camera(s) kept as given (within about a pixel)",), "CHECKMARK"))
     if bad:
         rows.append(((f"Not aligned: {', '.join(bad)}",), "ERROR"))
     if missing:

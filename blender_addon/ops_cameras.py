@@ -28,6 +28,8 @@ class PHOTOMESH_PG_refined_camera(bpy.types.PropertyGroup):
     translation: FloatProperty(name="Centre Move", description="Distance the camera centre moved (scene units)")
     weight: FloatProperty(name="Weight", default=1.0, description="Below 1 when the view was down-weighted")
     aligned: BoolProperty(name="Aligned", default=True, description="False when the view could not be aligned")
+    held: BoolProperty(name="Kept", default=False,
+                       description="True when the refinement kept the given camera (its correction was within noise)")
 
 
 class PHOTOMESH_PG_refined_cameras(bpy.types.PropertyGroup):
@@ -42,7 +44,8 @@ def refined_of(item: PHOTOMESH_PG_refined_camera) -> RefinedCamera:
     """The stored item as a RefinedCamera (numpy matrices)."""
     return RefinedCamera(item.view, item.camera, np.array(item.K, dtype=np.float64).reshape(3, 3),
                          np.array(item.R, dtype=np.float64).reshape(3, 3), np.array(item.t, dtype=np.float64),
-                         item.width, item.height, item.rotation_deg, item.translation, item.weight, item.aligned)
+                         item.width, item.height, item.rotation_deg, item.translation, item.weight, item.aligned,
+                         item.held)
 
 
 def stored_cameras(scene) -> tuple[list[RefinedCamera], float]:
@@ -67,7 +70,7 @@ def store_refined_cameras(scene, cameras: Sequence[RefinedCamera], focal_scale: 
         item.t = np.asarray(cam.t, dtype=np.float64).ravel().tolist()
         item.width, item.height = cam.width, cam.height
         item.rotation_deg, item.translation = cam.rotation_deg, cam.translation
-        item.weight, item.aligned = cam.weight, cam.aligned
+        item.weight, item.aligned, item.held = cam.weight, cam.aligned, cam.held
 
 
 def scene_camera(scene, name: str):

@@ -109,6 +109,18 @@ def test_panel_rows_flag_missing_and_not_aligned() -> None:
     assert rows == [(("Camera", "Angle", "Move"), "NONE"), (("Cam A", "1.23°", "4.56 cm"), "CAMERA_DATA")]
 
 
+def test_panel_rows_show_kept_cameras() -> None:
+    result = {"cameras": [_entry("cam_a", rotation_deg=0.0, translation=0.0, held=True),
+                          _entry("cam_b", rotation_deg=2.5, translation=0.1)]}
+    cams, scale = parse_refined_cameras(result, VIEWS, MAP)
+    assert [c.held for c in cams] == [True, False]
+    assert panel_rows(cams, scale) == [(("Camera", "Angle", "Move"), "NONE"),
+                                       (("Cam A", "kept", "-"), "CAMERA_DATA"),
+                                       (("Cam.B", "2.50°", "0.1"), "CAMERA_DATA"),
+                                       (("1 of 2 camera(s) kept as given (within about a pixel)",), "CHECKMARK")]
+    assert not parse_refined_cameras({"cameras": [_entry("cam_a", held="yes")]}, VIEWS, MAP)[0][0].held
+
+
 def test_panel_rows_limit_keeps_the_flags() -> None:
     views = [{"name": f"v{i}", "width": 8, "height": 8} for i in range(5)]
     mapping = {f"v{i}": f"C{i}" for i in range(5)}

@@ -15,7 +15,7 @@ import torch
 from backend.cameras import normalize_extrinsics, world_to_clip
 from backend.io.views import View
 from backend.optim.alignment import camera_entries, refined_views, unaligned
-from backend.optim.camera_refine import CameraRefiner, so3_exp_batch
+from backend.optim.camera_refine import CameraRefiner, RefineSettings, so3_exp_batch
 from backend.pose import (camera_center, denormalize_pose, gauge_basis, gauge_free_errors, perturb_views,
                           pose_errors, remove_gauge, rotation_angle_deg, so3_exp, so3_log)
 
@@ -139,9 +139,52 @@ def test_refiner_mvps_match_the_given_cameras_and_stay_out_of_the_gauge() -> Non
     assert np.linalg.norm(C2 - views[0].center) > 0.05
 
 
+def test_held_views_return_to_their_given_cameras_and_fix_the_frame() -> None:
+    views = ring_views(6)
+    ref = CameraRefiner(np.stack([v.R for v in views]), np.stack([v.center for v in views]), torch.device("cpu"))
+    with torch.no_grad():
+        ref.w.normal_(0, 0.01)
+        ref.o.normal_(0, 0.01)
+    ref.hold(torch.tensor([True, False, False, False, False, False]))
+    assert ref.n_held == 0 and float(ref.w[0].detach().abs().max()) > 0, "one view cannot fix the frame: nothing held"
+    ref.hold(torch.tensor([True, True, False, False, False, False]))
+    assert ref.n_held == 2
+    before = ref.corrections()[2:].detach().clone()
+    for _ in range(3):
+        ref.zero_grad()
+        loss = (ref.corrections() - 0.05).pow(2).sum()
+        loss.backward()
+        ref.step()
+    q = ref.corrections().detach()
+    assert float(q[:2].abs().max()) == 0.0, "held views stay on their given cameras"
+    assert float((q[2:] - before).abs().max()) > 1e-3, "the others keep moving"
+    assert float((ref.gauge.T @ q.reshape(-1)).abs().max()) > 1e-4, "the held views, not the gauge step, fix the frame"
+
+
+def test_correction_pixels_measure_a_known_turn() -> None:
+    from backend.optim.reconstruct import Optimizer
+    from backend.optim.schedule import make_schedule
+    from backend.optim.viewset import ViewSet
+
+    views = ring_views(4)
+    sch = make_schedule(100, 64, "cpu")
+    opt = Optimizer(ViewSet(views, torch.device("cpu")), None, sch, 0, "off")
+    opt.enable_refinement(RefineSettings())
+    ball = np.random.default_rng(0).normal(size=(500, 3)) * 0.3
+    opt.set_mesh(ball, np.array([[0, 1, 2]]))
+    assert np.allclose(opt.correction_pixels(0), 0.0, atol=1e-4)
+    with torch.no_grad():
+        opt.refiner.w[1] = torch.tensor([0.0, 0.0, 0.01])  # a roll of 0.01 rad about the optical axis
+        opt.refiner.w[2] = torch.tensor([0.0, 0.01, 0.0])  # a pan of 0.01 rad: about f * 0.01 = 0.6 px
+    px = opt.correction_pixels(0)
+    assert px[0] == pytest.approx(0.0, abs=1e-4) and px[3] == pytest.approx(0.0, abs=1e-4)
+    assert px[2] == pytest.approx(0.6, rel=0.05)
+    assert 0.0 < px[1] < px[2], "a roll moves points near the image centre less than a pan"
+    assert opt.settle_cameras(0) == 4 and float(opt.refiner.w.detach().abs().max()) == 0.0
+
+
 def test_shared_focal_scale_scales_every_view_and_learns_only_when_asked() -> None:
     from backend.cameras import projection_matrix
-    from backend.optim.camera_refine import RefineSettings
 
     views = ring_views(3)
     rs, cs = np.stack([v.R for v in views]), np.stack([v.center for v in views])
@@ -185,6 +228,9 @@ def test_camera_entries_undo_normalisation_and_image_scale() -> None:
     assert e1["translation"] == pytest.approx(0.01 * s, rel=1e-9)
     assert np.allclose(camera_center(np.array(e1["R"]), np.array(e1["t"])), views[1].center + [0.01 * s, 0, 0])
     assert entries[3]["aligned"] is False and entries[3]["weight"] == 0.05 and e0["aligned"] is True
+    assert not any(e["held"] for e in entries)
+    held = camera_entries(scaled, refined, 0.5, np.ones(4), np.zeros(4, bool), np.array([True, False, True, False]))
+    assert [e["held"] for e in held] == [True, False, True, False]
     json.dumps(entries)
 
 

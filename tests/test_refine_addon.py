@@ -118,7 +118,7 @@ def _refined_result(job: dict, cams: list) -> tuple[dict, dict]:
         aligned = v["name"] != "Cam.002"
         entries.append({"name": v["name"], "K": K2.tolist(), "R": R2.tolist(), "t": t2.tolist(),
                         "rotation_deg": deg, "translation": 0.05, "weight": 1.0 if aligned else 0.2,
-                        "aligned": aligned})
+                        "aligned": aligned, "held": v["name"] == "Cam.000"})
         expected[cam.name] = (K2, R2, t2, (v["width"], v["height"]), deg)
     warning = "View 'Cam.002' could not be aligned (silhouette overlap 0.41 after refinement)."
     return {"cameras": entries, "camera_focal_scale": FOCAL_SCALE, "warnings": [warning]}, expected
@@ -156,6 +156,7 @@ def test_refined_cameras_stored_listed_and_applied(tmp_path: Path) -> None:
     assert [c.camera for c in stored] == ["Cam 001", "Cam.000", "Cam.002", "Cam.003"]
     assert [c.view for c in stored] == ["Cam_001", "Cam.000", "Cam.002", "Cam.003"]
     assert [c.aligned for c in stored] == [True, True, False, True]
+    assert [c.held for c in stored] == [False, True, False, False]
     for c in stored:
         assert c.rotation_deg == pytest.approx(expected[c.camera][4], rel=1e-5)
         assert c.translation == pytest.approx(0.05, rel=1e-5)
@@ -164,7 +165,7 @@ def test_refined_cameras_stored_listed_and_applied(tmp_path: Path) -> None:
     assert rows[0][0] == ("Focal length x1.0200 (all)",)
     assert [(cells[0], icon) for cells, icon in rows[2:]] == [
         ("Cam 001", "CAMERA_DATA"), ("Cam.000", "CAMERA_DATA"), ("Cam.002", "ERROR"), ("Cam.003", "CAMERA_DATA"),
-        ("Not aligned: Cam.002 (weight 0.20)", "ERROR")]
+        ("1 of 4 camera(s) kept as given (within about a pixel)", "CHECKMARK"), ("Not aligned: Cam.002 (weight 0.20)", "ERROR")]
 
     bpy.data.objects["Rig"].location.x += 0.5  # the parent moved since the run: Apply still lands on the refined pose
     lens_before = {c.name: c.data.lens for c in cams}

@@ -55,17 +55,19 @@ def refined_views(views: list[View], rotations: np.ndarray, centres: np.ndarray,
 
 
 def camera_entries(views: list[View], refined: list[View], image_scale: float, weights: np.ndarray,
-                   flags: np.ndarray) -> list[dict]:
+                   flags: np.ndarray, held: np.ndarray | None = None) -> list[dict]:
     """result.json "cameras": refined K, R, t per view in the job's world frame and pixels (image_scale undone
-    on K), the size of each correction, its weight and whether it was aligned."""
+    on K), the size of each correction, its weight, whether it was aligned and whether it was held on the
+    given camera (its correction stayed within the optimisation's noise)."""
     out = []
-    for v, r, w, flag in zip(views, refined, weights, flags):
+    held = np.zeros(len(views), dtype=bool) if held is None else np.asarray(held, dtype=bool)
+    for v, r, w, flag, keep in zip(views, refined, weights, flags, held):
         K = np.array(r.K, dtype=np.float64)
         K[:2] /= image_scale
         out.append({
             "name": v.name, "K": K.tolist(), "R": r.R.tolist(), "t": r.t.tolist(),
             "rotation_deg": rotation_angle_deg(r.R @ np.asarray(v.R).T),
             "translation": float(np.linalg.norm(camera_center(r.R, r.t) - v.center)),
-            "weight": float(w), "aligned": not bool(flag),
+            "weight": float(w), "aligned": not bool(flag), "held": bool(keep),
         })
     return out

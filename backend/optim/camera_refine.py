@@ -28,6 +28,7 @@ class RefineSettings:
     refine_focal: bool = False
     start_fraction: float = 0.25  # of the iterations (the first remesh): the silhouettes fit coarsely by then
     remesh_decay: float = 0.5  # the steps halve at each remesh after the start: less wander of exact cameras
+    settle_px: float = 1.5  # at a later remesh, views whose correction moves the object's image less are held
 
 
 def skew_batch(w: torch.Tensor) -> torch.Tensor:
@@ -84,6 +85,8 @@ class CameraRefiner:
         self.z = torch.zeros((n, 1), device=device, requires_grad=True)
         self.log_f = torch.zeros((), device=device, requires_grad=self.settings.refine_focal)
         self.weights = torch.ones(n, device=device)
+        self.held = torch.zeros(n, dtype=torch.bool, device=device)
+        self.n_held = 0  # a host copy of held.sum(): read every step without waiting for the device
         self.gauge = torch.tensor(gauge_basis(np.asarray(rotations, float), np.asarray(centres, float), self.depth),
                                   dtype=torch.float32, device=device)
         s = self.settings
@@ -144,11 +147,32 @@ class CameraRefiner:
         self.opt.zero_grad(set_to_none=True)
 
     def step(self, lr_factor: float = 1.0) -> None:
-        """One Adam step on the corrections, then remove their gauge component."""
+        """One Adam step on the corrections, then remove their gauge component (or, once views are held on
+        their given cameras, put those back: two or more of them fix the frame)."""
         for group, base in zip(self.opt.param_groups, self.base_lrs):
             group["lr"] = base * lr_factor
         self.opt.step()
-        self.fix_gauge()
+        if self.n_held:
+            self.zero_held()
+        else:
+            self.fix_gauge()
+
+    @torch.no_grad()
+    def hold(self, views: torch.Tensor) -> None:
+        """Put the views `views` (a boolean mask, at least two of them) back on their given cameras for good:
+        corrections that small are the optimisation's noise, and the given cameras are better than it."""
+        held = self.held | views
+        if int(held.sum()) < 2:
+            return
+        self.held = held
+        self.n_held = int(held.sum())
+        self.zero_held()
+
+    @torch.no_grad()
+    def zero_held(self) -> None:
+        """Zero the held views' corrections."""
+        for p in (self.w, self.o, self.z):
+            p[self.held] = 0.0
 
     @torch.no_grad()
     def fix_gauge(self) -> None:

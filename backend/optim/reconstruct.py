@@ -167,6 +167,33 @@ class Optimizer:
         self.refiner.weights.copy_(torch.tensor(view_weights(self.flags), device=self.device))
         return ious
 
+    @torch.no_grad()
+    def correction_pixels(self, step: int) -> np.ndarray:
+        """Per view, the mean distance in full-resolution pixels between the mesh's vertices (up to about
+        2000 of them) projected by the given and by the refined camera."""
+        verts = self.vertices()
+        pts = verts[:: max(1, len(verts) // 2000)]
+        homo = torch.cat([pts, torch.ones_like(pts[:, :1])], dim=1)
+        sch = self.schedule
+        level = self.views.level(sch.max_sides[min(sch.phase(step), len(sch.max_sides) - 1)])
+        ids = torch.arange(len(self.views), device=self.device)
+        given = torch.stack(level.mvps)
+        refined = self.refiner.mvps(ids, torch.stack(level.projections))
+        half = torch.tensor([[v.width / 2, v.height / 2] for v in self.views.views], device=self.device)
+
+        def pixels(m: torch.Tensor) -> torch.Tensor:
+            clip = torch.einsum("bij,pj->bpi", m, homo)
+            return clip[..., :2] / clip[..., 3:].clamp_min(1e-9) * half[:, None, :]
+
+        return (pixels(refined) - pixels(given)).norm(dim=-1).mean(dim=1).cpu().numpy()
+
+    def settle_cameras(self, step: int) -> int:
+        """Hold the views whose correction stays under `settle_px` pixels on their given cameras; returns how
+        many views are held."""
+        small = self.correction_pixels(step) < self.refiner.settings.settle_px
+        self.refiner.hold(torch.tensor(small, device=self.device))
+        return self.refiner.n_held
+
     def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
         """Start optimising a new mesh (fresh vertex optimiser state and topology)."""
         x = torch.tensor(vertices, dtype=torch.float32, device=self.device)
@@ -358,6 +385,10 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
                 from backend.post.symmetry import detect_symmetry
 
                 opt.plane, _ = detect_symmetry(res.vertices, res.faces)
+        if opt.refiner is not None and step in sch.remesh_steps and step > opt.refine_from:
+            held = opt.settle_cameras(step)
+            reporter.log(f"{held} of {len(opt.views)} views held on their given cameras (corrections under "
+                         f"{opt.refiner.settings.settle_px:g} px)")
         if opt.refiner is not None and (step in sch.remesh_steps and step >= opt.refine_from or step == opt.refine_from):
             ious = opt.check_alignment(step)
             reporter.log(f"alignment at step {step}: silhouette IoU median {np.median(ious):.3f}, lowest "
@@ -389,17 +420,19 @@ def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state
         state.warnings.append(alignment_warning(scene.views[i].name, float(opt.ious[i])))
         reporter.log(f"warning: {state.warnings[-1]}")
     views = refined_views(scene.views, rotations, centres, focal, c, s)
-    cams = camera_entries(scene.views, views, scene.image_scale_applied, weights, opt.flags)
+    cams = camera_entries(scene.views, views, scene.image_scale_applied, weights, opt.flags,
+                          opt.refiner.held.cpu().numpy())
     reporter.log("camera corrections: median rotation {:.3f} deg, median centre move {:.4g}".format(
         float(np.median([x["rotation_deg"] for x in cams])), float(np.median([x["translation"] for x in cams]))))
     return views, {"cameras": cams, "camera_focal_scale": focal}
 
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
-                schedule_overrides: dict | None = None) -> dict:
+                schedule_overrides: dict | None = None, refine_overrides: dict | None = None) -> dict:
     """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
 
-    `schedule_overrides` replaces fields of the device's schedule (benchmarks and ablations).
+    `schedule_overrides` replaces fields of the device's schedule, `refine_overrides` those of the camera
+    refinement's settings (benchmarks and ablations).
     """
     from backend.raster import get_rasterizer
 
@@ -443,7 +476,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         t = time.monotonic()
         opt = Optimizer(ViewSet(views, device), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
         if refine:
-            opt.enable_refinement(RefineSettings())
+            opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every)
         plan.oom_retries = opt.oom_retries
         v, f = opt.mesh()
