@@ -27,6 +27,7 @@ from backend.optim.render import GBuffer, render_gbuffer
 from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewLevel, ViewSet
+from backend.post.denoise import bilateral_normal_denoise
 from backend.post.geometry import offset_along_normals
 from backend.protocol import Reporter
 from backend.result import ResultWriter
@@ -482,6 +483,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         v, f = opt.mesh()
         if opt.schedule.silhouette_offset() > 0:
             v = offset_along_normals(v, f, -opt.schedule.silhouette_offset())
+        if opt.schedule.denoise_iterations > 0:
+            v = bilateral_normal_denoise(v, f, normal_iterations=opt.schedule.denoise_iterations)
         vw = _to_world(v, c, s)
         state.timings["optimize"] = round(time.monotonic() - t, 3)
 

@@ -36,6 +36,9 @@ class Schedule:
     # true shape is 0.02-0.05 px per boundary pixel smaller than the mask, and a mask thresholded at alpha 0.5
     # another ~0.03 px larger than the alpha's coverage (BENCHMARKS.md); the returned mesh is moved back by it.
     silhouette_bias_px: float = 0.1
+    # Bilateral normal filtering passes over the returned mesh (0: off): removes the bumps a few faces across
+    # that no view resolves, keeping creases (backend/post/denoise.py; BENCHMARKS.md, issue 14 fourth session).
+    denoise_iterations: int = 3
     smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
     final_lr_ratio: float = 1.0  # the vertex step decays (cosine) to this fraction over the last phase
     uniform_adam: bool = True  # with smoothing: one step size for all of u (Large Steps) or Adam per coordinate
