@@ -372,8 +372,6 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
         reporter.check_cancel()
         if step in sch.remesh_steps:
             v, f = opt.mesh()
-            if sch.denoise_at_remesh and sch.denoise_iterations > 0:
-                v = bilateral_normal_denoise(v, f, normal_iterations=sch.denoise_iterations)
             area = float(face_areas(v, f).sum())
             h = sch.edge_length(mean_edge_length(v, f), area)
             res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel)
