@@ -36,8 +36,11 @@ def so3_log(R: np.ndarray) -> np.ndarray:
 
 
 def rotation_angle_deg(R: np.ndarray) -> float:
-    """Angle of a rotation matrix in degrees."""
-    return math.degrees(math.acos(np.clip((np.trace(np.asarray(R, dtype=np.float64)) - 1) / 2, -1.0, 1.0)))
+    """Angle of a rotation matrix in degrees (atan2 of its sine and cosine: acos of the trace alone loses
+    small angles to rounding, e.g. 0.01 degree from float32 matrices)."""
+    R = np.asarray(R, dtype=np.float64)
+    sin = 0.5 * np.linalg.norm([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    return math.degrees(math.atan2(sin, (np.trace(R) - 1) / 2))
 
 
 def camera_center(R: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -73,6 +73,7 @@ class CameraRefiner:
         self.device = device
         n = len(rotations)
         self.depth = float(np.median(np.linalg.norm(centres, axis=1)))
+        self.given = (np.asarray(rotations, dtype=np.float64), np.asarray(centres, dtype=np.float64))
         self.R0 = torch.tensor(np.asarray(rotations), dtype=torch.float32, device=device)
         self.C0 = torch.tensor(np.asarray(centres), dtype=torch.float32, device=device)
         a, m = correction_maps(np.asarray(rotations, float), np.asarray(centres, float), self.depth)
@@ -188,7 +189,11 @@ class CameraRefiner:
 
     @torch.no_grad()
     def poses(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Refined rotations (N, 3, 3), camera centres (N, 3) in the normalised frame and the focal scale."""
+        """Refined rotations (N, 3, 3), camera centres (N, 3) in the normalised frame and the focal scale; held
+        views get their given poses exactly (not through float32)."""
         ids = torch.arange(len(self), device=self.device)
-        return (self.rotations(ids).double().cpu().numpy(), self.centres(ids).double().cpu().numpy(),
-                float(self.focal_scale()))
+        rotations = self.rotations(ids).double().cpu().numpy()
+        centres = self.centres(ids).double().cpu().numpy()
+        held = self.held.cpu().numpy()
+        rotations[held], centres[held] = self.given[0][held], self.given[1][held]
+        return rotations, centres, float(self.focal_scale())
