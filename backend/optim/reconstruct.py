@@ -243,6 +243,7 @@ class Optimizer:
             groups.setdefault(level.sizes[i], []).append(i)
         verts = self.vertices()
         refined = self.refining(step)
+        samples: list[tuple] = []  # the shading samples, detached, for the shader's extra steps
         total_mask = torch.zeros((), device=self.device)
         total_shade = torch.zeros((), device=self.device)
         for size, members in groups.items():
@@ -255,7 +256,8 @@ class Optimizer:
             vw = None if self.refiner is None else self.refiner.weights[member_ids]
             total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask, vw)
             total_shade = total_shade + frac * self.shade(gb, target_mask, target_rgb, cam,
-                                                          max(1, int(sch.shade_pixels * frac)), vw)
+                                                          max(1, int(sch.shade_pixels * frac)), vw, samples)
+            samples[-1] = (*samples[-1], frac)
         lap = laplacian_loss(verts, self.topo)
         nc = normal_consistency_loss(verts, self.f_long, self.topo)
         wt = self.weights
@@ -277,6 +279,11 @@ class Optimizer:
         loss.backward()
         self.v_opt.step()
         self.shader_opt.step()
+        for _ in range(sch.shader_extra_steps):
+            self.shader_opt.zero_grad(set_to_none=True)
+            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w) for p, n, d, t, w, frac in samples)
+            extra.backward()
+            self.shader_opt.step()
         if refined:
             self.refiner.step(sch.lr_factor(step) * self.refiner.settings.remesh_decay
                               ** max(phase - sch.phase(self.refine_from), 0))
@@ -284,9 +291,9 @@ class Optimizer:
         return {k: v.detach() for k, v in losses.items()}
 
     def shade(self, gb: GBuffer, target_mask: torch.Tensor, target_rgb: torch.Tensor, cam: torch.Tensor,
-              budget: int, view_weight: torch.Tensor | None = None) -> torch.Tensor:
+              budget: int, view_weight: torch.Tensor | None = None, keep: list | None = None) -> torch.Tensor:
         """Shading loss over up to `budget` sampled pixels that are covered and inside the mask (pixels
-        weighted by their view's `view_weight` when given).
+        weighted by their view's `view_weight` when given); the samples, detached, go to `keep` when given.
 
         On the CPU the valid pixels are listed and sampled exactly; on a GPU, listing them would wait for
         the device, so random pixels are drawn (enough to expect `budget` valid ones) and the invalid
@@ -313,7 +320,10 @@ class Optimizer:
         if view_weight is not None:
             per_pixel = view_weight[view_of_pixel]
             weight = per_pixel if weight is None else weight * per_pixel
-        return shading_loss(rgb, target_rgb.reshape(-1, 3)[idx], weight)
+        target = target_rgb.reshape(-1, 3)[idx]
+        if keep is not None:
+            keep.append((pos.detach(), nrm.detach(), vdir.detach(), target, weight))
+        return shading_loss(rgb, target, weight)
 
     def guarded_step(self, step: int, reporter: Reporter, hw: tuple[int, int]) -> dict[str, torch.Tensor]:
         """One step; on out-of-memory retry once with half the budget, then a JobError naming what to lower."""

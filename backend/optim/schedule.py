@@ -39,6 +39,7 @@ class Schedule:
     # Bilateral normal filtering passes over the returned mesh (0: off): removes the bumps a few faces across
     # that no view resolves, keeping creases (backend/post/denoise.py; BENCHMARKS.md, issue 14 fourth session).
     denoise_iterations: int = 3
+    shader_extra_steps: int = 0  # extra shader-only steps per step on the same samples (the shader catches up)
     smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
     final_lr_ratio: float = 1.0  # the vertex step decays (cosine) to this fraction over the last phase
     uniform_adam: bool = True  # with smoothing: one step size for all of u (Large Steps) or Adam per coordinate
