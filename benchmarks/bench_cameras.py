@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", type=int, default=24)
     ap.add_argument("--res", type=int, default=256)
     ap.add_argument("--samples", type=int, default=8)
-    ap.add_argument("--iterations", type=int, default=700, help="as bench_reconstruct on CPU")
+    ap.add_argument("--iterations", type=int, default=700, help="the step count of the camera figures in BENCHMARKS.md")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0, help="seed of the camera perturbation")
     ap.add_argument("--texture-size", type=int, default=256)

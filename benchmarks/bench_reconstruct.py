@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
     ap.add_argument("--roughness", type=float, default=0.6,
                     help="the objects' material roughness (e.g. 0.15: glossy, with sharp highlights)")
-    ap.add_argument("--iterations", type=int, default=None, help="default 700 on CPU, 2000 on GPU")
+    ap.add_argument("--iterations", type=int, default=None, help="default 500 on CPU, 2000 on GPU")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     ap.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "nvdiffrast"])
     ap.add_argument("--symmetry", default="off", choices=["detect", "enforce", "off"])
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu:
         args.device, args.views, args.res = "cuda", 49, "1600x1200"
     if args.iterations is None:
-        args.iterations = 2000 if args.device in ("cuda", "mps") else 700
+        args.iterations = 2000 if args.device in ("cuda", "mps") else 500
     names = args.meshes.split(",") if args.meshes else (["suzanne", "spot"] if SHARED_MESHES.is_dir() else ["suzanne"])
     args.out.mkdir(parents=True, exist_ok=True)
     records = [run_one(n.strip(), args, args.out) for n in names if n.strip()]

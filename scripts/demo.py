@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=192, help="rendered image size in pixels")
     ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     ap.add_argument("--quality", default="DRAFT", choices=["DRAFT", "STANDARD", "HIGH"])
-    ap.add_argument("--iterations", type=int, default=700,
+    ap.add_argument("--iterations", type=int, default=500,
                     help="optimisation steps (Draft's own 300 leave the textureless monkey bumpier; 0: the preset's)")
     args = ap.parse_args(argv)
     out = args.out.resolve()

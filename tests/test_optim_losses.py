@@ -97,3 +97,39 @@ def test_schedule_scales_with_iterations() -> None:
     assert s.edge_length(0.1, area=1.0) == 0.05
     assert s.edge_length(0.001, area=1.0) > 0.0005
     assert np.all(np.array(s.max_sides) <= 256)
+
+
+def test_shader_extra_steps_update_the_shader_only() -> None:
+    import dataclasses
+
+    from backend.io.views import View
+    from backend.optim.reconstruct import Optimizer
+    from backend.optim.viewset import ViewSet
+    from backend.raster import get_rasterizer
+
+    rng = np.random.default_rng(0)
+    views = []
+    for i in range(4):
+        a = 2 * np.pi * i / 4
+        c = np.array([3 * np.cos(a), 3 * np.sin(a), 0.5])
+        z = -c / np.linalg.norm(c)
+        x = np.cross(z, [0.0, 0.0, 1.0])
+        x /= np.linalg.norm(x)
+        R = np.stack([x, np.cross(z, x), z])
+        K = np.array([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]])
+        yy, xx = np.mgrid[:32, :32]
+        mask = (xx - 15.5) ** 2 + (yy - 15.5) ** 2 < 64
+        views.append(View(f"v{i}", rng.random((32, 32, 3), dtype=np.float32), mask, K, R, -R @ c))
+    m = trimesh.creation.icosphere(2, radius=0.5)
+    counts = {}
+    for extra in (0, 2):
+        sch = dataclasses.replace(make_schedule(20, 32, "cpu"), shader_extra_steps=extra)
+        opt = Optimizer(ViewSet(views, torch.device("cpu")), get_rasterizer("torch", "cpu"), sch, 0, "off")
+        opt.set_mesh(np.asarray(m.vertices), np.asarray(m.faces))
+        before = [p.detach().clone() for p in opt.shader.parameters()]
+        opt.step(0)
+        shader_steps = {int(opt.shader_opt.state[p]["step"]) for p in opt.shader.parameters()}
+        vertex_steps = {int(st["step"]) for st in opt.v_opt.state.values()}
+        counts[extra] = (shader_steps, vertex_steps)
+        assert any(not torch.equal(b, p) for b, p in zip(before, opt.shader.parameters()))
+    assert counts == {0: ({1}, {1}), 2: ({3}, {1})}

@@ -39,7 +39,9 @@ class Schedule:
     # Bilateral normal filtering passes over the returned mesh (0: off): removes the bumps a few faces across
     # that no view resolves, keeping creases (backend/post/denoise.py; BENCHMARKS.md, issue 14 fourth session).
     denoise_iterations: int = 3
-    shader_extra_steps: int = 0  # extra shader-only steps per step on the same samples (the shader catches up)
+    # Extra shader-only steps per step on the same (detached) shading samples: a shader that lags the texture
+    # leaves a residual the surface absorbs as bumps that follow the texture (BENCHMARKS.md, issue 14).
+    shader_extra_steps: int = 0
     smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
     final_lr_ratio: float = 1.0  # the vertex step decays (cosine) to this fraction over the last phase
     uniform_adam: bool = True  # with smoothing: one step size for all of u (Large Steps) or Adam per coordinate
@@ -105,9 +107,12 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # every setting tried. A shader blind to the view direction was as good or better on every test object,
         # a glossy one included (-6 % on Suzanne with roughness 0.15): in 700 steps the view input lets the
         # shader explain a misplaced surface by view-dependent colour instead of moving it.
+        # Two extra shader-only steps per step on the same samples let the shader keep up with the texture
+        # (-7 to -51 % Chamfer at 700 steps; 500 steps with them beat 700 without, in about the same time).
         late = 3 * 256 * 256
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
                         shade_pixels=8192, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,
+                        shader_extra_steps=2,
                         shader_hidden=128, shader_freqs=6, final_lr_ratio=0.05, shader_view=False,
                         weights={"mask": 15.0, "shading": 1.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
     # GPU: coarse-to-fine resolution at a constant pixel cost per step (about one full-resolution view),
