@@ -322,7 +322,7 @@ def test_window_refined_cameras_apply_undo_redo(window_blender: WindowBlender, w
     assert res["parent_after_apply"], "Apply dropped the camera's parent"
     turn = {s["camera"]: s["rotation_deg"] for s in res["stored"]}
     others = sorted(v for k, v in turn.items() if k != res["turned"])
-    assert turn[res["turned"]] > 1.0 and turn[res["turned"]] > others[-1], turn
+    assert turn[res["turned"]] > 0.5 and turn[res["turned"]] > others[-1], turn
     for view, ref in refined.items():
         for key in ("K", "R", "t"):
             assert np.allclose(res["applied"][view][key], ref[key], rtol=1e-5, atol=1e-5), (view, key)
