@@ -163,10 +163,10 @@ class CameraRefiner:
         """Put the views `views` (a boolean mask, at least two of them) back on their given cameras for good:
         corrections that small are the optimisation's noise, and the given cameras are better than it."""
         held = self.held | views
-        if int(held.sum()) < 2:
+        count = int(held.sum())
+        if count < 2:
             return
-        self.held = held
-        self.n_held = int(held.sum())
+        self.held, self.n_held = held, count
         self.zero_held()
 
     @torch.no_grad()

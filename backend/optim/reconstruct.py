@@ -244,6 +244,7 @@ class Optimizer:
         verts = self.vertices()
         refined = self.refining(step)
         samples: list[tuple] = []  # the shading samples, detached, for the shader's extra steps
+        fracs: list[float] = []  # each view group's share of the step's views
         total_mask = torch.zeros((), device=self.device)
         total_shade = torch.zeros((), device=self.device)
         for size, members in groups.items():
@@ -257,7 +258,7 @@ class Optimizer:
             total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask, vw)
             total_shade = total_shade + frac * self.shade(gb, target_mask, target_rgb, cam,
                                                           max(1, int(sch.shade_pixels * frac)), vw, samples)
-            samples[-1] = (*samples[-1], frac)
+            fracs.append(frac)
         lap = laplacian_loss(verts, self.topo)
         nc = normal_consistency_loss(verts, self.f_long, self.topo)
         wt = self.weights
@@ -281,7 +282,8 @@ class Optimizer:
         self.shader_opt.step()
         for _ in range(sch.shader_extra_steps):
             self.shader_opt.zero_grad(set_to_none=True)
-            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w) for p, n, d, t, w, frac in samples)
+            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w)
+                        for (p, n, d, t, w), frac in zip(samples, fracs))
             extra.backward()
             self.shader_opt.step()
         if refined:

@@ -50,13 +50,12 @@ def bilateral_normal_denoise(vertices: np.ndarray, faces: np.ndarray, normal_ite
         w = sp.csr_matrix((spatial * similar, (i, j)), shape=(len(f), len(f)))
         acc = w @ filtered + areas[:, None] * filtered
         filtered = acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-30)
-    count = np.maximum(np.bincount(f.ravel(), minlength=len(v)), 1).astype(np.float64)
+    # sums per vertex over its face corners (corner 3 * face + k is vertex f[face, k]), built once
+    corners = sp.csr_matrix((np.ones(3 * len(f)), (f.ravel(), np.arange(3 * len(f)))), shape=(len(v), 3 * len(f)))
+    count = np.maximum(np.asarray(corners.sum(axis=1)).ravel(), 1.0)
     for _ in range(vertex_iterations):
         centroids = v[f].mean(axis=1)
         # per face corner: the filtered normal times its signed distance from the vertex to the face's plane
         offset = np.einsum("fj,fkj->fk", filtered, centroids[:, None, :] - v[f])
-        delta = np.zeros_like(v)
-        for k in range(3):
-            delta += sp.csr_matrix((offset[:, k], (f[:, k], np.arange(len(f)))), shape=(len(v), len(f))) @ filtered
-        v += delta / count[:, None]
+        v += (corners @ (offset[:, :, None] * filtered[:, None, :]).reshape(-1, 3)) / count[:, None]
     return v
