@@ -9,8 +9,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from backend.errors import Cancelled, JobError
-from backend.protocol import Reporter
+from backend.runtime.errors import Cancelled, JobError
+from backend.runtime.protocol import Reporter
 
 EXIT_OK, EXIT_FAILURE, EXIT_JOB, EXIT_CANCELLED = 0, 1, 2, 130
 CPU_FACES, GPU_FACES = 32_000, 200_000  # typical optimised mesh sizes, for the first time-left figure
@@ -92,7 +92,7 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     scene.settings.update(settings_overrides(args))
     validate_scene(scene)
     reporter.expect(post_estimate(scene))
-    from backend.optim.reconstruct import reconstruct
+    from backend.pipelines.reconstruct import reconstruct
 
     reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
     reporter.done("result.json")
@@ -101,7 +101,7 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
 
 def cmd_points_to_mesh(args: argparse.Namespace, reporter: Reporter) -> int:
     """Mesh a point-cloud file into the result folder."""
-    from backend.points.pipeline import points_to_mesh
+    from backend.pipelines.points import points_to_mesh
 
     keys = ("normals", "outliers", "depth", "screening", "trim", "symmetry", "uv")
     settings = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
@@ -135,7 +135,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Print the metrics between two mesh files."""
-    from backend.metrics import compare_files
+    from backend.mesh.metrics import compare_files
 
     result = compare_files(args.a, args.b, align=args.align)
     if args.json:

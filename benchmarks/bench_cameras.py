@@ -30,7 +30,7 @@ CASES = ("exact_off", "exact_on", "perturbed_off", "perturbed_on", "wrong_on", "
 
 def camera_errors(true_views: list, R: np.ndarray, t: np.ndarray, diag: float, depth: float) -> dict:
     """Median and max rotation error (deg) and centre error (% of bbox diagonal), raw and gauge-free."""
-    from backend.pose import gauge_free_errors, pose_errors
+    from backend.cameras.pose import gauge_free_errors, pose_errors
 
     R0 = np.stack([v.R for v in true_views])
     t0 = np.stack([v.t for v in true_views])
@@ -54,8 +54,8 @@ def most_different_view(views: list, target: int) -> int:
 
 def make_scene(base: object, case: str, diag: float, seed: int) -> tuple[object, str | None]:
     """The scene of one case (views perturbed or one image swapped) and the name of the swapped view."""
+    from backend.cameras.pose import perturb_views
     from backend.io.views import View
-    from backend.pose import perturb_views
 
     views = list(base.views)
     wrong = None
@@ -76,11 +76,11 @@ def make_scene(base: object, case: str, diag: float, seed: int) -> tuple[object,
 
 def run_case(name: str, case: str, base: object, job: Path, args: argparse.Namespace) -> dict:
     """Reconstruct one case and measure it."""
-    from backend.align import align_meshes
     from backend.io.validate import validate_scene
-    from backend.metrics import bbox_diagonal, load_mesh
-    from backend.optim.reconstruct import reconstruct
-    from backend.protocol import Reporter
+    from backend.mesh.align import align_meshes
+    from backend.mesh.metrics import bbox_diagonal, load_mesh
+    from backend.pipelines.reconstruct import reconstruct
+    from backend.runtime.protocol import Reporter
 
     ref_v, ref_f = load_mesh(job / "reference.obj")
     diag = float(bbox_diagonal(ref_v))

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import cleanup_shapes as shapes  # noqa: E402
-from backend import winding  # noqa: E402
+from backend.mesh import winding  # noqa: E402
 from blender_addon import cleanup_steps, ops_cleanup  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "meshes"

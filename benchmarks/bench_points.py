@@ -1,7 +1,7 @@
 """Points to Mesh benchmark: meshes sampled into noisy point clouds with outliers, meshed, compared to the source.
 
 Prints one JSON line per case and a Markdown table. Quality: exact point-to-surface Chamfer L1 / bbox diagonal
-and normal consistency (`backend.metrics.compare_meshes`, 50k samples); wall time of the whole
+and normal consistency (`backend.mesh.metrics.compare_meshes`, 50k samples); wall time of the whole
 `points_to_mesh` run (read, outliers, normals, Poisson, trim, write; symmetry off).
 """
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.meshmath import bbox_diagonal, face_normals  # noqa: E402
-from backend.metrics import compare_meshes, load_mesh, sample_surface  # noqa: E402
-from backend.points.pipeline import points_to_mesh  # noqa: E402
-from backend.protocol import Reporter  # noqa: E402
+from backend.mesh.meshmath import bbox_diagonal, face_normals  # noqa: E402
+from backend.mesh.metrics import compare_meshes, load_mesh, sample_surface  # noqa: E402
+from backend.pipelines.points import points_to_mesh  # noqa: E402
+from backend.runtime.protocol import Reporter  # noqa: E402
 
 MESHES = Path(__file__).resolve().parents[2] / "shared" / "meshes"
 

@@ -2,7 +2,7 @@
 
 open3d is not a dependency (338 MB installed, plus dash/plotly); give a Python that has it with
 --open3d-python. Each library gets the same cleaned cloud; each surface gets the same trimming;
-quality is `backend.metrics.compare_meshes` against the source mesh. Prints JSON lines.
+quality is `backend.mesh.metrics.compare_meshes` against the source mesh. Prints JSON lines.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_points import MESHES, noisy_cloud  # noqa: E402
-from backend.metrics import compare_meshes, load_mesh  # noqa: E402
+from backend.mesh.metrics import compare_meshes, load_mesh  # noqa: E402
 from backend.points.normals import estimate_normals  # noqa: E402
 from backend.points.surface import compact, drop_small_parts, knn, outlier_mask, screened_poisson, trim_unsupported  # noqa: E402
 

@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.io.views import DEFAULT_SETTINGS, Scene, View  # noqa: E402
-from backend.optim.finish import post_process  # noqa: E402
+from backend.pipelines.finish import post_process  # noqa: E402
 from backend.post.texture import clip_positions, render_attribute  # noqa: E402
-from backend.protocol import Reporter  # noqa: E402
 from backend.raster import get_rasterizer  # noqa: E402
+from backend.runtime.protocol import Reporter  # noqa: E402
 
 MESH = ROOT.parent / "shared" / "meshes" / "spot.obj"
 

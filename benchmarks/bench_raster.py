@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backend.cameras import world_to_clip  # noqa: E402
+from backend.cameras.projection import world_to_clip  # noqa: E402
 from backend.raster import TorchRasterizer, get_rasterizer  # noqa: E402
 
 

@@ -39,7 +39,7 @@ def mesh_source(name: str) -> str:
 
 def normalised_chamfer(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.ndarray) -> float:
     """Point-set Chamfer L1 (mean of both directions) over the reference bbox diagonal."""
-    from backend.metrics import bbox_diagonal, chamfer, sample_surface
+    from backend.mesh.metrics import bbox_diagonal, chamfer, sample_surface
 
     pa, _ = sample_surface(ref_v, ref_f, N_SAMPLES, 0)
     pb, _ = sample_surface(v, f, N_SAMPLES, 0)
@@ -49,7 +49,7 @@ def normalised_chamfer(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: n
 def surface_metrics(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.ndarray) -> tuple[float, float]:
     """Chamfer L1 with exact point-to-surface distances (no sampling floor) over the reference bbox diagonal,
     and normal consistency (mean |cos| at nearest points, both ways)."""
-    from backend.metrics import compare_meshes
+    from backend.mesh.metrics import compare_meshes
 
     m = compare_meshes(ref_v, ref_f, v, f, n_samples=N_SAMPLES)
     return float(m["chamfer_l1_norm"]), float(m["normal_consistency"])
@@ -128,9 +128,9 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     """Render (cached), reconstruct and measure one mesh."""
     from backend.io.detect import load_any
     from backend.io.validate import validate_scene
-    from backend.metrics import load_mesh
-    from backend.optim.reconstruct import reconstruct
-    from backend.protocol import Reporter
+    from backend.mesh.metrics import load_mesh
+    from backend.pipelines.reconstruct import reconstruct
+    from backend.runtime.protocol import Reporter
     from scenegen import render_job_subprocess
 
     res = parse_res(args.res)

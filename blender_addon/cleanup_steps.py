@@ -8,9 +8,9 @@ import bpy
 import numpy as np
 
 try:
-    from .backend import fairing, interior  # the installed add-on: backend/ is bundled inside it
+    from .backend.mesh import fairing, interior  # the installed add-on: backend/ is bundled inside it
 except ImportError:
-    from backend import fairing, interior  # the repository: backend/ beside blender_addon/
+    from backend.mesh import fairing, interior  # the repository: backend/ beside blender_addon/
 
 SYMMETRY_AXES = ("X", "-X", "Y", "-Y", "Z", "-Z")
 FAIR_MAX_TRIANGLES = 20_000
@@ -228,7 +228,7 @@ def topology_arrays(bm: bmesh.types.BMesh) -> tuple[np.ndarray, ...]:
 
 
 def remove_interior(bm: bmesh.types.BMesh) -> dict:
-    """Delete faces with solid on both sides (`backend.interior`: cells for internal walls, winding numbers for
+    """Delete faces with solid on both sides (`backend.mesh.interior`: cells for internal walls, winding numbers for
     enclosed parts), never opening an edge: nested shells and internal walls go, crevices and tunnels stay."""
     if not bm.faces:
         return {"interior_faces_removed": 0}

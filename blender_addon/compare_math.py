@@ -1,7 +1,7 @@
 """Mesh comparison maths for the add-on (numpy + mathutils.bvhtree; no bpy import).
 
-Same definitions as the backend's `backend/metrics.py`: the numpy-only parts (sampling, distance
-statistics, closedness, IoU, PCA + ICP alignment) are `backend/meshmath.py`, imported by both:
+Same definitions as the backend's `backend/mesh/metrics.py`: the numpy-only parts (sampling, distance
+statistics, closedness, IoU, PCA + ICP alignment) are `backend/mesh/meshmath.py`, imported by both:
 
 - A is the reference, B the compared mesh; `diag` is the diagonal of A's world bounding box.
 - Each surface is sampled with `sample_surface(v, f, n, seed)`: area-weighted triangle choice by
@@ -31,9 +31,9 @@ from typing import Iterator
 import numpy as np
 
 try:
-    from .backend import meshmath  # the installed add-on: backend/ is bundled inside it
+    from .backend.mesh import meshmath  # the installed add-on: backend/ is bundled inside it
 except ImportError:
-    from backend import meshmath  # the repository: backend/ beside blender_addon/
+    from backend.mesh import meshmath  # the repository: backend/ beside blender_addon/
 
 DEFAULT_SAMPLES = meshmath.DEFAULT_SAMPLES
 IOU_RESOLUTION = meshmath.IOU_RESOLUTION

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 import bpy  # noqa: E402
 import addon_utils  # noqa: E402
 
-from backend.metrics import compare_meshes  # noqa: E402
+from backend.mesh.metrics import compare_meshes  # noqa: E402
 from blender_addon.png_io import write_png  # noqa: E402
 
 ADDON = "blender_addon"

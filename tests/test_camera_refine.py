@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from backend.cameras import normalize_extrinsics, world_to_clip
+from backend.cameras.pose import (camera_center, denormalize_pose, gauge_basis, gauge_free_errors, perturb_views,
+                                  pose_errors, remove_gauge, rotation_angle_deg, so3_exp, so3_log)
+from backend.cameras.projection import normalize_extrinsics, world_to_clip
 from backend.io.views import View
 from backend.optim.alignment import camera_entries, refined_views, unaligned
 from backend.optim.camera_refine import CameraRefiner, RefineSettings, so3_exp_batch
-from backend.pose import (camera_center, denormalize_pose, gauge_basis, gauge_free_errors, perturb_views,
-                          pose_errors, remove_gauge, rotation_angle_deg, so3_exp, so3_log)
 
 ROOT = Path(__file__).resolve().parents[1]
 ITERATIONS = 300
@@ -118,7 +118,7 @@ def test_refiner_mvps_match_the_given_cameras_and_stay_out_of_the_gauge() -> Non
     for v, m in zip(views, rt):
         assert np.allclose(m[:3, :3], v.R, atol=1e-6) and np.allclose(m[:3, 3], v.t, atol=1e-5)
     K, R, t = views[0].K, views[0].R, views[0].t
-    from backend.cameras import projection_matrix
+    from backend.cameras.projection import projection_matrix
 
     p = torch.tensor(projection_matrix(K, 64, 64, 0.5, 6.0), dtype=torch.float32)[None]
     assert np.allclose(ref.mvps(ids[:1], p)[0].detach().numpy(), world_to_clip(K, R, t, 64, 64, 0.5, 6.0), atol=1e-5)
@@ -169,9 +169,9 @@ def test_held_views_return_to_their_given_cameras_and_fix_the_frame() -> None:
 
 
 def test_correction_pixels_measure_a_known_turn() -> None:
-    from backend.optim.reconstruct import Optimizer
     from backend.optim.schedule import make_schedule
     from backend.optim.viewset import ViewSet
+    from backend.pipelines.reconstruct import Optimizer
 
     views = ring_views(4)
     sch = make_schedule(100, 64, "cpu")
@@ -191,7 +191,7 @@ def test_correction_pixels_measure_a_known_turn() -> None:
 
 
 def test_shared_focal_scale_scales_every_view_and_learns_only_when_asked() -> None:
-    from backend.cameras import projection_matrix
+    from backend.cameras.projection import projection_matrix
 
     views = ring_views(3)
     rs, cs = np.stack([v.R for v in views]), np.stack([v.center for v in views])
@@ -254,7 +254,7 @@ def sphere_mask(view: View, radius: float) -> np.ndarray:
 
 def test_tolerant_hull_survives_a_camera_off_by_degrees() -> None:
     from backend.geometry.mesh_ops import face_areas
-    from backend.optim.reconstruct import hull_tolerance
+    from backend.pipelines.reconstruct import hull_tolerance
 
     views = ring_views(12)
     views = [dataclasses.replace(v, mask=sphere_mask(v, 0.8)) for v in views]
@@ -300,7 +300,7 @@ def test_cli_flag_sets_refine_cameras() -> None:
 def suzanne(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """16 views of Suzanne at 128x128, its reference mesh and bbox diagonal."""
     from backend.io.job import load_job
-    from backend.metrics import bbox_diagonal, load_mesh
+    from backend.mesh.metrics import bbox_diagonal, load_mesh
     from scenegen import render_job_subprocess
 
     job = render_job_subprocess(tmp_path_factory.mktemp("cams") / "job", mesh="suzanne", n_views=16,
@@ -311,7 +311,7 @@ def suzanne(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def chamfer_pct(ref: tuple, mesh_path: Path) -> float:
     """Point-to-surface Chamfer, % of the reference bbox diagonal."""
-    from backend.metrics import compare_meshes, load_mesh
+    from backend.mesh.metrics import compare_meshes, load_mesh
 
     v, f = load_mesh(mesh_path)
     return 100 * float(compare_meshes(*ref, v, f, n_samples=20000)["chamfer_l1_norm"])
@@ -319,8 +319,8 @@ def chamfer_pct(ref: tuple, mesh_path: Path) -> float:
 
 def run(scene: object, out: Path, refine: bool) -> dict:
     """Reconstruct in-process (few iterations, small texture, symmetry off)."""
-    from backend.optim.reconstruct import reconstruct
-    from backend.protocol import Reporter
+    from backend.pipelines.reconstruct import reconstruct
+    from backend.runtime.protocol import Reporter
 
     scene = dataclasses.replace(scene, settings={**scene.settings, "iterations": ITERATIONS, "texture_size": 64,
                                                  "symmetry": "off", "device": "cpu", "refine_cameras": refine})

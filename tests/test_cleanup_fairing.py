@@ -1,10 +1,10 @@
-"""backend/fairing.py: bi-Laplacian fairing restores a curved cap from a flat one and keeps a plane flat."""
+"""backend/mesh/fairing.py: bi-Laplacian fairing restores a curved cap from a flat one and keeps a plane flat."""
 from __future__ import annotations
 
 import numpy as np
 import trimesh
 
-from backend import fairing
+from backend.mesh import fairing
 
 
 def test_flattened_cap_of_a_sphere_is_faired_back_round() -> None:

@@ -1,4 +1,4 @@
-"""backend/winding.py and backend/interior.py: the tree agrees with exact winding numbers; the interior test
+"""backend/mesh/winding.py and backend/mesh/interior.py: the tree agrees with exact winding numbers; the interior test
 keeps every face of closed shapes with crevices and tunnels and finds nested shells and internal walls."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import cleanup_shapes as shapes
-from backend import interior as inside
-from backend import winding
+from backend.mesh import interior as inside
+from backend.mesh import winding
 
 
 def incidence(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

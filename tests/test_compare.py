@@ -10,7 +10,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 import trimesh  # noqa: E402
 
-from backend.metrics import compare_files, compare_meshes  # noqa: E402
+from backend.mesh.metrics import compare_files, compare_meshes  # noqa: E402
 from blender_addon import compare_math as cm  # noqa: E402
 from blender_addon import ops_compare, panel_eval  # noqa: E402
 from blender_helpers import add_mesh, registered_scene  # noqa: E402

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.errors import JobError
 from backend.geometry.visual_hull import visual_hull
+from backend.runtime.errors import JobError
 
 FLIP = np.diag([1.0, -1.0, -1.0])
 

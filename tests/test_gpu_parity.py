@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.cameras import world_to_clip
+from backend.cameras.projection import world_to_clip
 from backend.raster import TorchRasterizer
 
 pytestmark = pytest.mark.gpu

@@ -9,7 +9,6 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from backend.errors import JobError
 from backend.io.convert import convert
 from backend.io.detect import detect_layout, load_any
 from backend.io.idr import decompose_projection
@@ -17,6 +16,7 @@ from backend.io.job import load_job, write_job
 from backend.io.png16 import read_png16, write_png16
 from backend.io.validate import validate_scene
 from backend.io.views import Scene, View
+from backend.runtime.errors import JobError
 from scenegen import render_job_subprocess
 
 

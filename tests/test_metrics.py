@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.align import align_meshes
-from backend.errors import JobError
-from backend.metrics import chamfer, compare_files, compare_meshes, is_closed, sample_surface
+from backend.mesh.align import align_meshes
+from backend.mesh.metrics import chamfer, compare_files, compare_meshes, is_closed, sample_surface
+from backend.runtime.errors import JobError
 
 
 def _box(z: float = 1.0) -> trimesh.Trimesh:

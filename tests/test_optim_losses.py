@@ -103,8 +103,8 @@ def test_shader_extra_steps_update_the_shader_only() -> None:
     import dataclasses
 
     from backend.io.views import View
-    from backend.optim.reconstruct import Optimizer
     from backend.optim.viewset import ViewSet
+    from backend.pipelines.reconstruct import Optimizer
     from backend.raster import get_rasterizer
 
     rng = np.random.default_rng(0)

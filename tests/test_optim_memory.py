@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from backend.errors import JobError
 from backend.io.views import Scene, View
-from backend.optim import reconstruct as rec
 from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, pixels_at, plan_memory,
                                   step_bytes)
 from backend.optim.schedule import make_schedule
-from backend.protocol import Reporter
+from backend.pipelines import reconstruct as rec
+from backend.runtime.errors import JobError
+from backend.runtime.protocol import Reporter
 from test_geometry_visual_hull import sphere_views
 
 GB = 1 << 30

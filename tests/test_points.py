@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.errors import JobError
+from backend.pipelines.points import points_to_mesh
 from backend.points.normals import estimate_normals, orient_normals, voxel_downsample
-from backend.points.pipeline import points_to_mesh
 from backend.points.readers import read_point_cloud
 from backend.points.surface import compact, drop_small_parts, knn, outlier_mask, poisson_depth, trim_unsupported
-from backend.protocol import Reporter
+from backend.runtime.errors import JobError
+from backend.runtime.protocol import Reporter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -242,7 +242,7 @@ def test_points_to_mesh_sphere_result_folder(tmp_path: Path) -> None:
     assert saved["normals"] == "estimated" and saved["faces"] == result["faces"] > 1000
     assert 800 <= saved["outliers_removed"] <= 1500
     assert saved["symmetry"] is not None
-    from backend.metrics import load_mesh
+    from backend.mesh.metrics import load_mesh
 
     v, f = load_mesh(tmp_path / "out" / "mesh.obj")
     r = np.linalg.norm(v - np.array([0.3, -0.2, 1.0]), axis=1)
@@ -259,7 +259,7 @@ def test_open_surface_is_trimmed_and_uv_mapped(tmp_path: Path) -> None:
     np.savez(tmp_path / "h.npz", points=pts[half], normals=nrm[half])
     result = points_to_mesh(tmp_path / "h.npz", tmp_path / "out", Reporter(stream=io.StringIO(), quiet_logs=True),
                             {"uv": True, "symmetry": "off"})
-    from backend.metrics import load_mesh
+    from backend.mesh.metrics import load_mesh
 
     v, _ = load_mesh(tmp_path / "out" / "mesh.obj")
     assert result["normals"] == "file" and result["trimmed_faces"] > 0

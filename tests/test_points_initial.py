@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.errors import JobError
 from backend.io.job import load_job, write_job
 from backend.io.validate import validate_settings
 from backend.io.views import Scene, View
+from backend.runtime.errors import JobError
 from test_geometry_visual_hull import sphere_views
 
 ROOT = Path(__file__).resolve().parents[1]

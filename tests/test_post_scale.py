@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.errors import Cancelled
 from backend.post.decimate import chamfer_cost, decimate_with_cost, quadric_decimate
 from backend.post.fast_uv import fast_uv
 from backend.post.geometry import face_normals_and_areas
@@ -15,6 +14,7 @@ from backend.post.texture import bake_texture
 from backend.post.uv import compute_uv
 from backend.post.uv_stage import guarded_uv, uv_time_bound, xatlas_seconds_predicted
 from backend.raster import get_rasterizer
+from backend.runtime.errors import Cancelled
 from test_texture import colour_field, orbit, psnr, vertex_colour_view
 from test_uv import X_PLANE, bumpy_sphere, overlap_fraction, tilted_box
 
@@ -149,8 +149,8 @@ def test_big_texture_is_encoded_in_a_worker_and_written_exactly(tmp_path) -> Non
 
     from PIL import Image
 
-    from backend.optim.finish import IN_PROCESS_PNG_BYTES, PostResult, write_result
-    from backend.result import ResultWriter
+    from backend.pipelines.finish import IN_PROCESS_PNG_BYTES, PostResult, write_result
+    from backend.runtime.result import ResultWriter
 
     v, f = bumpy_sphere()
     texture = np.zeros((2304, 2304, 3), np.uint8)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from backend.errors import Cancelled
-from backend.protocol import Reporter
+from backend.runtime.errors import Cancelled
+from backend.runtime.protocol import Reporter
 
 
 class FlushCounter(io.StringIO):
@@ -74,7 +74,7 @@ def test_progress_time_left_includes_later_stages() -> None:
     import io
     import time
 
-    from backend.protocol import Reporter
+    from backend.runtime.protocol import Reporter
 
     rep = Reporter(stream=io.StringIO(), json_mode=True)
     rep.stage("optimize")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.metrics import bbox_diagonal, chamfer, load_mesh, sample_surface
+from backend.mesh.metrics import bbox_diagonal, chamfer, load_mesh, sample_surface
 
 ROOT = Path(__file__).resolve().parents[1]
 

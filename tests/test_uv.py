@@ -10,7 +10,7 @@ import trimesh
 from backend.post.geometry import vertex_normals
 from backend.post.symmetry import SymmetryPlane
 from backend.post.uv import UVMesh, compute_uv, cut_by_plane
-from backend.result import write_mtl, write_obj
+from backend.runtime.result import write_mtl, write_obj
 
 X_PLANE = SymmetryPlane(np.zeros(3), np.array([1.0, 0.0, 0.0]), 0.0)
 

@@ -9,10 +9,10 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from backend.errors import JobError
 from backend.io.job import load_job, write_job
 from backend.io.validate import validate_scene
 from backend.io.views import Scene, View
+from backend.runtime.errors import JobError
 
 SIZE = 48
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.geometry.mesh_ops import collapse_degenerate, largest_component
-from backend.worker import run_killable
+from backend.runtime.worker import run_killable
 
 RemeshFn = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
@@ -36,7 +36,7 @@ class RemeshResult:
 
 def run_guarded(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, h: float, timeout_s: float,
                 poll: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run fn(vertices, faces, h) in a killable worker (backend.worker); TimeoutError / RuntimeError when it fails."""
+    """Run fn(vertices, faces, h) in a killable worker (runtime.worker); TimeoutError / RuntimeError when it fails."""
     v, f = run_killable(fn, (vertices, faces, h), timeout_s, poll, label="remesh")
     return np.asarray(v), np.asarray(f)
 

@@ -7,8 +7,8 @@ import numpy as np
 from scipy.ndimage import binary_dilation, map_coordinates
 from skimage.measure import marching_cubes
 
-from backend.errors import JobError
 from backend.geometry.mesh_ops import collapse_degenerate, largest_component
+from backend.runtime.errors import JobError
 
 FLIP_YZ = np.diag([1.0, -1.0, -1.0])
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import JobError
+from backend.runtime.errors import JobError
 
 
 def load_numbers(path: Path, count: int, view: str | None = None) -> np.ndarray:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.errors import JobError
 from backend.io.idr import find_camera_file, load_idr
 from backend.io.job import load_job
 from backend.io.nds import load_nds, views_dir
 from backend.io.nerf import find_transforms, load_nerf
 from backend.io.views import Scene
+from backend.runtime.errors import JobError
 
 LAYOUTS_HINT = ("supported layouts: a job folder with job.json (images/, masks/); NDS views/ with <stem>.png, "
                 "<stem>_k.txt, _r.txt, _t.txt (+ bbox.txt); IDR/NeuS cameras.npz (or cameras_sphere.npz) with image/ "

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 from scipy.linalg import rq
 
-from backend.errors import JobError
 from backend.io.common import mask_from_alpha
 from backend.io.images import IMAGE_SUFFIXES, read_image, read_mask
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
+from backend.runtime.errors import JobError
 
 CAMERA_FILES = ("cameras.npz", "cameras_sphere.npz", "cameras_large.npz")
 

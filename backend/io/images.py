@@ -6,8 +6,8 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
-from backend.errors import Cancelled, JobError
 from backend.io.png16 import png_header, read_png16, write_png16
+from backend.runtime.errors import Cancelled, JobError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".exr")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from skimage.transform import resize
 
-from backend.errors import JobError
 from backend.io.images import read_image, read_mask, write_rgba
 from backend.io.validate import check_inside, check_keys, validate_settings
 from backend.io.views import Scene, View
+from backend.runtime.errors import JobError
 
 JOB_KEYS = ("version", "views", "bbox", "settings")
 VIEW_KEYS = ("name", "image", "mask", "width", "height", "K", "R", "t")

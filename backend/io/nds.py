@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.errors import JobError
 from backend.io.common import load_numbers, mask_from_alpha
 from backend.io.images import read_image, read_mask
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
+from backend.runtime.errors import JobError
 
 
 def views_dir(path: Path) -> Path:

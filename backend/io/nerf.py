@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import JobError
 from backend.io.common import mask_from_alpha
 from backend.io.images import find_image, read_image, read_mask
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
+from backend.runtime.errors import JobError
 
 log = logging.getLogger(__name__)
 GL_TO_CV = np.diag([1.0, -1.0, -1.0])

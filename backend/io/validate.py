@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.cameras import is_rotation
-from backend.errors import JobError
+from backend.cameras.projection import is_rotation
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
+from backend.runtime.errors import JobError
 
 log = logging.getLogger(__name__)
 

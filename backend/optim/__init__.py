@@ -1,1 +1,1 @@
-"""Neural deferred shading optimisation: shader, losses, the reconstruction pipeline."""
+"""Neural deferred shading optimisation: shader, losses, render, schedule, memory, camera refinement."""

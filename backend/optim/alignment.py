@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from backend.cameras.pose import camera_center, denormalize_pose, rotation_angle_deg
 from backend.io.views import View
-from backend.pose import camera_center, denormalize_pose, rotation_angle_deg
 
 MIN_IOU = 0.75  # below this silhouette overlap a view is not counted as aligned (when most views reach it)
 OUTLIER_GAP = 0.06  # nor when its overlap is this far (or 6 MADs, if more) below the median view's

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.pose import gauge_basis, skew
+from backend.cameras.pose import gauge_basis, skew
 
 FOCAL_ENTRIES = ((0, 0), (0, 1), (1, 1))  # the projection matrix entries a focal scale multiplies
 

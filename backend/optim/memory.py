@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from backend.errors import JobError
 from backend.optim.schedule import Schedule
+from backend.runtime.errors import JobError
 
 FREE_FRACTION = 0.6  # share of the free device memory the plan may use
 MIN_SIDE = 128  # the plan never renders below this longest side

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as tf
 
-from backend.cameras import projection_matrix
+from backend.cameras.projection import projection_matrix
 
 
 @dataclass

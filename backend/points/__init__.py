@@ -1,1 +1,1 @@
-"""Point clouds to meshes: readers, normal estimation and orientation, screened Poisson surface, pipeline."""
+"""Point clouds to meshes: readers, normal estimation and orientation, screened Poisson surface and its steps."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import JobError
+from backend.runtime.errors import JobError
 
 MIN_POINTS = 300
 FORMATS = (".ply", ".obj", ".xyz", ".txt", ".pts", ".csv", ".npz", ".npy")

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import JobError
 from backend.geometry.mesh_ops import largest_component
-from backend.protocol import Reporter
+from backend.runtime.errors import JobError
+from backend.runtime.protocol import Reporter
 
 CLOUD_ONLY = (".xyz", ".txt", ".pts", ".csv", ".npz", ".npy")
 
@@ -15,8 +15,8 @@ CLOUD_ONLY = (".xyz", ".txt", ".pts", ".csv", ".npz", ".npy")
 def load_start_mesh(path: Path, reporter: Reporter) -> tuple[np.ndarray, np.ndarray, str]:
     """(vertices, faces, 'mesh' or 'points') in world coordinates: a mesh file as it is, a point cloud
     meshed by screened Poisson without trimming (closed) and reduced to its largest part."""
-    from backend.metrics import load_mesh
-    from backend.points.pipeline import POINT_SETTINGS, clean_cloud, oriented_normals, surface
+    from backend.mesh.metrics import load_mesh
+    from backend.pipelines.points import POINT_SETTINGS, clean_cloud, oriented_normals, surface
     from backend.points.readers import read_point_cloud
 
     path = Path(path)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.meshmath import bbox_diagonal, sample_surface
+from backend.mesh.meshmath import bbox_diagonal, sample_surface
 
 CHAMFER_SAMPLES = 20000
 AGGRESSIVENESS = 7.0  # fast-simplification's default trade-off between speed and keeping the shape

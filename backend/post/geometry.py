@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.meshmath import bbox_diagonal  # noqa: F401  (re-exported for the post-processing modules)
+from backend.mesh.meshmath import bbox_diagonal  # noqa: F401  (re-exported for the post-processing modules)
 
 
 def face_normals_and_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from scipy.ndimage import binary_erosion, uniform_filter
 
-from backend.cameras import world_to_clip
+from backend.cameras.projection import world_to_clip
 from backend.io.views import View
 from backend.post.geometry import bbox_diagonal, vertex_normals
 from backend.post.uv import UVMesh

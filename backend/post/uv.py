@@ -1,4 +1,4 @@
-"""UV maps with xatlas, optionally with a seam on the symmetry plane and mirrored charts (OBJ writing: backend.result)."""
+"""UV maps with xatlas, optionally with a seam on the symmetry plane and mirrored charts (OBJ files: runtime.result)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,7 +9,7 @@ import numpy as np
 from backend.post.fast_uv import fast_uv
 from backend.post.symmetry import SymmetryPlane
 from backend.post.uv import UVMesh, compute_uv
-from backend.worker import run_killable
+from backend.runtime.worker import run_killable
 
 UV_BASE_S = 3.0
 UV_PER_FACE_S = 3e-5  # 100k faces: 6 s; 300k: 12 s (xatlas on 2 loaded cores: about 0.35 ms per face)

@@ -164,7 +164,7 @@ def stages(name: str, run: dict, work: Path) -> dict:
 
 def metrics(gt: Path, mesh: Path) -> dict:
     """Chamfer (L1, / bbox diagonal), normal consistency, F-score and face count against the ground truth."""
-    from backend.metrics import compare_files, load_mesh
+    from backend.mesh.metrics import compare_files, load_mesh
     m = compare_files(gt, mesh)
     return {"faces": int(len(load_mesh(mesh)[1])), "chamfer_l1_norm": m["chamfer_l1_norm"],
             "normal_consistency": m["normal_consistency"], "fscore": m["fscore"], "hausdorff_norm": m["hausdorff_norm"]}

@@ -7,7 +7,7 @@ Two exact-enough criteria, each where it is sound (numpy only: the add-on import
   face none of whose sides reaches the cell outside the part (found from its outermost face) is a wall. This
   needs no orientation (walls of an assembly have none that is right) and cannot see through a gap.
 - Whole parts enclosed by other parts (a nested shell) are found by the generalized winding number of the other
-  faces (`backend.winding`): the mean of w just off both sides of a face is 0.5 on any face of a closed
+  faces (`backend.mesh.winding`): the mean of w just off both sides of a face is 0.5 on any face of a closed
   oriented surface however deep the crevice, and 1.5 on a shell nested in another. Deleting part of a closed part
   would open it, so a part goes whole or not at all: its six extreme faces are tested first (any of them outside
   keeps it) and the rest only if they are all inside. Faces the cells show pointing inwards are counted

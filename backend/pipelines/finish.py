@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backend.io.views import DEFAULT_MAX_FACES, Scene
-from backend.protocol import Reporter
-from backend.result import ResultWriter, atomic_write_bytes, write_json, write_mtl, write_obj
-from backend.worker import run_killable
+from backend.runtime.protocol import Reporter
+from backend.runtime.result import ResultWriter, atomic_write_bytes, write_json, write_mtl, write_obj
+from backend.runtime.worker import run_killable
 
 DECIMATE_TIMEOUT_S = 300.0
 PNG_TIMEOUT_S = 600.0

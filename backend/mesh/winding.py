@@ -5,7 +5,7 @@ q is 1 inside and 0 outside a closed, consistently oriented surface and degrades
 self-intersecting ones. Crossing a face changes w by exactly 1 and the face's own solid angle from two mirror
 points p+/p- is exactly opposite, so the mean of w just off both sides of a face equals the winding number of
 all *other* faces at a point on it (`face_winding`): 0.5 on any face of a closed oriented surface however deep
-the crevice, 1.5 on a shell nested inside another (`backend.interior` decides with a threshold of 0.75).
+the crevice, 1.5 on a shell nested inside another (`backend.mesh.interior` decides with a threshold of 0.75).
 
 Speed: a Barnes-Hut tree (Morton-ordered triangles, an implicit balanced binary tree over leaves) evaluates
 far clusters by their first two moments (dipole and quadrupole terms of the solid-angle kernel) and near

@@ -1,8 +1,8 @@
 """Pure-numpy mesh maths shared by the backend and the add-on (numpy and the standard library only).
 
 Blender's Python has numpy but neither scipy, torch nor trimesh, so the add-on's
-`blender_addon/compare_math.py` imports this module (bundled as `photomesh/backend/meshmath.py`
-in the add-on zip) and `backend/metrics.py` / `backend/align.py` import it too: one definition of
+`blender_addon/compare_math.py` imports this module (bundled as `photomesh/backend/mesh/meshmath.py`
+in the add-on zip) and `backend/mesh/metrics.py` / `backend/mesh/align.py` import it too: one definition of
 surface sampling, the distance statistics, closedness, volumetric IoU and the PCA + ICP alignment,
 so that the add-on and the backend agree. Nearest-surface queries are passed in as callables
 (gpytoolbox in the backend, `mathutils.bvhtree` in Blender).

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.errors import JobError
 from backend.geometry.remesh import run_guarded
 from backend.io.views import Scene
-from backend.optim.finish import commit_result, post_process
+from backend.pipelines.finish import commit_result, post_process
 from backend.points.normals import estimate_normals
 from backend.points.readers import MIN_POINTS, PointCloud, read_point_cloud
 from backend.points.surface import (compact, drop_small_parts, knn, outlier_mask, poisson_depth, screened_poisson,
                                     trim_unsupported)
-from backend.protocol import Reporter
-from backend.result import ResultWriter
+from backend.runtime.errors import JobError
+from backend.runtime.protocol import Reporter
+from backend.runtime.result import ResultWriter
 
 POINT_SETTINGS: dict = {
     "normals": "auto",      # auto: use the file's normals when it has them; estimate: always estimate

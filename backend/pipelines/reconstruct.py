@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.cameras import normalization, normalize_extrinsics
+from backend.cameras.projection import normalization, normalize_extrinsics
 from backend.geometry.mesh_ops import face_areas, mean_edge_length
 from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
@@ -18,7 +18,6 @@ from backend.io.views import DEFAULT_SETTINGS, Scene, View
 from backend.optim.alignment import (alignment_warning, camera_entries, refined_views, silhouette_iou, unaligned,
                                      view_weights)
 from backend.optim.camera_refine import CameraRefiner, RefineSettings
-from backend.optim.finish import commit_result, post_process
 from backend.optim.large_steps import SmoothParam, UniformAdam
 from backend.optim.losses import Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss
 from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, plan_memory,
@@ -27,10 +26,11 @@ from backend.optim.render import GBuffer, render_gbuffer
 from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewLevel, ViewSet
+from backend.pipelines.finish import commit_result, post_process
 from backend.post.denoise import bilateral_normal_denoise
 from backend.post.geometry import offset_along_normals
-from backend.protocol import Reporter
-from backend.result import ResultWriter
+from backend.runtime.protocol import Reporter
+from backend.runtime.result import ResultWriter
 
 REMESH_TIMEOUT_S = 120.0
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from backend.errors import Cancelled
+from backend.runtime.errors import Cancelled
 
 STAGES = ("load", "visual_hull", "optimize", "decimate", "symmetry", "uv", "texture", "write")
 

@@ -1,6 +1,6 @@
 """Rigid (optionally uniformly scaled) alignment of a mesh to a reference: PCA start, then ICP.
 
-Scheme (in `backend/meshmath.py`, shared with `blender_addon/compare_math.py`): sample both
+Scheme (in `backend/mesh/meshmath.py`, shared with `blender_addon/compare_math.py`): sample both
 surfaces (`sample_surface`, seed 0); candidate starts are the centroid shift and the four proper
 PCA-axis matchings; each runs a few point-to-surface ICP steps (closed-form Umeyama per step),
 the best mean distance wins and runs to convergence. The result maps the moving mesh onto the reference.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.meshmath import align_points
-from backend.metrics import point_to_surface, sample_surface
+from backend.mesh.meshmath import align_points
+from backend.mesh.metrics import point_to_surface, sample_surface
 
 
 def align_meshes(v_mov: np.ndarray, f_mov: np.ndarray, v_ref: np.ndarray, f_ref: np.ndarray,

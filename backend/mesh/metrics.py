@@ -1,6 +1,6 @@
 """Mesh comparison metrics: Chamfer L1/L2, Hausdorff, F-score, normal consistency, volumetric IoU.
 
-Definitions (the numpy-only parts live in `backend/meshmath.py`, which the add-on's
+Definitions (the numpy-only parts live in `backend/mesh/meshmath.py`, which the add-on's
 `blender_addon/compare_math.py` imports too, so the two agree within sampling noise):
 
 - A is the reference, B the compared mesh. `diag` is the diagonal of A's bounding box.
@@ -26,10 +26,10 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 
-from backend import meshmath
-from backend.errors import JobError
-from backend.meshmath import DEFAULT_SAMPLES, IOU_RESOLUTION, MeshInputError, distance_stats
-from backend.meshmath import bbox_diagonal, is_closed  # noqa: F401 - re-exported for bench and tests
+from backend.mesh import meshmath
+from backend.mesh.meshmath import DEFAULT_SAMPLES, IOU_RESOLUTION, MeshInputError, distance_stats
+from backend.mesh.meshmath import bbox_diagonal, is_closed  # noqa: F401 - re-exported for bench and tests
+from backend.runtime.errors import JobError
 
 
 def sample_surface(v: np.ndarray, f: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +118,7 @@ def compare_files(a_path: str | Path, b_path: str | Path, align: bool = False, f
     check_mesh(vb, fb, f"compared {Path(b_path).name}")
     transform = np.eye(4)
     if align:
-        from backend.align import align_meshes
+        from backend.mesh.align import align_meshes
 
         transform = align_meshes(vb, fb, va, fa, scale=scale, seed=seed)
         vb = vb @ transform[:3, :3].T + transform[:3, 3]
