@@ -19,8 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backend.mesh.distance import sample_surface  # noqa: E402
 from backend.mesh.meshmath import bbox_diagonal, face_normals  # noqa: E402
-from backend.mesh.metrics import compare_meshes, load_mesh, sample_surface  # noqa: E402
+from backend.mesh.metrics import compare_meshes, load_mesh  # noqa: E402
 from backend.pipelines.points import points_to_mesh  # noqa: E402
 from backend.runtime.protocol import Reporter  # noqa: E402
 

@@ -39,7 +39,8 @@ def mesh_source(name: str) -> str:
 
 def normalised_chamfer(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.ndarray) -> float:
     """Point-set Chamfer L1 (mean of both directions) over the reference bbox diagonal."""
-    from backend.mesh.metrics import bbox_diagonal, chamfer, sample_surface
+    from backend.mesh.distance import sample_surface
+    from backend.mesh.metrics import bbox_diagonal, chamfer
 
     pa, _ = sample_surface(ref_v, ref_f, N_SAMPLES, 0)
     pb, _ = sample_surface(v, f, N_SAMPLES, 0)

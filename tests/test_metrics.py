@@ -6,7 +6,8 @@ import pytest
 import trimesh
 
 from backend.mesh.align import align_meshes
-from backend.mesh.metrics import chamfer, compare_files, compare_meshes, is_closed, sample_surface
+from backend.mesh.distance import sample_surface
+from backend.mesh.metrics import chamfer, compare_files, compare_meshes, is_closed
 from backend.runtime.errors import JobError
 
 

@@ -20,7 +20,8 @@ import torch
 from backend.cli import check_exit_code
 from backend.raster import TorchRasterizer, auto_rasterizer, get_rasterizer
 from backend.raster.nvdiffrast_raster import load_built_plugin, make_plugin_importable, plugin_build_dir, plugin_name
-from backend.raster.probe import covers_centre, probe
+from backend.raster.probe import probe
+from backend.raster.self_test import covers_centre
 
 ROOT = Path(__file__).resolve().parents[1]
 

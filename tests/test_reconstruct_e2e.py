@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.mesh.metrics import bbox_diagonal, chamfer, load_mesh, sample_surface
+from backend.mesh.distance import sample_surface
+from backend.mesh.metrics import bbox_diagonal, chamfer, load_mesh
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,14 @@
 """Pose maths for camera refinement (numpy): rotation exp/log, perturbations, the gauge, world-frame poses."""
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from backend.io.views import View
+if TYPE_CHECKING:
+    from backend.io.views import View
 
 
 def skew(w: np.ndarray) -> np.ndarray:
@@ -70,7 +73,7 @@ def perturb_views(views: list[View], diagonal: float, seed: int = 0, rot_deg: tu
     out = []
     for v in views:
         R2, t2 = perturb_pose(v.R, v.t, rng, rot_deg, centre_fraction * diagonal)
-        out.append(View(v.name, v.image, v.mask, v.K.copy(), R2, t2))
+        out.append(dataclasses.replace(v, K=v.K.copy(), R=R2, t=t2))
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from backend.mesh.meshmath import align_points
-from backend.mesh.metrics import point_to_surface, sample_surface
+from backend.mesh.distance import point_to_surface, sample_surface
 
 
 def align_meshes(v_mov: np.ndarray, f_mov: np.ndarray, v_ref: np.ndarray, f_ref: np.ndarray,

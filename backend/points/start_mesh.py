@@ -16,7 +16,7 @@ def load_start_mesh(path: Path, reporter: Reporter) -> tuple[np.ndarray, np.ndar
     """(vertices, faces, 'mesh' or 'points') in world coordinates: a mesh file as it is, a point cloud
     meshed by screened Poisson without trimming (closed) and reduced to its largest part."""
     from backend.mesh.metrics import load_mesh
-    from backend.pipelines.points import POINT_SETTINGS, clean_cloud, oriented_normals, surface
+    from backend.points.steps import POINT_SETTINGS, clean_cloud, oriented_normals, surface
     from backend.points.readers import read_point_cloud
 
     path = Path(path)

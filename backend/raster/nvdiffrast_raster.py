@@ -103,7 +103,7 @@ class NvdiffrastRasterizer:
 
     def self_test(self) -> None:
         """Rasterize one triangle at 8x8; RasterizerUnavailable unless it covers the centre pixel."""
-        from .probe import covers_centre
+        from .self_test import covers_centre
         try:
             ok = covers_centre(self)
         except Exception as exc:
