@@ -12,6 +12,8 @@ from . import camera_math
 from .job_spec import (GatherError, ViewSpec, bbox_of_points, build_job, fit_intrinsics, job_settings,
                        match_files, safe_name, write_job_json)
 from .png_io import float_rgba_to_uint8, png_info, write_png
+from .point_cloud import MIN_POINTS, is_point_cloud, object_cloud
+from .points_export import write_cloud
 from .render_views import render_cameras
 
 
@@ -148,9 +150,6 @@ def _files_for_cameras(folder_setting: str, cams: list, what: str, folder_hint: 
 
 def write_start_points(obj, job_dir: Path) -> str:
     """The Start From point cloud in world space as initial_points.npz; its path relative to the job."""
-    from .ops_points import MIN_POINTS, is_point_cloud, object_cloud
-    from .points_export import write_cloud
-
     if not is_point_cloud(obj):
         raise GatherError(f"Start From '{obj.name}' is not a point cloud.",
                           "Pick a Point Cloud object or a mesh with vertices and no faces, or clear Start From.")

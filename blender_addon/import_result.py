@@ -9,10 +9,10 @@ import bpy
 import numpy as np
 
 from .camera_refine import RefinedCamera, RunCameras, parse_refined_cameras
+from .camera_store import store_refined_cameras
 from .job_spec import GatherError
 from .mesh_io import MeshData, read_mesh
-from .ops_cameras import store_refined_cameras
-from .ops_symmetry import add_symmetry_plane
+from .symmetry_plane import add_symmetry_plane
 
 SYMMETRY_PROPERTY = "symmetry_plane"
 REFINED_PROPERTY = "photomesh_refined_cameras"

@@ -1,14 +1,12 @@
-"""Refined cameras stored with the scene after a run, and the Apply / Clear Refined Cameras operators."""
-
-from typing import Optional, Sequence
+"""The refined-camera store's property groups (saved in the .blend) and the Apply / Clear Refined Cameras operators."""
 
 import bpy
-import numpy as np
 from bpy.props import (BoolProperty, CollectionProperty, FloatProperty, FloatVectorProperty, IntProperty,
                        PointerProperty, StringProperty)
 from mathutils import Matrix
 
 from .camera_refine import RefinedCamera, camera_matrix_world, lens_for_focal
+from .camera_store import scene_camera, stored_cameras, stored_count
 from .gather import camera_params
 
 FOCAL_EPS = 1e-6
@@ -40,45 +38,6 @@ class PHOTOMESH_PG_refined_cameras(bpy.types.PropertyGroup):
     items: CollectionProperty(type=PHOTOMESH_PG_refined_camera)
 
 
-def refined_of(item: PHOTOMESH_PG_refined_camera) -> RefinedCamera:
-    """The stored item as a RefinedCamera (numpy matrices)."""
-    return RefinedCamera(item.view, item.camera, np.array(item.K, dtype=np.float64).reshape(3, 3),
-                         np.array(item.R, dtype=np.float64).reshape(3, 3), np.array(item.t, dtype=np.float64),
-                         item.width, item.height, item.rotation_deg, item.translation, item.weight, item.aligned,
-                         item.held)
-
-
-def stored_cameras(scene) -> tuple[list[RefinedCamera], float]:
-    """The scene's stored refined cameras and focal scale (empty list when none)."""
-    store = getattr(scene, "photomesh_cameras", None)
-    if store is None:
-        return [], 1.0
-    return [refined_of(i) for i in store.items], store.focal_scale
-
-
-def store_refined_cameras(scene, cameras: Sequence[RefinedCamera], focal_scale: float, source: str) -> None:
-    """Replace the scene's stored refined cameras with a run's."""
-    store = scene.photomesh_cameras
-    store.items.clear()
-    store.source = source
-    store.focal_scale = focal_scale
-    for cam in cameras:
-        item = store.items.add()
-        item.view, item.camera = cam.view, cam.camera
-        item.K = np.asarray(cam.K, dtype=np.float64).ravel().tolist()
-        item.R = np.asarray(cam.R, dtype=np.float64).ravel().tolist()
-        item.t = np.asarray(cam.t, dtype=np.float64).ravel().tolist()
-        item.width, item.height = cam.width, cam.height
-        item.rotation_deg, item.translation = cam.rotation_deg, cam.translation
-        item.weight, item.aligned, item.held = cam.weight, cam.aligned, cam.held
-
-
-def scene_camera(scene, name: str):
-    """The camera object of that name in the scene, or None (deleted, renamed or no longer a camera)."""
-    obj = scene.objects.get(name)
-    return obj if obj is not None and obj.type == "CAMERA" else None
-
-
 def _overridden(obj) -> bool:
     """Whether constraints or keyframes will put the camera's pose back on the next update or frame change."""
     if any(c.enabled and c.influence > 0 for c in getattr(obj, "constraints", ())):
@@ -98,12 +57,6 @@ def apply_refined_camera(scene, obj, cam: RefinedCamera, focal_scale: float) -> 
     obj.matrix_world = Matrix(camera_matrix_world(cam.R, cam.t, tuple(scale)).tolist())
     if abs(focal_scale - 1.0) > FOCAL_EPS:
         obj.data.lens = lens_for_focal(camera_params(obj, scene), float(cam.K[0, 0]), (cam.width, cam.height))
-
-
-def stored_count(context) -> int:
-    """How many refined cameras the context's scene stores (0 without a scene or the property)."""
-    store = getattr(context.scene, "photomesh_cameras", None) if context.scene is not None else None
-    return 0 if store is None else len(store.items)
 
 
 class PHOTOMESH_OT_apply_refined_cameras(bpy.types.Operator):
@@ -172,21 +125,6 @@ class PHOTOMESH_OT_clear_refined_cameras(bpy.types.Operator):
         store.source = ""
         store.focal_scale = 1.0
         return {"FINISHED"}
-
-
-def present_cameras(scene, cameras: Sequence[RefinedCamera]) -> set:
-    """Names of the stored cameras that still exist as cameras in the scene."""
-    return {c.camera for c in cameras if scene_camera(scene, c.camera) is not None}
-
-
-def non_aligned(scene) -> Optional[str]:
-    """A warning naming the views of the stored run that could not be aligned, or None."""
-    cameras, _ = stored_cameras(scene)
-    bad = [c.camera for c in cameras if not c.aligned]
-    if not bad:
-        return None
-    return (f"Camera(s) not aligned by the refinement (down-weighted): {', '.join(bad)}; "
-            "check their images and poses.")
 
 
 CLASSES = (PHOTOMESH_PG_refined_camera, PHOTOMESH_PG_refined_cameras, PHOTOMESH_OT_apply_refined_cameras,

@@ -6,49 +6,15 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
-from . import ops_reconstruct
 from .import_result import import_result
 from .job_spec import GatherError
 from .paths import backend_python, backend_root, new_job_dirs
-from .points_export import normal_attribute, to_world, write_cloud
+from .point_cloud import MIN_POINTS, is_point_cloud, object_cloud
+from .points_export import write_cloud
+from .run_session import ActiveJob, RunOperator, active_job, clear_status, set_active_job, update_status
 from .runner import BackendRunner, BackendStartError, RunOutcome
 
-MIN_POINTS = 300
-
-
-def is_point_cloud(obj) -> bool:
-    """A Point Cloud object, or a mesh object with vertices and no faces."""
-    if obj is None:
-        return False
-    if obj.type == "POINTCLOUD":
-        return True
-    return obj.type == "MESH" and len(obj.data.vertices) > 0 and len(obj.data.polygons) == 0
-
-
-def _attribute_vectors(data, name: str, count: int) -> np.ndarray:
-    """A FLOAT_VECTOR attribute of `data` as an (count, 3) array."""
-    values = np.empty(count * 3, dtype=np.float32)
-    data.attributes[name].data.foreach_get("vector", values)
-    return values.reshape(count, 3)
-
-
-def object_cloud(obj) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """World-space points of the object and its normals when an attribute holds them."""
-    data = obj.data
-    if obj.type == "POINTCLOUD":
-        count = len(data.points)
-        points = _attribute_vectors(data, "position", count)
-    else:
-        count = len(data.vertices)
-        points = np.empty(count * 3, dtype=np.float32)
-        data.vertices.foreach_get("co", points)
-        points = points.reshape(count, 3)
-    name = normal_attribute((a.name, a.data_type, a.domain) for a in data.attributes)
-    normals = _attribute_vectors(data, name, count) if name else None
-    return to_world(points, normals, np.array(obj.matrix_world))
-
-
-class PHOTOMESH_OT_points_to_mesh(bpy.types.Operator):
+class PHOTOMESH_OT_points_to_mesh(RunOperator, bpy.types.Operator):
     """Mesh the selected point cloud (screened Poisson, trimmed where no points support it)"""
 
     bl_idname = "photomesh.points_to_mesh"
@@ -69,9 +35,6 @@ class PHOTOMESH_OT_points_to_mesh(bpy.types.Operator):
     remove_outliers: BoolProperty(name="Remove Outliers", default=True,
                                   description="Drop isolated points before meshing")
     uv: BoolProperty(name="UV Map", default=False, description="Also compute a UV map")
-
-    _job = None
-    _timer = None
 
     @classmethod
     def poll(cls, context) -> bool:
@@ -95,9 +58,9 @@ class PHOTOMESH_OT_points_to_mesh(bpy.types.Operator):
             argv.append("--uv")
         return argv
 
-    def _prepare(self, context) -> Optional[ops_reconstruct.ActiveJob]:
+    def _prepare(self, context) -> Optional[ActiveJob]:
         """Write the points and start the backend; reports and returns None on a problem."""
-        running = ops_reconstruct.active_job()
+        running = active_job()
         if running is not None:
             self._fail(f"A job ('{running.name}') is already running.", "Wait for it or press Cancel first.")
             return None
@@ -129,15 +92,15 @@ class PHOTOMESH_OT_points_to_mesh(bpy.types.Operator):
         except BackendStartError as exc:
             self._fail(exc.message, exc.hint)
             return None
-        job = ops_reconstruct.ActiveJob(name, runner, show_previews=False)
-        ops_reconstruct.set_active_job(job)
-        ops_reconstruct._update_status(context, job)
+        job = ActiveJob(name, runner, show_previews=False)
+        set_active_job(job)
+        update_status(context, job)
         return job
 
-    def _finish(self, context, job: ops_reconstruct.ActiveJob, outcome: RunOutcome) -> set:
+    def _finish(self, context, job: ActiveJob, outcome: RunOutcome) -> set:
         """Import the mesh (world coordinates: it lands where the points are) or report why there is none."""
-        ops_reconstruct.set_active_job(None)
-        ops_reconstruct._clear_status(context)
+        set_active_job(None)
+        clear_status(context)
         if outcome.status == "cancelled":
             self.report({"WARNING"}, "Points to Mesh cancelled; the scene is as before.")
             return {"CANCELLED"}
@@ -152,10 +115,6 @@ class PHOTOMESH_OT_points_to_mesh(bpy.types.Operator):
         self.report({"INFO"}, f"Meshed '{obj.name}': {len(obj.data.vertices)} vertices, "
                               f"{len(obj.data.polygons)} faces.")
         return {"FINISHED"}
-
-    execute = ops_reconstruct.PHOTOMESH_OT_reconstruct.execute
-    invoke = ops_reconstruct.PHOTOMESH_OT_reconstruct.invoke
-    modal = ops_reconstruct.PHOTOMESH_OT_reconstruct.modal
 
 
 CLASSES = (PHOTOMESH_OT_points_to_mesh,)

@@ -1,134 +1,23 @@
-"""The Reconstruct and Cancel operators: gather, run the backend (modal or blocking), import."""
+"""The Reconstruct and Cancel operators: gather, run the backend (modal or blocking, see run_session), import."""
 import atexit
 import shutil
-import time
-from pathlib import Path
 from typing import Optional
 
 import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from .camera_refine import RunCameras
+from .camera_store import non_aligned
 from .gather import gather_job, selected_cameras, view_camera_map
-from .import_result import REFINED_PROPERTY, PreviewObject, import_result
+from .import_result import REFINED_PROPERTY, import_result
 from .job_spec import GatherError
-from .ops_cameras import non_aligned
 from .paths import backend_python, backend_root, new_job_dirs
-from .protocol_parser import Event, format_seconds
+from .run_session import (ActiveJob, RunOperator, active_job, cancel_active_job, clear_status, set_active_job,
+                          stop_active_job, update_status)
 from .runner import BackendRunner, BackendStartError, RunOutcome
 
 
-class ActiveJob:
-    """The one reconstruction that may run at a time."""
-
-    def __init__(self, name: str, runner: BackendRunner, show_previews: bool,
-                 cameras: Optional[RunCameras] = None) -> None:
-        self.name = name
-        self.cameras = cameras
-        self.runner = runner
-        self.preview = PreviewObject(f"{name}_preview")
-        self.show_previews = show_previews
-        self.cancel_requested = False
-        self.preview_error = ""
-        self.last_print = 0.0
-        self.last_stage = ""
-
-
-_active: Optional[ActiveJob] = None
-
-
-def active_job() -> Optional[ActiveJob]:
-    """The running job, if any."""
-    return _active
-
-
-def set_active_job(job: Optional[ActiveJob]) -> None:
-    """Make `job` the one running job, or none (Points to Mesh shares the panel's progress and Cancel)."""
-    global _active
-    _active = job
-
-
-def _status_line(job: ActiveJob) -> str:
-    """One line for the status bar."""
-    st = job.runner.state
-    step = f" {st.step}/{st.total}" if st.total else ""
-    eta = f", {format_seconds(st.eta_s)} left" if st.eta_s is not None else ""
-    return f"Photomesh: {st.stage or 'starting'}{step}{eta} (Esc to cancel)"
-
-
-def _update_status(context, job: ActiveJob) -> None:
-    """Copy the runner's progress into the window manager's status properties."""
-    wm = context.window_manager
-    status = getattr(wm, "photomesh_job", None)
-    if status is None:
-        return
-    st = job.runner.state
-    status.running = True
-    status.stage = st.stage
-    status.step = st.step
-    status.total = st.total
-    status.progress = 100.0 * st.fraction
-    status.losses = st.losses_text()
-    status.eta = format_seconds(st.eta_s) if st.eta_s is not None else ""
-
-
-def _clear_status(context) -> None:
-    """Reset the status properties and the status bar."""
-    status = getattr(context.window_manager, "photomesh_job", None)
-    if status is not None:
-        status.running = False
-        status.progress = 0.0
-        status.stage = status.losses = status.eta = ""
-        status.step = status.total = 0
-    workspace = getattr(context, "workspace", None)
-    if workspace is not None and not bpy.app.background:
-        workspace.status_text_set(None)
-
-
-def _redraw(context) -> None:
-    """Redraw the 3D viewports (panel and previews)."""
-    screen = getattr(context, "screen", None)
-    if screen is None:
-        return
-    for area in screen.areas:
-        if area.type == "VIEW_3D":
-            area.tag_redraw()
-
-
-def _on_event(context, job: ActiveJob, ev: Event) -> None:
-    """React to one stream event: status, and the preview mesh."""
-    if ev.type == "preview" and job.show_previews and isinstance(ev.data.get("mesh"), str):
-        try:
-            job.preview.update(context, job.runner.out_dir / ev.data["mesh"])
-        except (OSError, ValueError) as exc:
-            job.preview_error = str(exc)
-    _update_status(context, job)
-    if bpy.app.background:
-        _print_progress(job)
-
-
-def _print_progress(job: ActiveJob, every_s: float = 10.0) -> None:
-    """Console progress for background runs: each new stage, and the step every few seconds."""
-    st = job.runner.state
-    now = time.monotonic()
-    if st.stage != job.last_stage or now - job.last_print >= every_s:
-        job.last_stage, job.last_print = st.stage, now
-        losses = f" [{st.losses_text()}]" if st.losses else ""
-        print(_status_line(job).replace(" (Esc to cancel)", "") + losses, flush=True)
-
-
-def stop_active_job() -> None:
-    """Cancel a running job and remove its preview (used on unregister)."""
-    global _active
-    job = _active
-    _active = None
-    if job is None:
-        return
-    job.runner.cancel()
-    job.preview.remove()
-
-
-class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
+class PHOTOMESH_OT_reconstruct(RunOperator, bpy.types.Operator):
     """Reconstruct a mesh from the selected cameras and their images"""
 
     bl_idname = "photomesh.reconstruct"
@@ -146,9 +35,6 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
     preview_every: IntProperty(name="Preview Every", default=50, min=0, options={"SKIP_SAVE"},
                                description="Steps between preview meshes (0: none)")
 
-    _job = None
-    _timer = None
-
     def _fail(self, message: str, hint: str = "") -> set:
         """Report an error with its hint and cancel."""
         self.report({"ERROR"}, f"{message} {hint}".strip())
@@ -156,9 +42,9 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
 
     def _prepare(self, context) -> Optional[ActiveJob]:
         """Gather the job and start the backend; reports and returns None on a problem."""
-        global _active
-        if _active is not None:
-            self._fail(f"A reconstruction ('{_active.name}') is already running.",
+        running = active_job()
+        if running is not None:
+            self._fail(f"A reconstruction ('{running.name}') is already running.",
                        "Wait for it or press Cancel first.")
             return None
         settings = context.scene.photomesh
@@ -191,16 +77,15 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
             self._fail(exc.message, exc.hint)
             return None
         job = ActiveJob(name, runner, settings.show_previews, RunCameras(tuple(spec["views"]), view_cameras))
-        _active = job
-        _update_status(context, job)
+        set_active_job(job)
+        update_status(context, job)
         return job
 
     def _finish(self, context, job: ActiveJob, outcome: RunOutcome) -> set:
         """Remove the preview, then import the result or report why there is none."""
-        global _active
         job.preview.remove()
-        _active = None
-        _clear_status(context)
+        set_active_job(None)
+        clear_status(context)
         if outcome.status == "cancelled":
             self.report({"WARNING"}, "Reconstruction cancelled; the scene is as before.")
             return {"CANCELLED"}
@@ -219,55 +104,6 @@ class PHOTOMESH_OT_reconstruct(bpy.types.Operator):
                               f"{len(obj.data.polygons)} faces.")
         return {"FINISHED"}
 
-    def execute(self, context) -> set:
-        """Blocking path (scripts, blender -b): run to the end, then import."""
-        job = self._prepare(context)
-        if job is None:
-            return {"CANCELLED"}
-        try:
-            outcome = job.runner.wait(on_event=lambda ev: _on_event(context, job, ev),
-                                      should_cancel=lambda: job.cancel_requested,
-                                      timeout_s=self.timeout or None)
-        except BaseException:
-            stop_active_job()
-            _clear_status(context)
-            raise
-        return self._finish(context, job, outcome)
-
-    def invoke(self, context, event) -> set:
-        """Interactive path: start the backend and follow it from a modal timer."""
-        if bpy.app.background or context.window is None:
-            return self.execute(context)
-        job = self._prepare(context)
-        if job is None:
-            return {"CANCELLED"}
-        self._job = job
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.25, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event) -> set:
-        """Poll the backend on each timer tick; Esc cancels."""
-        job = self._job
-        if event.type == "ESC" and event.value == "PRESS":
-            job.cancel_requested = True
-        if job.cancel_requested and not job.runner.finished:
-            job.runner.cancel()
-        if event.type == "TIMER" or job.runner.finished:
-            for ev in job.runner.poll(0.0):
-                _on_event(context, job, ev)
-            if context.workspace is not None:
-                context.workspace.status_text_set(_status_line(job))
-            _redraw(context)
-        if job.runner.finished:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
-            result = self._finish(context, job, job.runner.outcome())
-            _redraw(context)
-            return result
-        return {"PASS_THROUGH"}
-
 
 class PHOTOMESH_OT_cancel(bpy.types.Operator):
     """Stop the running reconstruction and remove its preview"""
@@ -277,12 +113,9 @@ class PHOTOMESH_OT_cancel(bpy.types.Operator):
 
     def execute(self, context) -> set:
         """Ask the running job to stop."""
-        job = _active
-        if job is None:
+        if not cancel_active_job():
             self.report({"WARNING"}, "No reconstruction is running.")
             return {"CANCELLED"}
-        job.cancel_requested = True
-        job.runner.cancel()
         return {"FINISHED"}
 
 

@@ -3,9 +3,9 @@ import bpy
 
 from .gather import describe_image, folder_matches, selected_cameras
 from .job_spec import QUALITY_PRESETS
-from .ops_points import is_point_cloud
-from .ops_reconstruct import active_job
-from .ops_symmetry import PLANE_PROPERTY
+from .point_cloud import is_point_cloud
+from .run_session import active_job
+from .symmetry_plane import PLANE_PROPERTY
 
 MAX_LISTED = 12
 

@@ -2,7 +2,7 @@
 import bpy
 
 from .camera_refine import panel_rows
-from .ops_cameras import present_cameras, stored_cameras
+from .camera_store import present_cameras, stored_cameras
 
 MAX_LISTED = 40
 

@@ -39,7 +39,7 @@ ENGINES = [
 
 def _is_point_cloud(obj) -> bool:
     """A Point Cloud object, or a mesh object with vertices and no faces."""
-    from .ops_points import is_point_cloud
+    from .point_cloud import is_point_cloud
 
     return is_point_cloud(obj)
 

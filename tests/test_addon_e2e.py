@@ -9,7 +9,7 @@ import addon_utils
 import numpy as np
 import pytest
 
-from blender_addon import ops_reconstruct
+from blender_addon import run_session
 
 ADDON = "blender_addon"
 
@@ -67,7 +67,7 @@ def test_reconstruct_cycles_scene_with_real_backend(tmp_path: Path) -> None:
         ref = np.array([monkey.matrix_world @ x.co for x in monkey.data.vertices])
         assert np.allclose(v.mean(axis=0), ref.mean(axis=0), atol=0.3)
         assert np.allclose(v.max(axis=0) - v.min(axis=0), ref.max(axis=0) - ref.min(axis=0), rtol=0.35)
-        assert ops_reconstruct.active_job() is None
+        assert run_session.active_job() is None
         out_dirs = list(tmp_path.glob("Monkey_*/out/result.json"))
         assert len(out_dirs) == 1 and list(out_dirs[0].parent.glob("previews/mesh_*.ply"))
     finally:
@@ -81,7 +81,7 @@ def test_refine_cameras_through_the_addon_with_real_backend(tmp_path: Path) -> N
 
     from blender_addon import camera_math
     from blender_addon.gather import camera_params, camera_pose
-    from blender_addon.ops_cameras import stored_cameras
+    from blender_addon.camera_store import stored_cameras
 
     build_scene()
     addon_utils.enable(ADDON, default_set=True, handle_error=None)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mathutils import Vector
 
-from blender_addon import camera_math, ops_reconstruct
+from blender_addon import camera_math, run_session
 from blender_addon.import_result import PreviewObject
 from blender_addon.job_spec import QUALITY_PRESETS
 from blender_addon.png_io import png_info
@@ -165,7 +165,7 @@ def test_bad_input_reports_clear_error(case: str) -> None:
     with pytest.raises(RuntimeError, match=expected):
         bpy.ops.photomesh.reconstruct()
     assert _objects() == before
-    assert ops_reconstruct.active_job() is None
+    assert run_session.active_job() is None
     work = Path(_prefs().work_dir)
     assert not work.exists() or not any(work.iterdir())
 
@@ -254,7 +254,7 @@ def test_operator_imports_result_with_uv_material_symmetry(fake_python: Path, mo
     assert tex and tex[0].image.packed_file is not None and tuple(tex[0].image.size) == (4, 4)
     assert list(obj["symmetry_plane"]["normal"]) == [1.0, 0.0, 0.0]
     assert "Recon_preview" not in bpy.data.objects
-    assert ops_reconstruct.active_job() is None
+    assert run_session.active_job() is None
     assert bpy.context.window_manager.photomesh_job.running is False
 
 
@@ -273,7 +273,7 @@ def test_operator_backend_failures(fake_python: Path, monkeypatch, mode: str, ex
         bpy.ops.photomesh.reconstruct(**kwargs)
     assert _objects() == before
     assert len([m for m in bpy.data.meshes if m.users]) <= meshes
-    assert ops_reconstruct.active_job() is None
+    assert run_session.active_job() is None
 
 
 def test_missing_python_path() -> None:
@@ -303,7 +303,7 @@ def test_second_reconstruct_while_running_and_cancel(tmp_path: Path) -> None:
     runner = BackendRunner(sys.executable, tmp_path, tmp_path / "out", tmp_path,
                            argv=[sys.executable, str(script)])
     runner.start()
-    ops_reconstruct._active = ops_reconstruct.ActiveJob("Busy", runner, True)
+    run_session.set_active_job(run_session.ActiveJob("Busy", runner, True))
     try:
         before = _objects()
         with pytest.raises(RuntimeError, match="already running"):
@@ -313,7 +313,7 @@ def test_second_reconstruct_while_running_and_cancel(tmp_path: Path) -> None:
         assert bpy.ops.photomesh.cancel() == {"FINISHED"}
         assert runner.process.returncode is not None
     finally:
-        ops_reconstruct.stop_active_job()
+        run_session.stop_active_job()
 
 
 def test_preview_survives_user_deletion(tmp_path: Path) -> None:

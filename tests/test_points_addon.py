@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from mathutils import Matrix
 
-from blender_addon import ops_reconstruct
-from blender_addon.ops_points import is_point_cloud, object_cloud
+from blender_addon import run_session
+from blender_addon.point_cloud import is_point_cloud, object_cloud
 from blender_addon.points_export import normal_attribute, to_world
 from blender_helpers import ADDON, add_mesh, addon  # noqa: F401 - addon: the module's autouse fixture
 
@@ -103,7 +103,7 @@ def test_points_to_mesh_places_the_mesh_on_the_points(kind: str) -> None:
     result = json.loads(Path(mesh["photomesh_result"]).read_text())
     assert result["normals"] == ("file" if kind == "mesh" else "estimated")
     assert result["symmetry"] is None
-    assert ops_reconstruct.active_job() is None
+    assert run_session.active_job() is None
     assert bpy.context.window_manager.photomesh_job.running is False
 
 
@@ -129,7 +129,7 @@ def test_backend_error_and_stopped_run_leave_the_scene_as_before(tmp_path: Path)
     with pytest.raises(RuntimeError, match="was stopped"):
         bpy.ops.photomesh.points_to_mesh(depth=10, timeout=4.0)
     assert set(bpy.data.objects) == before
-    assert ops_reconstruct.active_job() is None
+    assert run_session.active_job() is None
     outs = list((tmp_path / "work").glob("Big_mesh_*/out"))
     assert len(outs) == 1 and not (outs[0] / "result.json").exists()
 
@@ -143,7 +143,7 @@ def test_second_job_is_refused_while_one_runs(tmp_path: Path) -> None:
     script.write_text("import time\ntime.sleep(600)\n")
     runner = BackendRunner(sys.executable, tmp_path, tmp_path / "out", tmp_path, argv=[sys.executable, str(script)])
     runner.start()
-    ops_reconstruct.set_active_job(ops_reconstruct.ActiveJob("Busy", runner, False))
+    run_session.set_active_job(run_session.ActiveJob("Busy", runner, False))
     try:
         cloud_object("Scan", sphere(400)[0])
         with pytest.raises(RuntimeError, match="already running"):
@@ -151,7 +151,7 @@ def test_second_job_is_refused_while_one_runs(tmp_path: Path) -> None:
         assert bpy.ops.photomesh.cancel() == {"FINISHED"}
         assert runner.process.returncode is not None
     finally:
-        ops_reconstruct.stop_active_job()
+        run_session.stop_active_job()
 
 
 def test_reconstruct_job_starts_from_the_chosen_point_cloud(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from blender_addon.camera_refine import RunCameras
 from blender_addon.gather import camera_params, camera_pose, gather_job, selected_cameras, view_camera_map
 from blender_addon.import_result import import_result
 from blender_addon.job_spec import GatherError, fit_intrinsics
-from blender_addon.ops_cameras import non_aligned, present_cameras, stored_cameras
+from blender_addon.camera_store import non_aligned, present_cameras, stored_cameras
 from blender_helpers import ADDON, addon  # noqa: F401 - addon: the module's autouse fixture
 
 MESH_OBJ = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from mathutils import Matrix, Vector
 
-from blender_addon.ops_symmetry import MODIFIER_NAME, PLANE_PROPERTY, add_symmetry_plane, find_plane_object
+from blender_addon.ops_symmetry import MODIFIER_NAME
+from blender_addon.symmetry_plane import PLANE_PROPERTY, add_symmetry_plane, find_plane_object
 from blender_helpers import addon  # noqa: F401 - the module's autouse fixture
 
 

@@ -184,7 +184,7 @@ class Flow:
     def watch(self) -> Optional[Callable]:
         """Follow the running job; screenshot it mid-way, press Esc (cancel mode), notice its end."""
         s = self.sample()
-        from photomesh.ops_reconstruct import active_job
+        from photomesh.run_session import active_job
         if not s["running"] and active_job() is None:
             self.t_end = time.monotonic()
             self.drv.log(f"job ended: {s}")
@@ -213,7 +213,7 @@ class Flow:
     def watch_cancel(self) -> Optional[Callable]:
         """After Esc: wait for the job to stop."""
         s = self.sample()
-        from photomesh.ops_reconstruct import active_job
+        from photomesh.run_session import active_job
         if not s["running"] and active_job() is None:
             self.t_end = time.monotonic()
             self.res["esc_to_stop_s"] = self.t_end - self.t_esc

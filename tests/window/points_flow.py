@@ -84,7 +84,7 @@ class PointsFlow:
 
     def watch(self) -> Optional[Callable]:
         """Sample the status; press Esc in the surface stage (mode cancel); notice the end."""
-        from photomesh.ops_reconstruct import active_job
+        from photomesh.run_session import active_job
 
         s = wdriver.status_sample()
         s["t"] = time.monotonic() - self.drv.started
