@@ -4,6 +4,7 @@ from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, P
                        StringProperty)
 
 from .job_spec import QUALITY_PRESETS
+from .point_cloud import is_point_cloud
 
 IMAGE_SOURCES = [
     ("BACKGROUND", "Camera Background", "Each camera's background image (as photogrammetry importers set up)"),
@@ -37,13 +38,6 @@ ENGINES = [
 ]
 
 
-def _is_point_cloud(obj) -> bool:
-    """A Point Cloud object, or a mesh object with vertices and no faces."""
-    from .point_cloud import is_point_cloud
-
-    return is_point_cloud(obj)
-
-
 class PHOTOMESH_PG_settings(bpy.types.PropertyGroup):
     """Per-scene reconstruction settings."""
 
@@ -72,7 +66,7 @@ class PHOTOMESH_PG_settings(bpy.types.PropertyGroup):
     show_previews: BoolProperty(name="Show Previews", default=True,
                                 description="Show intermediate meshes in the viewport while optimising")
     start_points: PointerProperty(name="Start From", type=bpy.types.Object,
-                                  poll=lambda self, obj: _is_point_cloud(obj),
+                                  poll=lambda self, obj: is_point_cloud(obj),
                                   description="Start from this point cloud's surface instead of the visual hull "
                                               "(sees concavities the hull cannot); empty: the visual hull")
 
