@@ -102,7 +102,7 @@ def load_colmap(path: Path) -> Scene:
         R = np.asarray(pose.rotation.matrix(), dtype=np.float64)
         t = np.asarray(pose.translation, dtype=np.float64)
         views.append(View(name, rgb, mask, K, R, t))
-    points = list(rec.points3D.values())
+    points = [p for _, p in sorted(rec.points3D.items())]
     xyz = np.array([p.xyz for p in points], dtype=np.float64).reshape(-1, 3)
     colors = np.array([p.color for p in points], dtype=np.uint8).reshape(-1, 3)
     return Scene(views=views, bbox=None, settings=dict(DEFAULT_SETTINGS),
