@@ -52,9 +52,11 @@ def project(K: np.ndarray, R: np.ndarray, t: np.ndarray, X: np.ndarray) -> np.nd
 
 
 def sample(map_: np.ndarray, px: np.ndarray) -> np.ndarray:
-    """Bilinear value of an OpenCV-indexed map at pixels in our convention (centres at +0.5)."""
-    pts = (px - 0.5).astype(np.float32).reshape(1, -1, 2)
-    return cv2.remap(map_, pts[..., 0], pts[..., 1], cv2.INTER_LINEAR).ravel()
+    """Bilinear value (float64, unlike cv2.remap's 1/32-pixel weights) of an OpenCV-indexed map at pixels in our
+    convention (centres at +0.5)."""
+    from scipy.ndimage import map_coordinates
+
+    return map_coordinates(map_.astype(np.float64), [px[:, 1] - 0.5, px[:, 0] - 0.5], order=1)
 
 
 def observations(rec, image) -> np.ndarray:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from backend.errors import JobError
+from backend.io.images import is_8bit
 
 # COLMAP model name -> (distortion parameter names in COLMAP's order, fisheye?)
 MODELS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -145,9 +146,13 @@ def undistort_maps(K: np.ndarray, model: str, params: Sequence[float], size: tup
 
 def remap_view(image: np.ndarray, mask: np.ndarray | None, map_x: np.ndarray,
                map_y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """The image resampled bilinearly and the mask by nearest neighbour through undistortion maps."""
+    """The image resampled bilinearly and the mask by nearest neighbour through undistortion maps.
+
+    An 8-bit image stays on the 8-bit grid (rounded), so a job written from it keeps 8-bit PNGs."""
     out = cv2.remap(np.ascontiguousarray(image, dtype=np.float32), map_x, map_y, cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REPLICATE)
+    if is_8bit(np.asarray(image)):
+        out = np.round(out * 255.0) / 255.0
     if out.ndim == 2:
         out = out[..., None]
     if mask is None:
