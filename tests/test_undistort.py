@@ -125,3 +125,19 @@ def test_unsupported_model_and_wrong_parameters_are_named() -> None:
     with pytest.raises(JobError) as info:
         undistort_view(image, None, K, "OPENCV", [0.1, 0.2], view="cam_8")
     assert "4" in info.value.message and info.value.view == "cam_8"
+
+
+@pytest.mark.parametrize("focal", [150.0, 45.0])
+def test_fisheye_with_zero_coefficients_is_still_a_fisheye(focal: float) -> None:
+    """An equidistant fisheye (k = 0) is no pinhole; at f=45 its 160x120 frame spans over 180 degrees diagonally."""
+    cam = pycolmap.Camera.create_from_model_name(1, "OPENCV_FISHEYE", focal, *SIZE)
+    cam.params = [focal, focal, 80.0, 60.0, 0.0, 0.0, 0.0, 0.0]
+    maps = undistort_maps(cam.calibration_matrix(), "OPENCV_FISHEYE", [0.0] * 4, SIZE)
+    assert maps is not None
+    map_x, map_y, K_new = maps
+    w, h = SIZE
+    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    rays = np.linalg.solve(K_new, np.stack([u.ravel(), v.ravel(), np.ones(u.size)])).T
+    assert np.abs(np.stack([map_x.ravel(), map_y.ravel()], 1) + 0.5 - cam.img_from_cam(rays)).max() < 2e-3
+    assert map_x.min() >= -0.5 and map_x.max() <= w - 0.5 and map_y.min() >= -0.5 and map_y.max() <= h - 0.5
+    assert K_new[0, 0] < focal  # a pinhole view of the same size must zoom out to hold the fisheye's field

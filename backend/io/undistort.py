@@ -31,6 +31,7 @@ MODELS: dict[str, tuple[tuple[str, ...], bool]] = {
     "OPENCV_FISHEYE": (("k1", "k2", "k3", "k4"), True),
 }
 BORDER_SAMPLES = 256  # points per image edge when finding the valid window
+MAX_TAN = float(np.tan(np.radians(75.0)))  # a pinhole view reaches at most 75 degrees off axis (wide fisheyes)
 UNSUPPORTED_HINT = ("supported camera models: " + ", ".join(MODELS)
                     + "; re-run COLMAP with one of them, or undistort the images first (colmap image_undistorter)")
 
@@ -102,14 +103,27 @@ def distort_points(normalised: np.ndarray, K: np.ndarray, fisheye: bool, coeffs:
 
 def valid_window(K: np.ndarray, fisheye: bool, coeffs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(x_left, x_right, y_top, y_bottom) in normalised coordinates: the largest axis-aligned window that
-    the photograph's frame covers once undistorted (its border sampled densely, not OpenCV's 9x9 grid)."""
+    the photograph's frame covers once undistorted (its border sampled densely, not OpenCV's 9x9 grid).
+
+    Border points whose ray lies 90 degrees or more off axis (wide fisheyes) have no pinhole image and are
+    skipped; the window is cut at MAX_TAN."""
     w, h = size
     s = np.linspace(0.0, 1.0, BORDER_SAMPLES)
     edges = [np.stack([np.zeros_like(s), s * h], 1), np.stack([np.full_like(s, w), s * h], 1),
              np.stack([s * w, np.zeros_like(s)], 1), np.stack([s * w, np.full_like(s, h)], 1)]
-    left, right, top, bottom = (undistort_points(e, K, fisheye, coeffs) for e in edges)
+    kept = []
+    for edge in edges:
+        rays = undistort_points(edge, K, fisheye, coeffs)
+        direction = (edge - K[:2, 2]) / np.diag(K)[:2]
+        ok = np.all(np.isfinite(rays), axis=1) & (np.sum(rays * direction, axis=1) > 0)
+        if not ok.any():
+            raise JobError(f"the lens distortion ({coeffs.tolist()}) maps a whole image edge behind the camera",
+                           "check the distortion coefficients; they do not describe a real lens")
+        kept.append(rays[ok])
+    left, right, top, bottom = kept
     window = np.array([left[:, 0].max(), right[:, 0].min(), top[:, 1].max(), bottom[:, 1].min()])
-    if not np.all(np.isfinite(window)) or window[0] >= window[1] or window[2] >= window[3]:
+    window = np.clip(window, -MAX_TAN, MAX_TAN)
+    if window[0] >= window[1] or window[2] >= window[3]:
         raise JobError(f"the lens distortion ({coeffs.tolist()}) folds the image over itself",
                        "check the distortion coefficients; they do not describe a real lens")
     return window
@@ -128,9 +142,10 @@ def undistorted_camera(K: np.ndarray, fisheye: bool, coeffs: np.ndarray, size: t
 def undistort_maps(K: np.ndarray, model: str, params: Sequence[float], size: tuple[int, int],
                    view: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(map_x, map_y, K_new) for cv2.remap (float32 maps, OpenCV pixel indices), or None when the lens has no
-    distortion (the image is then used as it is). One call serves every view sharing a camera."""
+    distortion (a pinhole model or all-zero coefficients; a fisheye always has). One call serves every view
+    sharing a camera."""
     fisheye, coeffs = opencv_coefficients(model, params, view)
-    if not np.any(coeffs):
+    if not fisheye and not np.any(coeffs):
         return None
     K = np.asarray(K, dtype=np.float64)
     if abs(K[0, 1]) > 1e-9:
