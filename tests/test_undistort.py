@@ -141,3 +141,25 @@ def test_fisheye_with_zero_coefficients_is_still_a_fisheye(focal: float) -> None
     assert np.abs(np.stack([map_x.ravel(), map_y.ravel()], 1) + 0.5 - cam.img_from_cam(rays)).max() < 2e-3
     assert map_x.min() >= -0.5 and map_x.max() <= w - 0.5 and map_y.min() >= -0.5 and map_y.max() <= h - 0.5
     assert K_new[0, 0] < focal  # a pinhole view of the same size must zoom out to hold the fisheye's field
+
+
+def test_colmaps_own_undistorter_shares_our_pixel_convention() -> None:
+    """Dots photographed through a SIMPLE_RADIAL lens, undistorted by COLMAP and by us: read with pixel centres
+    at +0.5, both put each dot where their own pinhole K projects it (a half-pixel convention slip shows as 0.5)."""
+    rng = np.random.default_rng(5)
+    X = dots_scene(rng)
+    cam = colmap_camera("SIMPLE_RADIAL")
+    px = cam.img_from_cam(X)
+    keep = separated(px, SIZE)
+    X, px = X[keep], px[keep]
+    image = np.round(dots_image(px, SIZE) * 255).astype(np.uint8)
+    theirs, their_cam = pycolmap.undistort_image(pycolmap.UndistortCameraOptions(),
+                                                 pycolmap.Bitmap.from_array(image), cam)
+    ours, _, K_new = undistort_view(image / 255.0, None, cam.calibration_matrix(), "SIMPLE_RADIAL", [-0.2])
+    for img, K in ((theirs.to_array() / 255.0, their_cam.calibration_matrix()), (ours, K_new)):
+        h, w = img.shape[:2]
+        expected = project(K, np.eye(3), np.zeros(3), X)
+        inside = (expected > 8).all(1) & (expected[:, 0] < w - 8) & (expected[:, 1] < h - 8)
+        assert inside.sum() >= 10
+        err = np.linalg.norm(dot_centres(img, expected[inside]) - expected[inside], axis=1)
+        assert err.max() < 0.15, err.max()
