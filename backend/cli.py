@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Multi-view mesh reconstruction with neural deferred shading.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("reconstruct", help="reconstruct a mesh from a job folder (or NDS/IDR/NeRF layout)")
+    r = sub.add_parser("reconstruct", help="reconstruct a mesh from a job folder (or NDS/IDR/NeRF/COLMAP layout)")
     r.add_argument("job", type=Path, help="job folder, or a folder in another supported layout")
     r.add_argument("--out", type=Path, required=True, help="result folder")
     r.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
     r.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
 
-    c = sub.add_parser("convert", help="convert another layout into a job folder")
+    c = sub.add_parser("convert", help="convert another layout (NDS, IDR, NeRF, COLMAP) into a job folder")
     c.add_argument("src", type=Path)
     c.add_argument("--to", choices=["job"], default="job")
     c.add_argument("dst", type=Path)

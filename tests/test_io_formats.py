@@ -7,6 +7,7 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import pycolmap
 import pytest
 
 from backend.io.convert import convert
@@ -109,6 +110,24 @@ def write_nerfstudio(scene: Scene, root: Path) -> Path:
     return root
 
 
+def write_colmap(scene: Scene, root: Path) -> Path:
+    """COLMAP project as pycolmap writes it: PINHOLE cameras in sparse/0 (.bin), RGB images/, masks/<image>.png."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rec = pycolmap.Reconstruction()
+    for i, v in enumerate(scene.views):
+        cam = pycolmap.Camera.create_from_model_name(i + 1, "PINHOLE", 1.0, v.width, v.height)
+        cam.params = [v.K[0, 0], v.K[1, 1], v.K[0, 2], v.K[1, 2]]
+        rec.add_camera_with_trivial_rig(cam)
+        image = pycolmap.Image(name=f"{v.name}.png", camera_id=i + 1, image_id=i + 1)
+        rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d(np.hstack([v.R, v.t[:, None]])))
+        iio.imwrite(root / "images" / f"{v.name}.png", rgba8(v)[..., :3])
+        iio.imwrite(root / "masks" / f"{v.name}.png.png", v.mask.astype(np.uint8) * 255)
+    (root / "sparse" / "0").mkdir(parents=True)
+    rec.write_binary(str(root / "sparse" / "0"))
+    return root
+
+
 def assert_same(a: Scene, b: Scene, names_match: bool = True) -> None:
     """Same cameras (1e-6), masks and images (8-bit rounding) view by view."""
     assert len(a.views) == len(b.views)
@@ -130,7 +149,7 @@ def test_cycles_job_loads_and_validates(original: Scene) -> None:
 
 @pytest.mark.parametrize("writer,layout,names", [(write_nds, "nds", True), (write_idr, "idr", False),
                                                  (write_nerf_synthetic, "nerf", False),
-                                                 (write_nerfstudio, "nerf", False)])
+                                                 (write_nerfstudio, "nerf", False), (write_colmap, "colmap", True)])
 def test_layouts_match_original(original: Scene, tmp_path: Path, writer, layout: str, names: bool) -> None:
     src = writer(original, tmp_path / "src")
     assert detect_layout(src) == layout
@@ -138,7 +157,7 @@ def test_layouts_match_original(original: Scene, tmp_path: Path, writer, layout:
     assert_same(original, scene, names_match=names)
     if writer in (write_nds, write_nerfstudio):
         np.testing.assert_allclose(np.stack(scene.bbox), np.stack(original.bbox), atol=1e-6)
-    if writer is write_nerf_synthetic:
+    if writer in (write_nerf_synthetic, write_colmap):
         assert scene.bbox is None
     validate_scene(scene)
     job = convert(src, tmp_path / "converted")
@@ -214,12 +233,21 @@ def test_unknown_layout_lists_supported(tmp_path: Path) -> None:
     assert "transforms.json" in info.value.hint and "cameras.npz" in info.value.hint
 
 
-def test_nerf_without_alpha_or_masks_names_view(original: Scene, tmp_path: Path) -> None:
+def test_views_without_alpha_or_masks_load_with_none(original: Scene, tmp_path: Path) -> None:
+    """RGB photos without mask files load (mask None); validation asks for masks only when told to."""
     root = write_nerfstudio(original, tmp_path / "ns")
     meta = json.loads((root / "transforms.json").read_text())
     for f in meta["frames"]:
         f.pop("mask_path")
     (root / "transforms.json").write_text(json.dumps(meta))
+    scene = load_any(root)
+    assert all(v.mask is None for v in scene.views)
     with pytest.raises(JobError) as info:
-        load_any(root)
-    assert info.value.view == "frame_00000" and "alpha" in info.value.message
+        validate_scene(scene)
+    assert info.value.view == "frame_00000" and "alpha" in info.value.message and "photos" in info.value.hint
+    validate_scene(scene, require_masks=False)
+    job = convert(root, tmp_path / "job")
+    assert iio.imread(job / "images" / "frame_00000.png").shape == (40, 48, 3)
+    again = load_job(job)
+    assert all(v.mask is None for v in again.views)
+    assert max(np.abs(a.image - b.image).max() for a, b in zip(scene.views, again.views)) <= 1 / 255 + 1e-6

@@ -267,3 +267,21 @@ def test_image_path_not_a_string(job: Path) -> None:
     edit(job, lambda d: d["views"][0].update(image=5))
     err = load_error(job)
     assert err.view == "cam_0" and "image" in err.message
+
+
+def test_missing_mask_is_reported_only_when_required() -> None:
+    scene = make_scene()
+    scene.views[2].mask = None
+    validate_scene(scene, require_masks=False)
+    with pytest.raises(JobError) as info:
+        validate_scene(scene)
+    err = info.value
+    assert err.view == "cam_2" and "'cam_2' has no alpha channel and no mask file was found" in err.message
+    assert "photos" in err.hint
+
+
+def test_job_without_alpha_or_mask_loads_with_none(job: Path) -> None:
+    iio.imwrite(job / "images" / "cam_3.png", np.full((SIZE, SIZE, 3), 128, np.uint8))
+    scene = load_job(job)
+    assert scene.views[3].mask is None and scene.views[0].mask is not None
+    assert load_error(job).view == "cam_3"

@@ -24,9 +24,14 @@ def load_numbers(path: Path, count: int, view: str | None = None) -> np.ndarray:
     return values
 
 
-def mask_from_alpha(alpha: np.ndarray | None, name: str, source: Path) -> np.ndarray:
-    """Alpha > 0.5 as the mask, or a JobError when the image has no alpha channel."""
-    if alpha is None:
-        raise JobError(f"view {name!r}: {source} has no alpha channel and no mask file was found",
-                       "save the images as RGBA with alpha marking the object, or add mask images", view=name)
-    return alpha > 0.5
+def mask_from_alpha(alpha: np.ndarray | None) -> np.ndarray | None:
+    """Alpha > 0.5 as the mask, or None when the image has no alpha channel (the mask is then made later)."""
+    return None if alpha is None else alpha > 0.5
+
+
+def view_names(paths: list[str]) -> list[str]:
+    """File stems, or the extension-less relative paths when stems repeat."""
+    stems = [Path(p).stem if Path(p).suffix.lower() in (".png", ".jpg", ".jpeg", ".exr") else Path(p).name for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [str(Path(p).with_suffix("")).replace("/", "_").replace("\\", "_").lstrip("._") for p in paths]

@@ -64,7 +64,7 @@ def load_idr(path: Path) -> Scene:
             raise JobError(f"{cam_file} lacks world_mat_{i}", "cameras must be numbered 0..n-1", view=name)
         K, R, t = decompose_projection(cams[f"world_mat_{i}"])
         rgb, alpha = read_image(images[i], view=name)
-        mask = read_mask(masks[i], view=name) if masks else mask_from_alpha(alpha, name, images[i])
+        mask = read_mask(masks[i], view=name) if masks else mask_from_alpha(alpha)
         views.append(View(name, rgb, mask, K, R, t))
         if scale_mat is None and f"scale_mat_{i}" in cams.files:
             scale_mat = np.asarray(cams[f"scale_mat_{i}"], dtype=np.float64)

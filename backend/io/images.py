@@ -65,14 +65,15 @@ def is_8bit(values: np.ndarray) -> bool:
     return bool(np.all(np.abs(scaled - np.round(scaled)) < 1e-3))
 
 
-def write_rgba(path: Path, rgb: np.ndarray, mask: np.ndarray) -> None:
-    """PNG with alpha = mask; 8-bit when the colours allow it without loss, else 16-bit."""
-    rgb = np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)
-    alpha = np.asarray(mask, dtype=np.float32)[..., None]
-    if is_8bit(rgb):
-        iio.imwrite(path, np.round(np.concatenate([rgb, alpha], axis=2) * 255).astype(np.uint8))
+def write_rgba(path: Path, rgb: np.ndarray, mask: np.ndarray | None) -> None:
+    """PNG with alpha = mask (RGB when the mask is None); 8-bit when the colours allow it without loss, else 16-bit."""
+    px = np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)
+    if mask is not None:
+        px = np.concatenate([px, np.asarray(mask, dtype=np.float32)[..., None]], axis=2)
+    if is_8bit(px):
+        iio.imwrite(path, np.round(px * 255).astype(np.uint8))
     else:
-        write_png16(path, np.round(np.concatenate([rgb, alpha], axis=2) * 65535).astype(np.uint16))
+        write_png16(path, np.round(px * 65535).astype(np.uint16))
 
 
 def find_image(stem_path: Path) -> Path | None:

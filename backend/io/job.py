@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 from skimage.transform import resize
 
+from backend.runtime.errors import JobError
+from backend.io.common import mask_from_alpha
 from backend.io.images import read_image, read_mask, write_rgba
 from backend.io.validate import check_inside, check_keys, validate_settings
 from backend.io.views import Scene, View
-from backend.runtime.errors import JobError
 
 JOB_KEYS = ("version", "views", "bbox", "settings")
 VIEW_KEYS = ("name", "image", "mask", "width", "height", "K", "R", "t")
@@ -32,11 +33,13 @@ def _matrix(value, shape: tuple[int, ...], label: str, view: str) -> np.ndarray:
 
 
 def scale_view(view: View, scale: float) -> View:
-    """The view with its image and mask resized by `scale` and K scaled to match (pixel-corner origin)."""
+    """The view with its image and mask (if any) resized by `scale` and K scaled to match (pixel-corner origin)."""
     h, w = view.height, view.width
     nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
     image = resize(view.image, (nh, nw, 3), order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
-    mask = resize(view.mask.astype(np.float32), (nh, nw), order=1, anti_aliasing=True) > 0.5
+    mask = None
+    if view.mask is not None:
+        mask = resize(view.mask.astype(np.float32), (nh, nw), order=1, anti_aliasing=True) > 0.5
     K = view.K.copy()
     K[0] *= nw / w
     K[1] *= nh / h
@@ -45,7 +48,7 @@ def scale_view(view: View, scale: float) -> View:
 
 
 def _load_view(entry: dict, root: Path) -> View:
-    """One view of job.json: files read, declared size checked, mask from masks/ or alpha."""
+    """One view of job.json: files read, declared size checked, mask from masks/ or alpha (else None)."""
     if not isinstance(entry, dict):
         raise JobError("each entry of 'views' must be an object", 'e.g. {"name": "cam_000", "image": ...}')
     name = entry.get("name")
@@ -73,12 +76,9 @@ def _load_view(entry: dict, root: Path) -> View:
         mask = read_mask(root / entry["mask"], view=name)
     elif (root / "masks" / f"{name}.png").is_file():
         mask = read_mask(root / "masks" / f"{name}.png", view=name)
-    elif alpha is not None:
-        mask = alpha > 0.5
     else:
-        raise JobError(f"view {name!r}: no mask (no masks/{name}.png and the image has no alpha)",
-                       "give the image an alpha channel marking the object, or add a mask file", view=name)
-    if mask.shape != (h, w):
+        mask = mask_from_alpha(alpha)
+    if mask is not None and mask.shape != (h, w):
         raise JobError(f"view {name!r}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is {w}x{h}",
                        "the mask must have the image's size", view=name)
     return View(name, rgb, mask, K, R, t)
@@ -132,7 +132,7 @@ def load_job(path: Path) -> Scene:
 
 
 def write_job(scene: Scene, path: Path) -> Path:
-    """Write the Scene as a job folder: job.json and images/<view>.png with alpha = mask."""
+    """Write the Scene as a job folder: job.json and images/<view>.png with alpha = mask (RGB where it is None)."""
     path = Path(path)
     (path / "images").mkdir(parents=True, exist_ok=True)
     views = []

@@ -36,7 +36,7 @@ def load_nds(path: Path) -> Scene:
         if mask_file.is_file():
             mask = read_mask(mask_file, view=stem)
         else:
-            mask = mask_from_alpha(alpha, stem, image_path)
+            mask = mask_from_alpha(alpha)
         views.append(View(stem, rgb, mask, K, R, t))
     bbox = None
     for cand in (vdir.parent / "bbox.txt", vdir / "bbox.txt"):

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
 import numpy as np
 
-from backend.io.common import mask_from_alpha
-from backend.io.images import find_image, read_image, read_mask
-from backend.io.views import DEFAULT_SETTINGS, Scene, View
 from backend.runtime.errors import JobError
+from backend.io.common import mask_from_alpha, view_names
+from backend.io.images import find_image, read_image, read_mask
+from backend.io.undistort import CachedUndistorter
+from backend.io.views import DEFAULT_SETTINGS, Scene, View
 
-log = logging.getLogger(__name__)
 GL_TO_CV = np.diag([1.0, -1.0, -1.0])
 TRANSFORM_FILES = ("transforms.json", "transforms_train.json")
 DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
@@ -58,16 +57,29 @@ def extrinsics(c2w_gl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return R, -R @ c2w[:3, 3]
 
 
-def _view_names(paths: list[str]) -> list[str]:
-    """File stems, or the extension-less relative paths when stems repeat."""
-    stems = [Path(p).stem if Path(p).suffix.lower() in (".png", ".jpg", ".jpeg", ".exr") else Path(p).name for p in paths]
-    if len(set(stems)) == len(stems):
-        return stems
-    return [str(Path(p).with_suffix("")).replace("/", "_").replace("\\", "_").lstrip("._") for p in paths]
+def lens(frame: dict, meta: dict, name: str) -> tuple[str, list[float]]:
+    """The frame's lens as a COLMAP model name and its distortion parameters (per-frame keys override top-level).
+
+    nerfstudio writes camera_model OPENCV (k1, k2, k3, k4, p1, p2; k3 and k4 as in OpenCV's rational model,
+    so FULL_OPENCV) or OPENCV_FISHEYE (k1..k4); instant-ngp writes k1, k2, p1, p2 (and is_fisheye)."""
+    c = {k: float(_get(frame, meta, k) or 0.0) for k in DISTORTION_KEYS}
+    model = _get(frame, meta, "camera_model")
+    if model == "OPENCV_FISHEYE" or (model in (None, "OPENCV") and _get(frame, meta, "is_fisheye")):
+        if c["p1"] or c["p2"]:
+            raise JobError(f"view {name!r}: a fisheye camera with tangential distortion (p1, p2)",
+                           "OPENCV_FISHEYE takes k1, k2, k3, k4 only", view=name)
+        return "OPENCV_FISHEYE", [c["k1"], c["k2"], c["k3"], c["k4"]]
+    if model not in (None, "OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "PERSPECTIVE"):
+        raise JobError(f"view {name!r}: camera_model {model!r} is not supported",
+                       "use OPENCV or OPENCV_FISHEYE (pinhole cameras with lens distortion)", view=name)
+    if c["k3"] or c["k4"]:
+        return "FULL_OPENCV", [c["k1"], c["k2"], c["p1"], c["p2"], c["k3"], c["k4"], 0.0, 0.0]
+    return "OPENCV", [c["k1"], c["k2"], c["p1"], c["p2"]]
 
 
 def load_nerf(path: Path) -> Scene:
-    """Read a transforms.json job; masks from mask_path (nerfstudio) or the images' alpha."""
+    """Read a transforms.json job; masks from mask_path (nerfstudio) or the images' alpha (else None);
+    lens distortion (k1..k4, p1, p2) undistorted to pinhole views."""
     tf = find_transforms(path)
     if tf is None:
         raise JobError(f"no {' or '.join(TRANSFORM_FILES)} in {path}", "the NeRF layout is transforms.json + images")
@@ -79,7 +91,8 @@ def load_nerf(path: Path) -> Scene:
     frames = meta.get("frames")
     if not isinstance(frames, list) or not frames:
         raise JobError(f"{tf} has no 'frames'", "list the images under \"frames\" with file_path and transform_matrix")
-    names = _view_names([str(f.get("file_path", "")) for f in frames])
+    undistorter = CachedUndistorter()
+    names = view_names([str(f.get("file_path", "")) for f in frames])
     views = []
     for frame, name in zip(frames, names):
         if "file_path" not in frame or "transform_matrix" not in frame:
@@ -91,8 +104,6 @@ def load_nerf(path: Path) -> Scene:
         if (dw is not None and int(dw) != w) or (dh is not None and int(dh) != h):
             raise JobError(f"view {name!r}: image {image_path} is {w}x{h} but transforms.json says {dw}x{dh}",
                            "use the images the transforms were made for", view=name)
-        if any(float(_get(frame, meta, k) or 0.0) != 0.0 for k in DISTORTION_KEYS):
-            log.warning("view %r: lens distortion coefficients are ignored; undistort the images first", name)
         K = intrinsics(frame, meta, w, h, name)
         c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)
         if c2w.shape not in ((4, 4), (3, 4)):
@@ -101,7 +112,9 @@ def load_nerf(path: Path) -> Scene:
         if frame.get("mask_path"):
             mask = read_mask(find_image(root / frame["mask_path"]) or root / frame["mask_path"], view=name)
         else:
-            mask = mask_from_alpha(alpha, name, image_path)
+            mask = mask_from_alpha(alpha)
+        model, params = lens(frame, meta, name)
+        rgb, mask, K = undistorter(rgb, mask, K, model, params, name)
         views.append(View(name, rgb, mask, K, R, t))
     bbox = None
     aabb = meta.get("aabb")

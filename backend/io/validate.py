@@ -94,9 +94,14 @@ def check_initial_mesh(value: object) -> None:
                        "relative to the job folder or absolute")
 
 
+MISSING_MASK_HINT = ("give the image an alpha channel marking the object, or add a mask file; "
+                     "for plain photos, `python -m backend photos` makes the masks automatically")
 
-def check_view(view: View) -> None:
-    """Per-view checks: finite, well-formed K, R, t; image and mask shapes; a non-empty mask."""
+
+def check_view(view: View, require_masks: bool = True) -> None:
+    """Per-view checks: finite, well-formed K, R, t; image and mask shapes; a non-empty mask.
+
+    A view without a mask (None) is an error only when `require_masks`; otherwise its mask is made later."""
     name = view.name
     K, R, t = (np.asarray(a, dtype=np.float64) for a in (view.K, view.R, view.t))
     for label, arr, shape in (("K", K, (3, 3)), ("R", R, (3, 3)), ("t", t, (3,))):
@@ -119,6 +124,11 @@ def check_view(view: View) -> None:
     if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
         raise JobError(f"view {name!r}: image has shape {img.shape}, expected (H, W, 3)",
                        "use an RGB or RGBA image", view=name)
+    if view.mask is None:
+        if require_masks:
+            raise JobError(f"view {name!r} has no alpha channel and no mask file was found", MISSING_MASK_HINT,
+                           view=name)
+        return
     mask = np.asarray(view.mask)
     if mask.shape != img.shape[:2]:
         raise JobError(f"view {name!r}: mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
@@ -169,8 +179,10 @@ def check_bbox(scene: Scene) -> None:
                     len(partial), ", ".join(partial[:5]) + (", ..." if len(partial) > 5 else ""))
 
 
-def validate_scene(scene: Scene) -> None:
-    """Raise JobError for the first problem of the scene (view count, names, cameras, masks, bbox, settings)."""
+def validate_scene(scene: Scene, require_masks: bool = True) -> None:
+    """Raise JobError for the first problem of the scene (view count, names, cameras, masks, bbox, settings).
+
+    `require_masks=False` accepts views whose mask is None (the caller makes those masks automatically)."""
     validate_settings(scene.settings)
     if len(scene.views) < 2:
         raise JobError(f"the job has {len(scene.views)} view(s); at least 2 are needed",
@@ -180,5 +192,5 @@ def validate_scene(scene: Scene) -> None:
         if view.name in seen:
             raise JobError(f"duplicate view name {view.name!r}", "give every view a unique name", view=view.name)
         seen.add(view.name)
-        check_view(view)
+        check_view(view, require_masks)
     check_bbox(scene)

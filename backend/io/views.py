@@ -26,7 +26,7 @@ class View:
 
     name: str
     image: np.ndarray  # (H, W, 3) float32 in [0, 1], colours as stored in the file
-    mask: np.ndarray  # (H, W) bool, True on the object
+    mask: np.ndarray | None  # (H, W) bool, True on the object; None: no mask given (made automatically later)
     K: np.ndarray  # (3, 3) float64
     R: np.ndarray  # (3, 3) float64, world-to-camera rotation
     t: np.ndarray  # (3,) float64
@@ -47,9 +47,11 @@ class View:
 
 @dataclass
 class Scene:
-    """A whole job: views, optional bounding box (min, max) and settings."""
+    """A whole job: views, optional bounding box (min, max), settings, and optional sparse points (COLMAP)."""
 
     views: list[View]
     bbox: tuple[np.ndarray, np.ndarray] | None = None
     settings: dict = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     image_scale_applied: float = 1.0  # settings["image_scale"] already applied to images and K at load
+    points: np.ndarray | None = None  # (N, 3) float64 world points of a structure-from-motion model, if any
+    point_colors: np.ndarray | None = None  # (N, 3) uint8 colours of `points`, if known
