@@ -25,6 +25,7 @@ MASK_ALPHA = 0.6
 PHOTO_ALPHA = 0.9
 CAMERA_MASKS = "camera_masks"
 COLOR_ATTRIBUTE = "Col"
+POINT_RADIUS = 0.003
 
 
 @dataclass
@@ -120,6 +121,46 @@ def add_points(name: str, points: np.ndarray, colors: np.ndarray, collection, cr
     return obj
 
 
+def point_material(name: str, created: list) -> "bpy.types.Material":
+    """A material coloured by the points' colour attribute (seen in Material Preview and renders)."""
+    mat = bpy.data.materials.new(name)
+    created.append(mat)
+    if mat.node_tree is None:
+        mat.use_nodes = True
+    nodes = mat.node_tree.nodes
+    bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+    attr = nodes.new("ShaderNodeAttribute")
+    attr.attribute_name = COLOR_ATTRIBUTE
+    mat.node_tree.links.new(attr.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def add_point_display(obj, radius: float, created: list) -> None:
+    """A Geometry Nodes modifier that draws the vertices as points in their colour.
+
+    Blender does not draw loose vertices in Object mode; the modifier leaves the mesh data (what Points to
+    Mesh and Start From read) as it is.
+    """
+    ng = bpy.data.node_groups.new(f"{obj.name} display", "GeometryNodeTree")
+    created.append(ng)
+    if hasattr(ng, "interface"):
+        ng.interface.new_socket(name="Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+        ng.interface.new_socket(name="Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    else:
+        ng.inputs.new("NodeSocketGeometry", "Geometry")
+        ng.outputs.new("NodeSocketGeometry", "Geometry")
+    group_in, group_out = ng.nodes.new("NodeGroupInput"), ng.nodes.new("NodeGroupOutput")
+    to_points = ng.nodes.new("GeometryNodeMeshToPoints")
+    to_points.inputs["Radius"].default_value = radius
+    set_material = ng.nodes.new("GeometryNodeSetMaterial")
+    set_material.inputs["Material"].default_value = point_material(f"{obj.name} colour", created)
+    ng.links.new(group_in.outputs[0], to_points.inputs["Mesh"])
+    ng.links.new(to_points.outputs[0], set_material.inputs["Geometry"])
+    ng.links.new(set_material.outputs[0], group_out.inputs[0])
+    mod = obj.modifiers.new("Show Points", "NODES")
+    mod.node_group = ng
+
+
 def add_box(name: str, lo: np.ndarray, hi: np.ndarray, collection, created: list):
     """A wire box around the found object: a unit cube's edges, placed and scaled so its bounds are (lo, hi)."""
     me = bpy.data.meshes.new(name)
@@ -184,6 +225,7 @@ def remove_created(created: list) -> None:
     """Remove the datablocks an import made (newest first), so a failed import leaves nothing."""
     kinds = ((bpy.types.Object, bpy.data.objects), (bpy.types.Camera, bpy.data.cameras),
              (bpy.types.Mesh, bpy.data.meshes), (bpy.types.Image, bpy.data.images),
+             (bpy.types.Material, bpy.data.materials), (bpy.types.NodeTree, bpy.data.node_groups),
              (bpy.types.Collection, bpy.data.collections))
     for idb in reversed(created):
         for kind, coll in kinds:
@@ -227,6 +269,7 @@ def import_prepared(context, prepared: PreparedPhotos, name: str) -> ImportedPho
         points = None
         if len(prepared.points):
             points = add_points(f"{name} points", prepared.points, prepared.colors, coll, created)
+            add_point_display(points, POINT_RADIUS * scale, created)
         box_range = fallback_bbox(prepared)
         box = add_box(f"{name} bounds", box_range[0], box_range[1], coll, created) if box_range else None
         mask_folder = camera_mask_folder(prepared, cameras)

@@ -22,7 +22,7 @@ from blender_addon import camera_math, ops_photos
 from blender_addon.gather import camera_params, camera_pose, gather_job
 from blender_addon.job_spec import GatherError
 from blender_addon.import_photos import MASK_PREFIX, import_prepared
-from blender_addon.photo_job import read_point_ply, read_prepared
+from blender_addon.photo_job import read_point_ply, read_prepared, srgb_to_linear
 from blender_helpers import ADDON, addon  # noqa: F401 - addon: the module's autouse fixture
 from scenegen import render_job_subprocess
 
@@ -172,6 +172,13 @@ def test_import_cameras_project_like_the_job(prepared_out: Path, rendered: Path)
     assert len(imp.points.data.vertices) == 1500 and len(imp.points.data.polygons) == 0
     col = imp.points.data.attributes["Col"]
     assert col.domain == "POINT" and col.data_type == "FLOAT_COLOR"
+    rgb = np.zeros(1500 * 4, dtype=np.float32)
+    col.data.foreach_get("color", rgb)
+    _, ply_colors = read_point_ply(prepared_out / "job" / "points.ply")
+    np.testing.assert_allclose(rgb.reshape(-1, 4)[:, :3], srgb_to_linear(ply_colors), atol=1e-6)
+    shown = [inst.object.data for inst in bpy.context.evaluated_depsgraph_get().object_instances
+             if inst.object.original == imp.points and inst.object.type == "POINTCLOUD"]
+    assert len(shown) == 1 and len(shown[0].points) == 1500 and "Col" in shown[0].attributes
     lo, hi = np.array(prepared.bbox[0]), np.array(prepared.bbox[1])
     corners = np.array([list(imp.bbox.matrix_world @ vert.co) for vert in imp.bbox.data.vertices])
     np.testing.assert_allclose(corners.min(0), lo, atol=1e-5)
