@@ -182,8 +182,9 @@ def camera_mask_folder(prepared: PreparedPhotos, cameras: list) -> Optional[Path
     masks = {v.name: v.mask for v in prepared.views if v.mask is not None}
     if not masks or any(cam.get("photomesh_view") not in masks for cam in cameras):
         return None
-    if all(cam.name == cam["photomesh_view"] for cam in cameras):
-        return Path(next(iter(masks.values()))).parent
+    folders = {Path(m).parent for m in masks.values()}
+    if len(folders) == 1 and all(cam.name == Path(masks[cam["photomesh_view"]]).stem for cam in cameras):
+        return folders.pop()
     folder = prepared.out_dir / CAMERA_MASKS
     folder.mkdir(exist_ok=True)
     for cam in cameras:
@@ -199,13 +200,16 @@ def camera_mask_folder(prepared: PreparedPhotos, cameras: list) -> Optional[Path
 
 
 def configure_reconstruct(scene, cameras: list, box, mask_folder: Optional[Path]) -> None:
-    """Point Reconstruct's settings at the import: background photos, the masks, the box; select the cameras."""
+    """Point Reconstruct's settings at the import: background photos, the masks (none: the images' alpha, so the
+    backend makes them), the box; select the cameras."""
     settings = getattr(scene, "photomesh", None)
     if settings is not None:
         settings.image_source = "BACKGROUND"
         if mask_folder is not None:
             settings.mask_source = "FOLDER"
             settings.mask_folder = str(mask_folder)
+        else:
+            settings.mask_source = "ALPHA"
         if box is not None:
             settings.bbox_source = "OBJECT"
             settings.bbox_object = box

@@ -6,10 +6,7 @@ files (copied from the rendered folder) and its progress stream. The integrator 
 """
 from __future__ import annotations
 
-import json
 import shutil
-import stat
-import sys
 import threading
 from pathlib import Path
 
@@ -20,11 +17,11 @@ import pytest
 
 from blender_addon import camera_math, ops_photos
 from blender_addon.gather import camera_params, camera_pose, gather_job
-from blender_addon.job_spec import GatherError
 from blender_addon.import_photos import MASK_PREFIX, import_prepared
+from blender_addon.job_spec import GatherError
 from blender_addon.photo_job import read_point_ply, read_prepared, srgb_to_linear
 from blender_helpers import ADDON, addon  # noqa: F401 - addon: the module's autouse fixture
-from scenegen import render_job_subprocess
+from photos_prepared import build_prepared, read_obj, write_ply, write_standin
 
 STEMS = ["DSC_0101", "DSC_0102", "DSC_0103", "DSC_0104", "DSC_0105", "DSC_0106"]
 SIZE = (80, 60)
@@ -34,81 +31,10 @@ def _prefs():
     return bpy.context.preferences.addons[ADDON].preferences
 
 
-def write_ply(path: Path, points: np.ndarray, colors: np.ndarray, binary: bool) -> None:
-    """A point cloud as PLY: x y z float, red green blue uchar."""
-    header = (f"ply\nformat {'binary_little_endian' if binary else 'ascii'} 1.0\nelement vertex {len(points)}\n"
-              "property float x\nproperty float y\nproperty float z\n"
-              "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n").encode()
-    if binary:
-        dt = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("r", "u1"), ("g", "u1"), ("b", "u1")])
-        arr = np.empty(len(points), dtype=dt)
-        for i, k in enumerate("xyz"):
-            arr[k] = points[:, i]
-        for i, k in enumerate("rgb"):
-            arr[k] = colors[:, i]
-        body = arr.tobytes()
-    else:
-        body = "".join(f"{x:.7g} {y:.7g} {z:.7g} {r} {g} {b}\n"
-                       for (x, y, z), (r, g, b) in zip(points, colors)).encode()
-    path.write_bytes(header + body)
-
-
-def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices and triangles of scenegen's reference.obj."""
-    v, f = [], []
-    for line in path.read_text().splitlines():
-        if line.startswith("v "):
-            v.append([float(x) for x in line.split()[1:4]])
-        elif line.startswith("f "):
-            f.append([int(x.split("/")[0]) - 1 for x in line.split()[1:4]])
-    return np.array(v), np.array(f)
-
-
-def sample_surface(v: np.ndarray, f: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """n points on the mesh surface, area-weighted."""
-    rng = np.random.default_rng(seed)
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
-    area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    tri = rng.choice(len(f), size=n, p=area / area.sum())
-    r1, r2 = rng.random(n), rng.random(n)
-    s = np.sqrt(r1)
-    return a[tri] * (1 - s)[:, None] + b[tri] * (s * (1 - r2))[:, None] + c[tri] * (s * r2)[:, None]
-
-
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    """A Cycles render of Suzanne from 6 true cameras (scenegen job folder)."""
-    return render_job_subprocess(tmp_path_factory.mktemp("photos") / "render", mesh="suzanne", n_views=6,
-                                 resolution=SIZE, samples=2)
-
-
-@pytest.fixture(scope="module")
-def prepared_out(rendered: Path) -> Path:
-    """OUT as `photos --prepare-only` leaves it: job/ (jpg photos, 0/255 masks, job.json), points.ply, sfm.json."""
-    out = rendered.parent / "out"
-    job_dir = out / "job"
-    (job_dir / "images").mkdir(parents=True)
-    (job_dir / "masks").mkdir()
-    src = json.loads((rendered / "job.json").read_text())
-    views = []
-    for stem, view in zip(STEMS, src["views"]):
-        rgba = cv2.imread(str(rendered / view["image"]), cv2.IMREAD_UNCHANGED)
-        alpha = rgba[..., 3:4].astype(np.float64) / 255.0
-        rgb = rgba[..., :3] * alpha + 90.0 * (1 - alpha)
-        cv2.imwrite(str(job_dir / "images" / f"{stem}.jpg"), np.round(rgb).astype(np.uint8),
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
-        cv2.imwrite(str(job_dir / "masks" / f"{stem}.png"), np.where(rgba[..., 3] > 127, 255, 0).astype(np.uint8))
-        views.append({**view, "name": stem, "image": f"images/{stem}.jpg", "mask": f"masks/{stem}.png"})
-    job = {"version": 1, "views": views, "bbox": src["bbox"], "settings": src["settings"]}
-    (job_dir / "job.json").write_text(json.dumps(job, indent=1))
-    v, f = read_obj(rendered / "reference.obj")
-    pts = sample_surface(v, f, 1500)
-    colors = np.clip(np.round((pts - pts.min(0)) / np.ptp(pts, axis=0) * 255), 0, 255).astype(np.uint8)
-    write_ply(job_dir / "points.ply", pts, colors, binary=True)
-    (job_dir / "sfm.json").write_text(json.dumps({
-        "registered": STEMS, "unregistered": ["DSC_0107"], "left_out": {"DSC_0107": "too few matches"},
-        "reprojection_px": 0.42, "points": len(pts), "seconds": 3.5, "warnings": []}))
-    return out
+def prepared_out(tmp_path_factory) -> Path:
+    """OUT as `photos --prepare-only` leaves it, from a Cycles render of Suzanne by 6 true cameras."""
+    return build_prepared(tmp_path_factory.mktemp("photos"), STEMS, SIZE)
 
 
 @pytest.fixture(autouse=True)
@@ -145,14 +71,14 @@ def test_point_ply_ascii_and_binary_agree(tmp_path: Path) -> None:
         np.testing.assert_array_equal(c, cols)
 
 
-def test_import_cameras_project_like_the_job(prepared_out: Path, rendered: Path) -> None:
+def test_import_cameras_project_like_the_job(prepared_out: Path) -> None:
     prepared = read_prepared(prepared_out)
     scene = bpy.context.scene
     imp = import_prepared(bpy.context, prepared, "my_photos")
     assert imp.collection.name == "my_photos" and scene.collection.children.get("my_photos") is not None
     assert [c.name for c in imp.cameras] == STEMS
     assert (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage) == (*SIZE, 100)
-    v, _ = read_obj(rendered / "reference.obj")
+    v, _ = read_obj(prepared_out.parent / "render" / "reference.obj")
     for cam, view in zip(imp.cameras, prepared.views):
         params = camera_params(cam, scene)
         K = camera_math.intrinsics(params)
@@ -243,40 +169,10 @@ def test_failed_import_leaves_nothing(prepared_out: Path, tmp_path: Path) -> Non
     assert (bpy.context.scene.render.resolution_x, bpy.context.scene.render.resolution_percentage) == (1920, 50)
 
 
-STANDIN = r'''
-import json, os, shutil, sys, time
-args = sys.argv[1:]
-if args[:3] != ["-m", "backend", "photos"] or args[4:] != ["--out", args[5], "--prepare-only", "--json"]:
-    sys.stderr.write("unexpected command line: %r\n" % args)
-    sys.exit(1)
-photos, out = args[3], args[5]
-mode = os.environ.get("STANDIN_MODE", "ok")
-def emit(o): print(json.dumps(o), flush=True)
-emit({"type": "stage", "name": "load"})
-if mode == "error":
-    emit({"type": "error", "message": "only 1 of 6 photos could be placed", "hint": "Take overlapping photos."})
-    sys.exit(2)
-emit({"type": "stage", "name": "sfm"})
-steps = 200 if mode == "slow" else 3
-for i in range(steps):
-    emit({"type": "progress", "stage": "sfm", "step": i + 1, "total": steps, "elapsed_s": 0.1 * i})
-    time.sleep(0.05 if mode == "slow" else 0)
-emit({"type": "stage", "name": "masks"})
-tmp = os.path.join(out, "job.tmp")
-shutil.copytree(os.path.join(os.environ["STANDIN_SOURCE"], "job"), tmp)
-os.replace(tmp, os.path.join(out, "job"))
-emit({"type": "done", "result": "job/job.json"})
-'''
-
-
 @pytest.fixture()
 def standin_python(tmp_path: Path, prepared_out: Path, monkeypatch) -> Path:
     """An executable standing in for the backend Python: checks the command line, streams, writes OUT/job."""
-    script = tmp_path / "standin.py"
-    script.write_text(STANDIN)
-    exe = tmp_path / "standinpython"
-    exe.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
-    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    exe = write_standin(tmp_path)
     monkeypatch.setenv("STANDIN_SOURCE", str(prepared_out))
     _prefs().python_path = str(exe)
     return exe
