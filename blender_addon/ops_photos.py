@@ -119,7 +119,7 @@ class PHOTOMESH_OT_import_photos(bpy.types.Operator):
 
     bl_idname = "photomesh.import_photos"
     bl_label = "Import Photos"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}  # no redo panel: a redo would run structure from motion again, blocking the UI
 
     directory: StringProperty(name="Photos", subtype="DIR_PATH", options={"SKIP_SAVE"},
                               description="Folder of photographs (default: the panel's Photos folder)")

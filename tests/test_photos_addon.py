@@ -230,3 +230,20 @@ def test_cancel_leaves_no_folder_and_no_objects(standin_python: Path, tmp_path: 
     photos_root = tmp_path / "work" / "photos"
     assert not photos_root.exists() or not any(photos_root.iterdir())
     assert ops_photos.active_import() is None
+
+
+@pytest.mark.slow
+def test_reconstruct_runs_on_imported_cameras_with_no_further_settings(standin_python: Path, prepared_out: Path,
+                                                                        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STANDIN_MODE", "ok")
+    assert bpy.ops.photomesh.import_photos(directory=str(_photo_folder(tmp_path))) == {"FINISHED"}
+    _prefs().python_path = ""
+    s = bpy.context.scene.photomesh
+    s.job_name, s.symmetry = "Suzanne", "OFF"
+    assert bpy.ops.photomesh.reconstruct(iterations=12, preview_every=0) == {"FINISHED"}
+    me = bpy.data.objects["Suzanne"].data
+    v = np.array([list(x.co) for x in me.vertices])
+    ref, _ = read_obj(prepared_out.parent / "render" / "reference.obj")
+    diag = float(np.linalg.norm(np.ptp(ref, axis=0)))
+    nearest = np.sqrt(((v[::7, None, :] - ref[None, ::3, :]) ** 2).sum(-1)).min(1)
+    assert len(me.polygons) > 200 and np.median(nearest) < 0.05 * diag, (len(me.polygons), np.median(nearest) / diag)
