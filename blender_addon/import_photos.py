@@ -199,11 +199,12 @@ def camera_mask_folder(prepared: PreparedPhotos, cameras: list) -> Optional[Path
     return folder
 
 
-def configure_reconstruct(scene, cameras: list, box, mask_folder: Optional[Path]) -> None:
+def configure_reconstruct(scene, name: str, cameras: list, box, mask_folder: Optional[Path]) -> None:
     """Point Reconstruct's settings at the import: background photos, the masks (none: the images' alpha, so the
-    backend makes them), the box; select the cameras."""
+    backend makes them), the box, the result named after the photos; select the cameras."""
     settings = getattr(scene, "photomesh", None)
     if settings is not None:
+        settings.job_name = name
         settings.image_source = "BACKGROUND"
         if mask_folder is not None:
             settings.mask_source = "FOLDER"
@@ -277,7 +278,7 @@ def import_prepared(context, prepared: PreparedPhotos, name: str) -> ImportedPho
         box_range = fallback_bbox(prepared)
         box = add_box(f"{name} bounds", box_range[0], box_range[1], coll, created) if box_range else None
         mask_folder = camera_mask_folder(prepared, cameras)
-        configure_reconstruct(scene, cameras, box, mask_folder)
+        configure_reconstruct(scene, name, cameras, box, mask_folder)
     except BaseException:
         remove_created(created)
         (render.resolution_x, render.resolution_y, render.resolution_percentage,

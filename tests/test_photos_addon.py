@@ -120,6 +120,7 @@ def test_imported_cameras_gather_with_photos_and_masks(prepared_out: Path, tmp_p
     s = bpy.context.scene.photomesh
     assert (s.image_source, s.mask_source, s.bbox_source) == ("BACKGROUND", "FOLDER", "OBJECT")
     assert s.bbox_object == imp.bbox and sorted(o.name for o in bpy.context.selected_objects) == STEMS
+    assert s.job_name == "my_photos"
     job = gather_job(bpy.context, s, tmp_path / "job")
     assert [v["name"] for v in job["views"]] == STEMS
     np.testing.assert_allclose(job["bbox"]["min"], prepared.bbox[0], atol=1e-5)
@@ -239,9 +240,9 @@ def test_reconstruct_runs_on_imported_cameras_with_no_further_settings(standin_p
     assert bpy.ops.photomesh.import_photos(directory=str(_photo_folder(tmp_path))) == {"FINISHED"}
     _prefs().python_path = ""
     s = bpy.context.scene.photomesh
-    s.job_name, s.symmetry = "Suzanne", "OFF"
+    s.symmetry = "OFF"
     assert bpy.ops.photomesh.reconstruct(iterations=12, preview_every=0) == {"FINISHED"}
-    me = bpy.data.objects["Suzanne"].data
+    me = bpy.data.objects["My Photos"].data
     v = np.array([list(x.co) for x in me.vertices])
     ref, _ = read_obj(prepared_out.parent / "render" / "reference.obj")
     diag = float(np.linalg.norm(np.ptp(ref, axis=0)))
