@@ -20,6 +20,8 @@ MODULES = (
     "ops_reconstruct",
     "ops_points",
     "ops_cameras",
+    "ops_photos",
+    "panel_photos",
     "panel",
     "panel_cameras",
     "ops_symmetry",

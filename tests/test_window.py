@@ -334,3 +334,52 @@ def test_window_refined_cameras_apply_undo_redo(window_blender: WindowBlender, w
     turned_view = next(s["view"] for s in res["stored"] if s["camera"] == res["turned"])
     assert not np.allclose(res["before"][turned_view]["R"], refined[turned_view]["R"], atol=1e-3)
     assert png_size(Path(res["screenshots"]["panel"])) == SCREEN
+
+
+PHOTO_STEMS = ["IMG_0001", "IMG_0002", "IMG_0003", "IMG_0004", "IMG_0005", "IMG_0006"]
+
+
+def _photos_config(mode: str, addon_zip: Path, base: Path) -> dict:
+    """Configuration of tests/window/photos_flow.py: a prepared folder from a Cycles render, its photos as the
+    photo folder, and the stand-in for the backend's `photos` command."""
+    from photos_prepared import build_prepared, write_standin
+
+    prepared = build_prepared(base / "prepared", PHOTO_STEMS, (160, 120))
+    photos = base / "My Photos"
+    photos.mkdir()
+    for jpg in (prepared / "job" / "images").glob("*.jpg"):
+        shutil.copyfile(jpg, photos / jpg.name)
+    (base / "work").mkdir()
+    return {"mode": mode, "addon_zip": str(addon_zip), "standin_python": str(write_standin(base)),
+            "prepared": str(prepared), "photos": str(photos), "work_dir": str(base / "work")}
+
+
+def test_window_import_photos_modal_run_and_escape(window_blender: WindowBlender, addon_zip: Path,
+                                                   tmp_path: Path) -> None:
+    """Import Photos goes modal with live progress, lands the cameras (photos and masks as backgrounds), points
+    and box and sets Reconstruct up for them; Esc while cameras are placed leaves the scene and no folder."""
+    res = window_blender.window(SCRIPTS / "photos_flow.py", _photos_config("run", addon_zip, tmp_path / "run"),
+                                timeout=300)
+    assert res["invoke_return"] == ["RUNNING_MODAL"]
+    running = [s for s in res["samples"] if s["running"]]
+    steps = [s["step"] for s in running if s["stage"] == "sfm"]
+    assert len(steps) >= 5 and steps == sorted(steps) and steps[-1] > steps[0], steps
+    assert any("Placing cameras" in s["text"] for s in running) and res["draws_running"] > 3
+    after = res["after"]
+    assert after["collections"] == sorted(res["before"]["collections"] + ["My Photos"])
+    assert after["selected"] == PHOTO_STEMS
+    assert ["My Photos points", "MESH"] in after["objects"] and ["My Photos bounds", "MESH"] in after["objects"]
+    assert after["settings"] == {"image_source": "BACKGROUND", "mask_source": "FOLDER",
+                                 "mask_folder": str(Path(res["out_dir"]) / "job" / "masks"),
+                                 "bbox_source": "OBJECT", "bbox_object": "My Photos bounds"}
+    assert after["render"] == [160, 120] and res["summary"].startswith("6/7 photos placed")
+    assert res["mask_shown"] == [True] * 6
+    assert png_size(Path(res["shot_running"])) == SCREEN and png_size(Path(res["shot_masks"])) == SCREEN
+    assert all(s is None for s in res["pid_states_after"].values()), res["pid_states_after"]
+
+    res = window_blender.window(SCRIPTS / "photos_flow.py", _photos_config("cancel", addon_zip, tmp_path / "cancel"),
+                                timeout=300)
+    assert res["status_at_esc"]["stage"] == "sfm" and res["esc_to_stop_s"] < 10.0
+    assert all(s is None for s in res["pid_states_after"].values()), res["pid_states_after"]
+    assert res["after"] == res["before"] and res["data_after"] == res["data_before"]
+    assert res["work_files"] == [] and res["out_dir"] == ""
