@@ -1,4 +1,4 @@
-"""Command line: reconstruct, points-to-mesh, convert, compare, check."""
+"""Command line: reconstruct, photos, points-to-mesh, convert, compare, check."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,6 @@ from backend.runtime.errors import Cancelled, JobError
 from backend.runtime.protocol import Reporter
 
 EXIT_OK, EXIT_FAILURE, EXIT_JOB, EXIT_CANCELLED = 0, 1, 2, 130
-CPU_FACES, GPU_FACES = 32_000, 200_000  # typical optimised mesh sizes, for the first time-left figure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,18 +24,19 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reconstruct", help="reconstruct a mesh from a job folder (or NDS/IDR/NeRF/COLMAP layout)")
     r.add_argument("job", type=Path, help="job folder, or a folder in another supported layout")
     r.add_argument("--out", type=Path, required=True, help="result folder")
-    r.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
-    r.add_argument("--rasterizer", choices=["auto", "nvdiffrast", "torch"])
-    r.add_argument("--iterations", type=int)
-    r.add_argument("--symmetry", choices=["detect", "enforce", "off"])
-    r.add_argument("--texture-size", type=int)
-    r.add_argument("--seed", type=int)
-    r.add_argument("--initial-mesh", help="mesh or point-cloud file to start from instead of the visual hull")
-    r.add_argument("--max-faces", type=int, help="output face budget: decimate the optimised mesh to at most N faces")
-    r.add_argument("--refine-cameras", action="store_true", default=None,
-                   help="optimise per-view camera corrections with the mesh (for imperfect camera poses)")
-    r.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
-    r.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
+    add_reconstruct_options(r)
+
+    ph = sub.add_parser("photos", help="a folder of photos: find the cameras (structure from motion) and the "
+                                       "object's masks, then reconstruct")
+    ph.add_argument("photos", type=Path, help="folder of photographs (JPEG, PNG, TIFF) of one object")
+    ph.add_argument("--out", type=Path, required=True, help="result folder (the job it built goes to OUT/job)")
+    ph.add_argument("--masks", type=Path, help="your own masks instead of automatic ones: <photo stem>.png, "
+                                               "white (or opaque) on the object")
+    ph.add_argument("--prepare-only", action="store_true",
+                    help="stop after OUT/job (cameras, masks, sparse points): what Blender's Import Photos runs")
+    ph.add_argument("--max-image-size", type=int, default=1600,
+                    help="longest side in pixels that structure from motion and the job use (default 1600)")
+    add_reconstruct_options(ph)
 
     c = sub.add_parser("convert", help="convert another layout (NDS, IDR, NeRF, COLMAP) into a job folder")
     c.add_argument("src", type=Path)
@@ -69,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
+    """The options that reconstruct and photos share."""
+    p.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
+    p.add_argument("--rasterizer", choices=["auto", "nvdiffrast", "torch"])
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--symmetry", choices=["detect", "enforce", "off"])
+    p.add_argument("--texture-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--initial-mesh", help="mesh or point-cloud file to start from instead of the visual hull")
+    p.add_argument("--max-faces", type=int, help="output face budget: decimate the optimised mesh to at most N faces")
+    p.add_argument("--refine-cameras", action="store_true", default=None,
+                   help="optimise per-view camera corrections with the mesh (for imperfect camera poses)")
+    p.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
+
+
 def settings_overrides(args: argparse.Namespace) -> dict:
     """Job settings given on the command line (they win over job.json)."""
     names = {"device": "device", "rasterizer": "rasterizer", "iterations": "iterations",
@@ -81,6 +97,7 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     """Load, reconstruct, write the result folder; errors become protocol lines."""
     from backend.io.detect import load_any
     from backend.io.validate import validate_scene
+    from backend.post.estimate import estimate_run_seconds
 
     reporter.stage("load")
     if args.iterations is not None and args.iterations < 1:
@@ -91,11 +108,28 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     scene = load_any(args.job)
     scene.settings.update(settings_overrides(args))
     validate_scene(scene)
-    reporter.expect(post_estimate(scene))
+    reporter.expect(estimate_run_seconds(scene))
     from backend.pipelines.reconstruct import reconstruct
 
     reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
     reporter.done("result.json")
+    return EXIT_OK
+
+
+def cmd_photos(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Photos -> OUT/job (cameras, masks, points) -> (unless --prepare-only) the mesh into OUT."""
+    from backend.pipelines.photos import JOB_DIR, photos_to_mesh
+
+    if args.iterations is not None and args.iterations < 1:
+        raise JobError(f"--iterations must be at least 1 (got {args.iterations})", "Use e.g. --iterations 500.")
+    if args.max_image_size < 64:
+        raise JobError(f"--max-image-size must be at least 64 (got {args.max_image_size})",
+                       "Use e.g. --max-image-size 1600.")
+    settings = settings_overrides(args)
+    photos_to_mesh(args.photos, args.out, reporter, settings, masks_dir=args.masks,
+                   prepare_only=args.prepare_only, max_image_size=args.max_image_size,
+                   preview_every=args.preview_every)
+    reporter.done(f"{JOB_DIR}/job.json" if args.prepare_only else "result.json")
     return EXIT_OK
 
 
@@ -108,20 +142,6 @@ def cmd_points_to_mesh(args: argparse.Namespace, reporter: Reporter) -> int:
     points_to_mesh(args.cloud, args.out, reporter, settings)
     reporter.done("result.json")
     return EXIT_OK
-
-
-def post_estimate(scene: object) -> dict[str, float]:
-    """Seconds of post-processing expected before the optimised mesh is known (its faces: the budget, or less)."""
-    from backend.io.views import DEFAULT_MAX_FACES, DEFAULT_SETTINGS
-    from backend.post.estimate import estimate_post_seconds
-    from backend.raster import resolve_device
-
-    settings = {**DEFAULT_SETTINGS, **scene.settings}
-    budget = int(settings["max_faces"] or DEFAULT_MAX_FACES)
-    device = resolve_device(settings["device"]).type
-    faces = min(budget, CPU_FACES if device == "cpu" else GPU_FACES)
-    pixels = max(v.width * v.height for v in scene.views)
-    return estimate_post_seconds(faces, budget, len(scene.views), pixels, int(settings["texture_size"]), device)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -216,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "reconstruct":
             return cmd_reconstruct(args, reporter)
+        if args.command == "photos":
+            return cmd_photos(args, reporter)
         if args.command == "points-to-mesh":
             return cmd_points_to_mesh(args, reporter)
         if args.command == "convert":

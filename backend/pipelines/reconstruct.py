@@ -441,11 +441,13 @@ def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state
 
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
-                schedule_overrides: dict | None = None, refine_overrides: dict | None = None) -> dict:
+                schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
+                extra_result: dict | None = None) -> dict:
     """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
 
     `schedule_overrides` replaces fields of the device's schedule, `refine_overrides` those of the camera
-    refinement's settings (benchmarks and ablations).
+    refinement's settings (benchmarks and ablations). `extra_result` adds keys to result.json (the photos
+    command's "sfm" and "cameras"; refined cameras win over its "cameras").
     """
     from backend.raster import get_rasterizer
 
@@ -517,6 +519,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             "visual_hull": {"vertices": len(hull["vertices"]), "faces": len(hull["faces"])},
             "remeshes": state.remeshes, "warnings": state.warnings, "previews": state.previews,
         }
+        result.update(extra_result or {})
         result.update(cameras)
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)

@@ -10,6 +10,7 @@ VIEW_TEXEL_S = 2e-8  # per texel and view (half the texels are charts)
 VIEW_PIXEL_S = 5e-8  # visibility pass, per pixel (at most 1024 on the longer side)
 VIEW_FACE_S = 4e-7
 GPU_SPEEDUP = 10.0
+CPU_FACES, GPU_FACES = 32_000, 200_000  # typical optimised mesh sizes, for the first time-left figure
 
 
 def estimate_post_seconds(faces: int, budget: int, views: int, view_pixels: int, texture_size: int,
@@ -30,3 +31,16 @@ def estimate_post_seconds(faces: int, budget: int, views: int, view_pixels: int,
         uv = texture = 0.0
     return {"decimate": decimate, "symmetry": 1.5 + 5e-6 * faces, "uv": uv, "texture": texture,
             "write": 0.3 + 2e-5 * faces + 1e-7 * texels}
+
+
+def estimate_run_seconds(scene: object) -> dict[str, float]:
+    """Seconds of post-processing expected before the optimised mesh is known (its faces: the budget, or less)."""
+    from backend.io.views import DEFAULT_MAX_FACES, DEFAULT_SETTINGS
+    from backend.raster import resolve_device
+
+    settings = {**DEFAULT_SETTINGS, **scene.settings}
+    budget = int(settings["max_faces"] or DEFAULT_MAX_FACES)
+    device = resolve_device(settings["device"]).type
+    faces = min(budget, CPU_FACES if device == "cpu" else GPU_FACES)
+    pixels = max(v.width * v.height for v in scene.views)
+    return estimate_post_seconds(faces, budget, len(scene.views), pixels, int(settings["texture_size"]), device)
