@@ -1,0 +1,1 @@
+"""Photo captures: structure from motion, the object's frame and its masks."""
