@@ -24,6 +24,8 @@ FLOOR_TOLERANCE = 0.006  # plane inlier distance, as a fraction of the cameras' 
 NEAR_RADIUS = 0.5  # object points lie within this fraction of the cameras' distance from where they look
 CLUSTER_GAP = 0.04  # sparse points closer than this fraction of the camera distance join one cluster
 MIN_OBJECT_POINTS = 20
+FLOOR_MAX_TILT = 30.0  # degrees between a floor's normal and the cameras' up (they hold the camera level)
+MOST_BELOW_FLOOR = 0.1  # share of the nearby points that may lie under a floor (noise, an edge seen past it)
 ONE_SIDED = 0.4  # camera_side length above which the capture saw the object from one side only
 
 
@@ -117,8 +119,9 @@ def fit_floor(points: np.ndarray, centers: np.ndarray, target: np.ndarray, up_hi
     """The floor or table plane by RANSAC: the best-supported plane that the cameras are above.
 
     A candidate counts only when nearly all cameras are on one side of it, the point the cameras look
-    at is on that side too (the object stands on the floor, not below a face of it), and its normal is
-    within 60 degrees of the cameras' up. Returns (unit normal towards the cameras, offset, inliers).
+    at is on that side too (the object stands on the floor, not below a face of it), few points lie
+    under it (a floor hides what is below), and its normal is within FLOOR_MAX_TILT of the cameras' up.
+    Returns (unit normal towards the cameras, offset, inliers).
     """
     tol = FLOOR_TOLERANCE * scale
     near = np.linalg.norm(points - target, axis=1) < 2.0 * scale
@@ -139,11 +142,14 @@ def fit_floor(points: np.ndarray, centers: np.ndarray, target: np.ndarray, up_hi
     offsets[flip] *= -1
     side[:, flip] *= -1
     above = (side > tol).mean(axis=0)
-    valid = (above >= 0.9) & (normals @ target - offsets > -0.05 * scale) & (normals @ up_hint > 0.5)
+    level = normals @ up_hint > np.cos(np.radians(FLOOR_MAX_TILT))
+    valid = (above >= 0.9) & (normals @ target - offsets > -0.05 * scale) & level
     if not valid.any():
         return None
     normals, offsets = normals[valid], offsets[valid]
-    counts = (np.abs(sample @ normals.T - offsets) < tol).sum(axis=0)
+    height = sample @ normals.T - offsets
+    counts = (np.abs(height) < tol).sum(axis=0)
+    counts[(height < -3 * tol).mean(axis=0) > MOST_BELOW_FLOOR] = 0  # a floor hides what is under it
     best = int(np.argmax(counts))
     if counts[best] < max(30, 0.1 * len(sample)):
         return None

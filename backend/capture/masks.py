@@ -276,7 +276,11 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
                threads: int = 2) -> list[np.ndarray]:
     """Object mask (bool, photo size) of each photo; cameras, box and points share one frame.
 
-    progress(fraction) is called after each view of each pass; poll() between views may raise to cancel.
+    images: (H, W, 3) uint8 or float in [0, 1], undistorted; Ks, Rs, ts: their OpenCV cameras;
+    bbox_min/max: the object's box; object_points: its sparse points; background_points: other
+    sparse points (the floor, the room), used as background seeds where they cannot be hidden
+    behind the object. progress(fraction) is called after each view of each pass and poll()
+    between views (it may raise to cancel). Photos run `threads` at a time (OpenCV frees the GIL).
     """
     lo, hi = np.asarray(bbox_min, dtype=np.float64), np.asarray(bbox_max, dtype=np.float64)
     obj = np.asarray(object_points, dtype=np.float64).reshape(-1, 3)
@@ -313,6 +317,9 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
 
     def finish(i: int) -> np.ndarray:
         view = ScaledView(images[i], Ks[i], Rs[i], ts[i], work_side)
+        if not len(centres):  # the masks agree on nothing: keep each photo's own
+            small = cv2.resize(first[i].astype(np.uint8), view.shape[::-1], interpolation=cv2.INTER_NEAREST)
+            return guided_upsample(small.astype(bool), view.full)
         hull = hull_silhouette(view, centres, size)
         seeded = cv2.resize(first[i].astype(np.uint8), view.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
         return guided_upsample(_keep_touching(second_pass(view, seeded, hull), hull), view.full)
