@@ -85,7 +85,8 @@ def run_case(floor: bool, azimuths=(0, 360), only_front: bool = False, seed: int
     points, labels = scene_points(rng, floor=floor, only_front=only_front)
     T = random_similarity(rng)
     Rw, tw, pw = to_sfm_world(T, Rs, ts, points)
-    frame = locate_object(*camera_vectors(Rw, tw), pw)
+    tracks = [np.arange(2 if i >= len(points) - 40 else 3 + i % 5) for i in range(len(points))]  # outliers: 2 views
+    frame = locate_object(*camera_vectors(Rw, tw), pw, tracks)
     return frame, T, labels, Rs, ts, points
 
 

@@ -24,6 +24,7 @@ FLOOR_TOLERANCE = 0.006  # plane inlier distance, as a fraction of the cameras' 
 NEAR_RADIUS = 0.5  # object points lie within this fraction of the cameras' distance from where they look
 CLUSTER_GAP = 0.04  # sparse points closer than this fraction of the camera distance join one cluster
 MIN_OBJECT_POINTS = 20
+CORE_SHARE = 0.25  # clusters with this share of the main cluster's points near the centre join the object
 FLOOR_MAX_TILT = 30.0  # degrees between a floor's normal and the cameras' up (they hold the camera level)
 MOST_BELOW_FLOOR = 0.1  # share of the nearby points that may lie under a floor (noise, an edge seen past it)
 ONE_SIDED = 0.4  # camera_side length above which the capture saw the object from one side only
@@ -184,7 +185,7 @@ def _sparse_outliers(points: np.ndarray, k: int = 6) -> np.ndarray:
 
 def select_object_points(points: np.ndarray, target: np.ndarray, up: np.ndarray, scale: float,
                          floor: tuple[np.ndarray, float] | None, reliable: np.ndarray) -> np.ndarray:
-    """The object's sparse points: above the floor, near where the cameras look, the cluster there."""
+    """The object's sparse points: above the floor, near where the cameras look, the main clusters there."""
     keep = reliable & (np.linalg.norm(points - target, axis=1) < NEAR_RADIUS * scale)
     if floor is not None:
         keep &= points @ floor[0] - floor[1] > 2.5 * FLOOR_TOLERANCE * scale
@@ -193,11 +194,13 @@ def select_object_points(points: np.ndarray, target: np.ndarray, up: np.ndarray,
         return np.zeros(len(points), dtype=bool)
     idx = idx[~_sparse_outliers(points[idx])]
     labels = _clusters(points[idx], CLUSTER_GAP * scale)
-    # the main cluster: the most points within a quarter of the search radius, else the nearest one
+    # the clusters with the most points within half the search radius (a sparse object may fall apart)
     dist = np.linalg.norm(points[idx] - target, axis=1)
     core = np.bincount(labels, weights=(dist < 0.5 * NEAR_RADIUS * scale).astype(float), minlength=labels.max() + 1)
-    main = int(np.argmax(core)) if core.max() > 0 else int(labels[np.argmin(dist)])
-    chosen = labels == main
+    if core.max() > 0:
+        chosen = core[labels] >= CORE_SHARE * core.max()
+    else:
+        chosen = labels == labels[np.argmin(dist)]
     lo, hi = points[idx[chosen]].min(axis=0), points[idx[chosen]].max(axis=0)
     pad = 0.1 * (hi - lo)
     inside_box = np.all((points[idx] >= lo - pad) & (points[idx] <= hi + pad), axis=1)
