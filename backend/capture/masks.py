@@ -95,6 +95,7 @@ def _grabcut(image: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarr
     if not ((crop == cv2.GC_BGD) | (crop == cv2.GC_PR_BGD)).any():
         return fg
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # the colour models start from k-means on this thread's RNG: same input, same mask
     cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1]), crop, None, bgd, fgd, iterations,
                 cv2.GC_INIT_WITH_MASK)
     out = np.zeros((h, w), dtype=bool)
@@ -224,8 +225,10 @@ def hull_silhouette(view: ScaledView, centres: np.ndarray, size: float) -> np.nd
     return _splat(view.shape, uv[front], radius)
 
 
-def second_pass(view: ScaledView, first: np.ndarray, hull: np.ndarray) -> np.ndarray:
-    """Work-scale mask corrected by the hull's projection: GrabCut in a band around the hull's outline."""
+def second_pass(view: ScaledView, first: np.ndarray, hull: np.ndarray,
+                background_points: np.ndarray | None = None) -> np.ndarray:
+    """Work-scale mask corrected by the hull's projection: GrabCut in a band around the hull's outline,
+    with the background points that fall outside the hull as background seeds."""
     if not hull.any():
         return np.zeros(view.shape, dtype=bool)
     band = max(2, round(0.02 * max(view.shape)))
@@ -235,6 +238,9 @@ def second_pass(view: ScaledView, first: np.ndarray, hull: np.ndarray) -> np.nda
     labels[outer] = cv2.GC_PR_BGD
     labels[hull] = cv2.GC_PR_FGD
     labels[core & first] = cv2.GC_FGD
+    if background_points is not None and len(background_points):
+        uv, z = view.project(background_points)
+        labels[_splat(view.shape, uv[z > 1e-9], SEED_RADIUS) & ~hull] = cv2.GC_BGD
     return _grabcut(view.image, labels, GRABCUT_ITERATIONS)
 
 
@@ -322,6 +328,6 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
             return guided_upsample(small.astype(bool), view.full)
         hull = hull_silhouette(view, centres, size)
         seeded = cv2.resize(first[i].astype(np.uint8), view.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
-        return guided_upsample(_keep_touching(second_pass(view, seeded, hull), hull), view.full)
+        return guided_upsample(_keep_touching(second_pass(view, seeded, hull, bg), hull), view.full)
 
     return run(finish)
