@@ -156,6 +156,15 @@ def test_vertical_from_pitched_cameras_on_an_arc() -> None:
     assert np.degrees(np.arccos(mean_up[2])) > 10  # the plain mean of the pitched cameras' ups leans a lot
 
 
+def test_vertical_tolerates_a_few_portrait_shots() -> None:
+    Rs, ts = ring_cameras(24, (-60, 60))
+    quarter_turn = np.array([[0.0, 1, 0], [-1, 0, 0], [0, 0, 1]])
+    for i in (1, 6, 11, 17):
+        Rs[i] = quarter_turn @ Rs[i]
+    up = vertical_from_cameras(*camera_vectors(Rs, ts)[1:])
+    assert np.degrees(np.arccos(up[2])) < 2.0
+
+
 def test_no_object_is_a_job_error() -> None:
     rng = np.random.default_rng(2)
     Rs, ts = ring_cameras(12, rng=rng)
