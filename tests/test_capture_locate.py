@@ -121,7 +121,7 @@ def test_locate_recovers_centre_up_scale_and_points(floor: bool) -> None:
 
 
 def test_one_sided_capture_box_reaches_the_hidden_back() -> None:
-    frame, T, labels, Rs, ts, points = run_case(True, azimuths=(-60, 60), only_front=True, seed=3)
+    frame, T, _, Rs, ts, _ = run_case(True, azimuths=(-60, 60), only_front=True, seed=3)
     M = true_to_job(frame, T)
     # the whole ellipsoid, its unseen back included, lies in the box
     d = np.random.default_rng(0).normal(size=(2000, 3))
