@@ -252,7 +252,7 @@ def _frame_rotation(up: np.ndarray, obj: np.ndarray, camera0: np.ndarray, side: 
 
 
 def locate_object(centers: np.ndarray, axes: np.ndarray, ups: np.ndarray, points: np.ndarray,
-                  point_views: Sequence[np.ndarray] | None = None, margin: float = 0.1,
+                  point_views: Sequence[np.ndarray] | None = None, margin: float = 0.15,
                   seed: int = 0) -> ObjectFrame:
     """Find what the cameras orbit and fix the job frame around it (see the module docstring).
 
