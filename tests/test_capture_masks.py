@@ -1,0 +1,113 @@
+"""Automatic masks on a ray-cast scene with known truth: a textured ball on a textured floor."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.capture.masks import ScaledView, hull_silhouette, hull_vote, make_masks
+
+BALL = np.array([0.0, 0.0, 0.5])  # centre; radius 0.5, resting on the floor z = 0
+RADIUS = 0.5
+W, H = 160, 120
+
+
+def camera(azimuth: float, elevation: float, distance: float = 3.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """K, R, t (OpenCV) of a camera looking at the ball from a direction."""
+    eye = BALL + distance * np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                                      np.sin(elevation)])
+    fwd = (BALL - eye) / np.linalg.norm(BALL - eye)
+    right = np.cross(fwd, [0, 0, 1.0])
+    right /= np.linalg.norm(right)
+    R = np.stack([right, np.cross(fwd, right), fwd])
+    K = np.array([[150.0, 0, W / 2], [0, 150.0, H / 2], [0, 0, 1]])
+    return K, R, -R @ eye
+
+
+def render(K: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-cast image (H, W, 3) uint8 and true mask: a blue-and-yellow striped ball on a brown checker floor."""
+    v, u = np.mgrid[0:H, 0:W] + 0.5
+    rays = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3) @ np.linalg.inv(K).T @ R
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    eye = -R.T @ t
+    oc = eye - BALL
+    b = rays @ oc
+    disc = b * b - (oc @ oc - RADIUS ** 2)
+    hit = disc > 0
+    s_ball = np.where(hit, -b - np.sqrt(np.maximum(disc, 0)), np.inf)
+    s_floor = np.where(rays[:, 2] < 0, -eye[2] / np.minimum(rays[:, 2], -1e-9), np.inf)
+    ball = s_ball < s_floor
+    rng = np.random.default_rng(0)
+    depth = np.where(ball, s_ball, s_floor)
+    sky = ~np.isfinite(depth)
+    p = eye + rays * np.where(sky, 0.0, depth)[:, None]
+    stripes = (np.floor((p[:, 2] + 0.3 * np.arctan2(p[:, 1], p[:, 0])) * 8) % 2)[:, None]
+    img_ball = stripes * [0.95, 0.8, 0.1] + (1 - stripes) * [0.1, 0.25, 0.85]
+    shade = 0.6 + 0.4 * np.clip((p - BALL) @ np.array([0.3, 0.2, 0.93]) / RADIUS, 0, 1)
+    checker = ((np.floor(p[:, 0] * 4) + np.floor(p[:, 1] * 4)) % 2)[:, None]
+    img_floor = checker * [0.55, 0.4, 0.3] + (1 - checker) * [0.4, 0.3, 0.22]
+    img = np.where(ball[:, None], img_ball * shade[:, None], img_floor)
+    img = np.where(sky[:, None], [0.2, 0.2, 0.25], img)
+    img = np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1)
+    return (img.reshape(H, W, 3) * 255).astype(np.uint8), ball.reshape(H, W)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """Twelve views around the ball, their true masks, sparse points on the ball and on the floor."""
+    rng = np.random.default_rng(1)
+    cams = [camera(a, e) for a, e in zip(np.linspace(0, 2 * np.pi, 12, endpoint=False), [0.35, 0.7] * 6)]
+    renders = [render(*c) for c in cams]
+    d = rng.normal(size=(300, 3))
+    obj = BALL + RADIUS * d / np.linalg.norm(d, axis=1, keepdims=True)
+    obj = obj[obj[:, 2] > 0.05]
+    r, a = 2.0 * np.sqrt(rng.uniform(0.1, 1, 500)), rng.uniform(0, 2 * np.pi, 500)
+    floor = np.stack([r * np.cos(a), r * np.sin(a), np.zeros(500)], 1)
+    floor = floor[np.linalg.norm(floor[:, :2], axis=1) > 0.55]
+    return cams, renders, obj, floor
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two masks."""
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_masks_match_the_truth_and_report_progress(scene) -> None:
+    cams, renders, obj, floor = scene
+    fractions = []
+    masks = make_masks([r[0] for r in renders], [c[0] for c in cams], [c[1] for c in cams], [c[2] for c in cams],
+                       np.array([-0.6, -0.6, -0.02]), np.array([0.6, 0.6, 1.1]), obj, floor,
+                       progress=fractions.append)
+    scores = [iou(m, r[1]) for m, r in zip(masks, renders)]
+    assert all(m.shape == (H, W) and m.dtype == bool for m in masks)
+    assert np.mean(scores) > 0.93 and min(scores) > 0.85, scores
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+
+
+def test_hull_vote_tolerates_a_wrong_mask(scene) -> None:
+    cams, renders, _, _ = scene
+    lo, hi = np.array([-0.6, -0.6, -0.02]), np.array([0.6, 0.6, 1.1])
+    views = [ScaledView(r[0], *c, side=W) for c, r in zip(cams, renders)]
+    masks = [r[1].copy() for r in renders]
+    masks[3][: H // 2] = False  # the top half of the ball missing in one view
+    masks[7][:] = True  # and another view's mask all foreground
+    centres, size = hull_vote(views, masks, lo, hi, resolution=48)
+    for i in (3, 7):
+        hull = hull_silhouette(views[i], centres, size)
+        truth = renders[i][1]
+        assert (hull & truth).sum() / truth.sum() > 0.97  # nothing of the ball lost
+        assert (hull & ~truth).sum() / truth.sum() < 0.25  # and not much more than it
+
+
+def test_poll_cancels(scene) -> None:
+    cams, renders, obj, _ = scene
+    calls = []
+
+    def poll() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_masks([r[0] for r in renders], [c[0] for c in cams], [c[1] for c in cams], [c[2] for c in cams],
+                   np.array([-0.6, -0.6, -0.02]), np.array([0.6, 0.6, 1.1]), obj, poll=poll)
+    assert len(calls) == 3
