@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from backend.capture.job_folder import points_ply_bytes, similarity_parts, transform_points, transform_pose, \
-    write_photo_job
+from backend.capture.job_folder import points_ply_bytes, write_photo_job
+from backend.capture.locate import apply_similarity, transform_points
 from backend.io.job import load_job
 
 
@@ -38,10 +38,7 @@ def test_frame_change_keeps_projections():
     R, t = random_rotation(rng), np.array([0.1, -0.2, 6.0])
     X = rng.normal(size=(50, 3))
     m = similarity(rng, 0.37)
-    s, q, d = similarity_parts(m)
-    assert s == pytest.approx(0.37)
-    assert np.allclose(q @ q.T, np.eye(3))
-    R2, t2 = transform_pose(m, R, t)
+    R2, t2 = apply_similarity(m, R, t)
     assert np.allclose(R2 @ R2.T, np.eye(3)) and np.linalg.det(R2) == pytest.approx(1.0)
     assert np.allclose(project(K, R2, t2, transform_points(m, X)), project(K, R, t, X), atol=1e-9)
     centre = -R.T @ t

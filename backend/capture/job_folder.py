@@ -11,27 +11,6 @@ import imageio.v3 as iio
 import numpy as np
 
 
-def similarity_parts(transform: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(scale s, rotation Q, offset d) of a 4x4 similarity X' = s Q X + d."""
-    m = np.asarray(transform, dtype=np.float64)
-    sq = m[:3, :3]
-    s = float(np.cbrt(np.linalg.det(sq)))
-    return s, sq / s, m[:3, 3].copy()
-
-
-def transform_pose(transform: np.ndarray, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The world-to-camera pose (R, t) expressed in the frame X' = s Q X + d (same pixels, camera units x s)."""
-    s, q, d = similarity_parts(transform)
-    r2 = np.asarray(R, dtype=np.float64) @ q.T
-    return r2, s * np.asarray(t, dtype=np.float64) - r2 @ d
-
-
-def transform_points(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Points (N, 3) mapped by a 4x4 similarity."""
-    m = np.asarray(transform, dtype=np.float64)
-    return np.asarray(points, dtype=np.float64) @ m[:3, :3].T + m[:3, 3]
-
-
 def points_ply_bytes(points: np.ndarray, colors: np.ndarray | None) -> bytes:
     """Binary little-endian PLY of a coloured point cloud (x y z float, red green blue uchar)."""
     p = np.ascontiguousarray(points, dtype="<f4").reshape(-1, 3)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.capture.job_folder import transform_points, transform_pose, write_photo_job
+from backend.capture.job_folder import write_photo_job
+from backend.capture.locate import apply_similarity, camera_vectors, locate_object, transform_points
 from backend.runtime.errors import JobError
 from backend.post.estimate import estimate_run_seconds
 from backend.runtime.protocol import Reporter
@@ -32,14 +33,6 @@ def photo_masks_from_dir(masks_dir: Path, cameras: list, sizes: list[tuple[int, 
     return masks
 
 
-def camera_frame_vectors(cameras: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Camera centres, optical axes and up vectors (world) of registered cameras."""
-    centers = np.stack([-c.R.T @ c.t for c in cameras])
-    axes = np.stack([c.R[2] for c in cameras])
-    ups = np.stack([-c.R[1] for c in cameras])
-    return centers, axes, ups
-
-
 def sfm_report(sfm, frame_scale: float) -> dict:
     """result.json / sfm.json "sfm": what structure from motion found."""
     return {"registered": [c.photo.name for c in sfm.cameras], "unregistered": list(sfm.unregistered),
@@ -52,7 +45,6 @@ def sfm_report(sfm, frame_scale: float) -> dict:
 def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: dict | None = None,
                 masks_dir: Path | None = None, max_image_size: int = 1600) -> tuple[Path, dict]:
     """Structure from motion, the object's frame and its masks, written as OUT/job; returns (job dir, sfm report)."""
-    from backend.capture.locate import locate_object
     from backend.capture.sfm import run_sfm
 
     photos_dir, out_dir = Path(photos_dir), Path(out_dir)
@@ -78,9 +70,9 @@ def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: d
     sfm = run_sfm(photos_dir, work, progress=sfm_progress, poll=reporter.check_cancel, max_image_size=max_image_size)
     for message in sfm.warnings:
         reporter.log(f"warning: {message}")
-    centers, axes, ups = camera_frame_vectors(sfm.cameras)
+    centers, axes, ups = camera_vectors([c.R for c in sfm.cameras], [c.t for c in sfm.cameras])
     frame = locate_object(centers, axes, ups, sfm.points, sfm.point_views)
-    poses = [transform_pose(frame.transform, c.R, c.t) for c in sfm.cameras]
+    poses = [apply_similarity(frame.transform, c.R, c.t) for c in sfm.cameras]
     points = transform_points(frame.transform, sfm.points)
     scale = float(np.cbrt(np.linalg.det(np.asarray(frame.transform)[:3, :3])))
     report = sfm_report(sfm, scale)
