@@ -139,7 +139,8 @@ def undistort(model_dir: str, photos_dir: str, image_dir: str, out_model_dir: st
     rec = pycolmap.Reconstruction(model_dir)
     opts = pycolmap.UndistortCameraOptions()
     opts.max_image_size = max_image_size
-    Path(image_dir).mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(image_dir, ignore_errors=True)
+    Path(image_dir).mkdir(parents=True)
     images = [rec.image(i) for i in sorted(rec.reg_image_ids())]
     for k, image in enumerate(images):
         bitmap = pycolmap.Bitmap.read(str(Path(photos_dir) / image.name), True)

@@ -4,6 +4,7 @@ process, so a cancel (poll raising) kills it at once."""
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +62,7 @@ def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float]
     names = [p.name for p in check.usable]
     mode = steps.choose_matcher(matcher, len(names))
     db = str(_fresh_database(work_dir))
+    shutil.rmtree(work_dir / "sparse_no_exif_focal", ignore_errors=True)
 
     run_step(steps.extract, (db, str(photos_dir), [[p.name for p in g] for g in check.groups], max_image_size), poll, say, "feature extraction")
     pairs = run_step(steps.match, (db, mode), poll, say, "feature matching")
