@@ -59,9 +59,17 @@ def choose_matcher(matcher: str, n_photos: int) -> str:
     return matcher
 
 
-def match(database: str, matcher: str, report: Report) -> int:
-    """Match features between photo pairs (exhaustive, or sequential in file-name order with loop detection
-    off: no vocabulary tree to download) and verify them geometrically; returns the verified pairs."""
+def exhaustive_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """Every pair of photos once, in file-name order."""
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+
+
+def match(database: str, matcher: str, names: list[str], work_dir: str, report: Report) -> int:
+    """Match features between photo pairs and verify them geometrically; returns the verified pairs.
+
+    exhaustive: all pairs, fed to COLMAP in about 20 chunks so progress moves; sequential: COLMAP's
+    sequential pairing in file-name order with loop detection off (no vocabulary tree to download).
+    """
     quiet()
     opts = pycolmap.FeatureMatchingOptions()
     opts.use_gpu = False
@@ -72,7 +80,16 @@ def match(database: str, matcher: str, report: Report) -> int:
         pairing.loop_detection = False
         pycolmap.match_sequential(database, matching_options=opts, pairing_options=pairing, device=pycolmap.Device.cpu)
     else:
-        pycolmap.match_exhaustive(database, matching_options=opts, device=pycolmap.Device.cpu)
+        pairs = exhaustive_pairs(names)
+        step = max(50, -(-len(pairs) // 20))
+        pair_file = Path(work_dir) / "pairs.txt"
+        for k in range(0, len(pairs), step):
+            pair_file.write_text("".join(f"{a} {b}\n" for a, b in pairs[k:k + step]))
+            imported = pycolmap.ImportedPairingOptions()
+            imported.match_list_path = str(pair_file)
+            pycolmap.match_image_pairs(database, matching_options=opts, pairing_options=imported,
+                                       device=pycolmap.Device.cpu)
+            report("match", min(1.0, (k + step) / len(pairs)))
     report("match", 1.0)
     with pycolmap.Database.open(database) as db:
         return db.num_verified_image_pairs()

@@ -65,7 +65,7 @@ def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float]
     shutil.rmtree(work_dir / "sparse_no_exif_focal", ignore_errors=True)
 
     run_step(steps.extract, (db, str(photos_dir), [[p.name for p in g] for g in check.groups], max_image_size), poll, say, "feature extraction")
-    pairs = run_step(steps.match, (db, mode), poll, say, "feature matching")
+    pairs = run_step(steps.match, (db, mode, names, str(work_dir)), poll, say, "feature matching")
     if pairs == 0:
         check_registration([], names, photos_dir)
     models = run_step(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse"), len(names)),
