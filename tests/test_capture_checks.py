@@ -56,14 +56,16 @@ def test_check_photos_leaves_out_and_names_problems(tmp_path):
     write(tmp_path, "view5.png", cv2.GaussianBlur(texture(15), (0, 0), 4.0))
     write(tmp_path, "view6.png", texture(10))                       # exact copy of view0
     (tmp_path / "view7.jpg").write_bytes(b"not a photo")
+    write(tmp_path, "view4.tif", texture(40))                       # a different photo with view4's stem
     (tmp_path / "notes.txt").write_text("ignored")
     check = check_photos(tmp_path)
     assert [p.name for p in check.usable] == [f"view{k}.png" for k in range(5)]
     assert check.left_out["view5.png"].startswith("blurred")
     assert check.left_out["view6.png"] == "exact duplicate of view0.png"
     assert check.left_out["view7.jpg"].startswith("unreadable")
+    assert check.left_out["view4.tif"].startswith("same name as view4.png")
     text = " ".join(check.warnings)
-    for name in ("view5.png", "view6.png", "view7.jpg"):
+    for name in ("view5.png", "view6.png", "view7.jpg", "view4.tif"):
         assert name in text
     assert len(check.groups) == 1 and len(check.groups[0]) == 5
 

@@ -150,9 +150,14 @@ def check_photos(photos_dir: Path, poll: Callable[[], None] | None = None,
         raise too_few(photos_dir, len(paths))
     check = PhotoCheck(usable=[])
     infos: list[PhotoInfo] = []
+    stems: dict[str, str] = {}
     for k, path in enumerate(paths):
         if poll is not None:
             poll()
+        if path.stem in stems:
+            check.left_out[path.name] = f"same name as {stems[path.stem]} (cameras are named by file stem)"
+            continue
+        stems[path.stem] = path.name
         try:
             infos.append(read_photo(path))
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -160,7 +165,8 @@ def check_photos(photos_dir: Path, poll: Callable[[], None] | None = None,
         if progress is not None:
             progress((k + 1) / len(paths))
     if check.left_out:
-        check.warnings.append("Unreadable photos left out: " + ", ".join(sorted(check.left_out)))
+        check.warnings.append("Unreadable photos, or photos whose name repeats another's stem, left out: "
+                              + ", ".join(sorted(check.left_out)))
     dups = duplicate_of([i.pixel_hash for i in infos], [i.thumb for i in infos])
     for j, (i, kind) in sorted(dups.items()):
         check.left_out[infos[j].path.name] = f"{kind} duplicate of {infos[i].path.name}"

@@ -43,6 +43,25 @@ def _fresh_database(work_dir: Path) -> Path:
     return db
 
 
+def _map_with_retry(db: str, photos_dir: Path, work_dir: Path, n: int, poll: Callable[[], None] | None,
+                    say: Callable[[str, float], None], warnings: list[str]) -> tuple[Model | None, list[Model]]:
+    """Incremental mapping; when under half the photos register and some camera had an EXIF focal prior,
+    map again without the priors (EXIF is a hint: resized photos keep the original's focal plane
+    resolution) and keep the better model. Returns the best model and its run's models."""
+    models = run_step(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse"), n), poll, say, "mapping")
+    best = models[0] if models else None
+    if not needs_focal_retry(best[1] if best else 0, n) or steps.reset_focal_priors(db) == 0:
+        return best, models
+    retry = run_step(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse_no_exif_focal"), n),
+                     poll, say, "mapping")
+    chosen = better_model(best, retry[0] if retry else None)
+    if chosen is best:
+        return best, models
+    warnings.append("The EXIF focal lengths did not fit the photos (resized or edited photos?): mapping without "
+                    f"them placed {chosen[1]} of {n} photos (with them: {best[1] if best else 0})")
+    return chosen, retry
+
+
 def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float], None] | None = None,
             poll: Callable[[], None] | None = None, max_image_size: int = 1600, matcher: str = "auto") -> SfmResult:
     """Cameras and sparse points for the photos in photos_dir; everything is written under work_dir
@@ -64,22 +83,12 @@ def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float]
     db = str(_fresh_database(work_dir))
     shutil.rmtree(work_dir / "sparse_no_exif_focal", ignore_errors=True)
 
-    run_step(steps.extract, (db, str(photos_dir), [[p.name for p in g] for g in check.groups], max_image_size), poll, say, "feature extraction")
+    groups = [[p.name for p in g] for g in check.groups]
+    run_step(steps.extract, (db, str(photos_dir), groups, max_image_size), poll, say, "feature extraction")
     pairs = run_step(steps.match, (db, mode, names, str(work_dir)), poll, say, "feature matching")
     if pairs == 0:
         check_registration([], names, photos_dir)
-    models = run_step(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse"), len(names)),
-                      poll, say, "mapping")
-    best = models[0] if models else None
-    if needs_focal_retry(best[1] if best else 0, len(names)) and steps.reset_focal_priors(db) > 0:
-        retry = run_step(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse_no_exif_focal"), len(names)),
-                         poll, say, "mapping")
-        chosen = better_model(best, retry[0] if retry else None)
-        if chosen is not best:
-            warnings.append("The EXIF focal lengths did not fit the photos (resized or edited photos?): "
-                            f"mapping without them placed {chosen[1]} of {len(names)} photos "
-                            f"(with them: {best[1] if best else 0})")
-            best, models = chosen, retry
+    best, models = _map_with_retry(db, photos_dir, work_dir, len(names), poll, say, warnings)
     if best is None:
         check_registration([], names, photos_dir)
     rec = pycolmap.Reconstruction(best[0])
