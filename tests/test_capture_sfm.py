@@ -191,3 +191,44 @@ def test_camera_scoring_undoes_the_similarity_and_finds_a_turned_camera():
     assert rot[2] == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_allclose(centre, 0.0, atol=1e-9)
     assert np.cbrt(np.linalg.det(S[:3, :3])) == pytest.approx(s)
+
+
+def synthetic_model(frames: int, pp: tuple[float, float]) -> pycolmap.Reconstruction:
+    """pycolmap's synthetic scene: one camera with principal point pp (1024x768), `frames` posed photos, exact
+    observations of 300 points."""
+    opts = pycolmap.SyntheticDatasetOptions()
+    opts.num_rigs, opts.num_cameras_per_rig, opts.num_frames_per_rig = 1, 1, frames
+    opts.num_points3D = 300
+    opts.camera_params = [1280.0, pp[0], pp[1], 0.0]
+    pycolmap.set_random_seed(3)
+    return pycolmap.synthesize_dataset(opts)
+
+
+def test_principal_point_refinement_recovers_an_off_centre_lens(tmp_path):
+    from backend.capture.evaluate import align_cameras
+
+    rec = synthetic_model(12, (540.0, 360.0))
+    ids = sorted(rec.reg_image_ids())
+    R0 = np.stack([world_to_camera(rec.image(i))[0] for i in ids])
+    t0 = np.stack([world_to_camera(rec.image(i))[1] for i in ids])
+    cam = rec.camera(next(iter(rec.cameras.keys())))
+    cam.params = [1280.0, 512.0, 384.0, 0.0]                # as COLMAP's mapper leaves it: at the centre
+    rec.write(str(tmp_path))
+    error = steps.refine_principal_points(str(tmp_path), str(tmp_path / "out"), report=lambda *m: None)
+    assert error is not None and error < 0.05
+    out = pycolmap.Reconstruction(str(tmp_path / "out"))
+    cam = out.camera(cam.camera_id)
+    assert abs(cam.principal_point_x - 540.0) < 1.0 and abs(cam.principal_point_y - 360.0) < 1.0
+    R = np.stack([world_to_camera(out.image(i))[0] for i in ids])
+    t = np.stack([world_to_camera(out.image(i))[1] for i in ids])
+    rot, _, _ = align_cameras(R, t, R0, t0)
+    assert rot.max() < 0.05
+
+
+def test_principal_points_stay_put_for_few_photos_or_implausible_results(tmp_path):
+    rec = synthetic_model(6, (540.0, 360.0))
+    rec.write(str(tmp_path))
+    assert steps.refine_principal_points(str(tmp_path), str(tmp_path / "out"), report=lambda *m: None) is None
+    assert steps.principal_points_plausible(rec)
+    far = synthetic_model(6, (512.0 + 0.15 * 1024, 384.0))
+    assert not steps.principal_points_plausible(far)

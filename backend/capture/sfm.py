@@ -65,9 +65,11 @@ def _map_with_retry(db: str, photos_dir: Path, work_dir: Path, n: int, poll: Cal
 def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float], None] | None = None,
             poll: Callable[[], None] | None = None, max_image_size: int = 1600, matcher: str = "auto") -> SfmResult:
     """Cameras and sparse points for the photos in photos_dir; everything is written under work_dir
-    (database.db, sparse*/ models, images/<stem>.png undistorted, undistorted/ the pinhole model).
+    (database.db, sparse*/ mapped models, refined/ the model with principal points refined, images/<stem>.png
+    undistorted, undistorted/ the pinhole model).
 
-    progress(step, fraction) runs for steps check, extract, match, map, undistort; poll() runs every 50 ms
+    progress(step, fraction) runs for steps check, extract, match, map, refine (a last bundle adjustment
+    freeing the principal points, for cameras with 10+ photos), undistort; poll() runs every 50 ms
     and may raise (Cancelled) to stop at once. max_image_size bounds the longest side for feature
     extraction and for the undistorted images. matcher: auto (exhaustive up to 80 photos, else sequential
     in file-name order), exhaustive or sequential. JobError when the photos cannot give 3 registered cameras.
@@ -101,6 +103,11 @@ def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float]
         warnings.append("These photos formed a separate group that does not overlap the main one and are left out: "
                         + ", ".join(others) + "; add photos between the two groups to join them")
 
+    refined_dir = work_dir / "refined"
+    shutil.rmtree(refined_dir, ignore_errors=True)
+    refined = run_step(steps.refine_principal_points, (best[0], str(refined_dir)), poll, say, "principal points")
+    if refined is not None:
+        best = (str(refined_dir), best[1], refined)
     model_dir = work_dir / "undistorted"
     run_step(steps.undistort, (best[0], str(photos_dir), str(work_dir / "images"), str(model_dir), max_image_size),
              poll, say, "undistortion")
