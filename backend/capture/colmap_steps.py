@@ -1,0 +1,214 @@
+"""The pycolmap steps of structure from motion, each run in a child process (`child.run_step`): feature
+extraction, matching, incremental mapping and undistortion. Each takes `report(step, fraction)`."""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pycolmap
+
+EXHAUSTIVE_MAX_PHOTOS = 80     # exhaustive matching up to this many photos (3160 pairs), sequential beyond
+SEQUENTIAL_OVERLAP = 15        # sequential matching: each photo with its next 15 (and 2^k further ones)
+DEFAULT_FOCAL_FACTOR = 1.2     # COLMAP's focal guess without EXIF: 1.2 x the longest side
+PP_MIN_IMAGES = 10             # principal points are refined only for cameras shared by this many photos
+PP_MAX_SHIFT = 0.1             # ... and kept only within this share of the image size from its centre
+
+Report = Callable[..., None]
+
+
+def quiet() -> None:
+    """COLMAP logs warnings and errors only (its INFO lines would flood the backend's stderr)."""
+    pycolmap.logging.minloglevel = 1
+
+
+def reader_options() -> pycolmap.ImageReaderOptions:
+    """Distorted cameras start as SIMPLE_RADIAL (f, cx, cy, k), COLMAP's default for unknown photos."""
+    opts = pycolmap.ImageReaderOptions()
+    opts.camera_model = "SIMPLE_RADIAL"
+    opts.default_focal_length_factor = DEFAULT_FOCAL_FACTOR
+    return opts
+
+
+def extract(database: str, photos_dir: str, groups: list[list[str]], max_image_size: int, report: Report) -> int:
+    """Import the photos, one camera per group (EXIF body, image size and focal: COLMAP's AUTO mode would
+    give every photo without an EXIF focal its own camera), then extract SIFT features on the CPU in
+    chunks, reporting the share done; returns the number of cameras."""
+    quiet()
+    pycolmap.Database.open(database).close()
+    for group in groups:
+        pycolmap.import_images(database, photos_dir, pycolmap.CameraMode.SINGLE, group, reader_options())
+    names = [n for group in groups for n in group]
+    opts = pycolmap.FeatureExtractionOptions()
+    opts.max_image_size = max_image_size
+    opts.use_gpu = False
+    step = max(1, len(names) // 20)
+    for k in range(0, len(names), step):
+        pycolmap.extract_features(database, photos_dir, image_names=names[k:k + step],
+                                  camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader_options(),
+                                  extraction_options=opts, device=pycolmap.Device.cpu)
+        report("extract", min(1.0, (k + step) / len(names)))
+    with pycolmap.Database.open(database) as db:
+        return db.num_cameras()
+
+
+def choose_matcher(matcher: str, n_photos: int) -> str:
+    """"exhaustive" or "sequential": auto picks exhaustive up to EXHAUSTIVE_MAX_PHOTOS photos."""
+    if matcher == "auto":
+        return "exhaustive" if n_photos <= EXHAUSTIVE_MAX_PHOTOS else "sequential"
+    if matcher not in ("exhaustive", "sequential"):
+        raise ValueError(f"unknown matcher {matcher!r} (auto, exhaustive or sequential)")
+    return matcher
+
+
+def exhaustive_pairs(names: list[str]) -> list[tuple[str, str]]:
+    """Every pair of photos once, in file-name order."""
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+
+
+def match(database: str, matcher: str, names: list[str], work_dir: str, report: Report) -> int:
+    """Match features between photo pairs and verify them geometrically; returns the verified pairs.
+
+    exhaustive: all pairs, fed to COLMAP in about 20 chunks so progress moves; sequential: COLMAP's
+    sequential pairing in file-name order with loop detection off (no vocabulary tree to download).
+    """
+    quiet()
+    opts = pycolmap.FeatureMatchingOptions()
+    opts.use_gpu = False
+    report("match", 0.0)
+    if matcher == "sequential":
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.overlap = SEQUENTIAL_OVERLAP
+        pairing.loop_detection = False
+        pycolmap.match_sequential(database, matching_options=opts, pairing_options=pairing, device=pycolmap.Device.cpu)
+    else:
+        pairs = exhaustive_pairs(names)
+        step = max(50, -(-len(pairs) // 20))
+        pair_file = Path(work_dir) / "pairs.txt"
+        for k in range(0, len(pairs), step):
+            pair_file.write_text("".join(f"{a} {b}\n" for a, b in pairs[k:k + step]))
+            imported = pycolmap.ImportedPairingOptions()
+            imported.match_list_path = str(pair_file)
+            pycolmap.match_image_pairs(database, matching_options=opts, pairing_options=imported,
+                                       device=pycolmap.Device.cpu)
+            report("match", min(1.0, (k + step) / len(pairs)))
+    report("match", 1.0)
+    with pycolmap.Database.open(database) as db:
+        return db.num_verified_image_pairs()
+
+
+def reset_focal_priors(database: str) -> int:
+    """Forget EXIF focal lengths: every camera with a focal prior restarts from the default guess
+    (1.2 x the longest side) with no prior; returns how many cameras changed."""
+    changed = 0
+    with pycolmap.Database.open(database) as db:
+        for cam in db.read_all_cameras():
+            if not cam.has_prior_focal_length:
+                continue
+            f = DEFAULT_FOCAL_FACTOR * max(cam.width, cam.height)
+            params = list(cam.params)
+            for idx in cam.focal_length_idxs():
+                params[idx] = f
+            cam.params = params
+            cam.has_prior_focal_length = False
+            db.update_camera(cam)
+            changed += 1
+    return changed
+
+
+def mapping_options(seed: int = 0) -> pycolmap.IncrementalPipelineOptions:
+    """Incremental mapping that keeps models from 3 photos up (COLMAP drops later ones under 10)."""
+    opts = pycolmap.IncrementalPipelineOptions()
+    opts.min_model_size = 3
+    opts.random_seed = seed
+    opts.mapper.random_seed = seed
+    opts.triangulation.random_seed = seed
+    return opts
+
+
+def incremental_map(database: str, photos_dir: str, out_dir: str, n_photos: int, report: Report) -> list[tuple[str, int, float]]:
+    """COLMAP's incremental mapping with bundle adjustment into out_dir/<k>/; reports photos registered
+    so far; returns (model folder, registered photos, mean reprojection px) per model, largest first."""
+    quiet()
+    shutil.rmtree(out_dir, ignore_errors=True)
+    Path(out_dir).mkdir(parents=True)
+    pycolmap.set_random_seed(0)
+    count = [0]
+
+    def first_pair() -> None:
+        count[0] = 2
+        report("map", min(1.0, count[0] / n_photos))
+
+    def next_image() -> None:
+        count[0] += 1
+        report("map", min(1.0, count[0] / n_photos))
+
+    models = pycolmap.incremental_mapping(database, photos_dir, out_dir, mapping_options(),
+                                          initial_image_pair_callback=first_pair, next_image_callback=next_image)
+    out = [(str(Path(out_dir) / str(k)), rec.num_reg_images(), float(rec.compute_mean_reprojection_error()))
+           for k, rec in models.items()]
+    return sorted(out, key=lambda m: -m[1])
+
+
+def principal_points_plausible(rec: pycolmap.Reconstruction, max_shift: float = PP_MAX_SHIFT) -> bool:
+    """Whether every camera's principal point lies within max_shift of its size from the image centre."""
+    return all(abs(c.principal_point_x - c.width / 2) <= max_shift * c.width
+               and abs(c.principal_point_y - c.height / 2) <= max_shift * c.height for c in rec.cameras.values())
+
+
+def refine_principal_points(model_dir: str, out_dir: str, report: Report) -> float | None:
+    """A last bundle adjustment (Cauchy loss) that also frees the principal points: COLMAP holds them at the
+    image centre, and a real lens's offset then turns every camera (DTU: 30 px, 0.6 degrees). Only when each
+    camera has PP_MIN_IMAGES photos; the result is kept (written to out_dir, its mean reprojection error
+    returned) only if the points stay plausible and the error does not grow; else None."""
+    quiet()
+    rec = pycolmap.Reconstruction(model_dir)
+    counts: dict[int, int] = {}
+    for i in rec.reg_image_ids():
+        counts[rec.image(i).camera_id] = counts.get(rec.image(i).camera_id, 0) + 1
+    if not counts or min(counts.values()) < PP_MIN_IMAGES or len(counts) < len(rec.cameras):
+        return None
+    report("refine", 0.0)
+    rec.update_point_3d_errors()
+    before = rec.compute_mean_reprojection_error()
+    opts = pycolmap.BundleAdjustmentOptions()
+    opts.refine_principal_point = True
+    opts.print_summary = False
+    opts.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
+    pycolmap.bundle_adjustment(rec, opts)
+    report("refine", 1.0)
+    rec.update_point_3d_errors()
+    after = rec.compute_mean_reprojection_error()
+    if not principal_points_plausible(rec) or not after <= before * 1.02:
+        return None
+    shutil.rmtree(out_dir, ignore_errors=True)
+    Path(out_dir).mkdir(parents=True)
+    rec.write(out_dir)
+    return float(after)
+
+
+def undistort(model_dir: str, photos_dir: str, image_dir: str, out_model_dir: str, max_image_size: int,
+              report: Report) -> None:
+    """Undistort every registered photo to a pinhole image <stem>.png in image_dir (longest side at most
+    max_image_size) and write the model with those pinhole cameras to out_model_dir."""
+    quiet()
+    rec = pycolmap.Reconstruction(model_dir)
+    opts = pycolmap.UndistortCameraOptions()
+    opts.max_image_size = max_image_size
+    shutil.rmtree(image_dir, ignore_errors=True)
+    Path(image_dir).mkdir(parents=True)
+    images = [rec.image(i) for i in sorted(rec.reg_image_ids())]
+    for k, image in enumerate(images):
+        bitmap = pycolmap.Bitmap.read(str(Path(photos_dir) / image.name), True)
+        if bitmap is None:
+            raise OSError(f"cannot read {image.name}")
+        undistorted, _ = pycolmap.undistort_image(opts, bitmap, image.camera)
+        if not undistorted.write(str(Path(image_dir) / (Path(image.name).stem + ".png"))):
+            raise OSError(f"cannot write the undistorted {image.name}")
+        report("undistort", (k + 1) / len(images))
+    for cid in list(rec.cameras.keys()):
+        cam = pycolmap.undistort_camera(opts, rec.camera(cid))
+        cam.camera_id = cid
+        rec.cameras[cid] = cam
+    Path(out_model_dir).mkdir(parents=True, exist_ok=True)
+    rec.write(out_model_dir)
