@@ -116,4 +116,5 @@ def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float]
     points, colors, views = sparse_points(urec)
     return SfmResult(cameras=cameras, unregistered=[n for n in names if n not in set(registered)],
                      left_out=dict(check.left_out), points=points, colors=colors, point_views=views,
-                     reprojection_px=best[2], seconds=time.monotonic() - t0, warnings=warnings, model_dir=model_dir)
+                     reprojection_px=best[2], seconds=time.monotonic() - t0, warnings=warnings, model_dir=model_dir,
+                     source_model_dir=Path(best[0]))

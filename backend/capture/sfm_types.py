@@ -34,3 +34,4 @@ class SfmResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     model_dir: Path | None = None    # the undistorted pycolmap model (cameras.bin, images.bin, points3D.bin)
+    source_model_dir: Path | None = None  # the model before undistortion (the photos' own lens models)

@@ -1,6 +1,7 @@
 """The photos command: a folder of photographs in; cameras (structure from motion), masks and a mesh out."""
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -14,23 +15,6 @@ from backend.runtime.protocol import Reporter
 
 JOB_DIR = "job"
 CPU_ITERATIONS = 500  # photos' default on CPU: the plateau is reached by then (BENCHMARKS, issue 23's table)
-
-
-def photo_masks_from_dir(masks_dir: Path, cameras: list, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
-    """The user's own masks (`<stem>.png` or any image suffix) for the registered photos, in the undistorted
-    images' geometry; JobError naming the first photo without one."""
-    from backend.capture.undistort_masks import undistort_user_mask
-    from backend.io.images import find_image, read_mask
-
-    masks = []
-    for cam, (w, h) in zip(cameras, sizes):
-        path = find_image(Path(masks_dir) / cam.name)
-        if path is None:
-            raise JobError(f"no mask for photo {cam.photo.name} in {masks_dir}",
-                           f"Name each mask after its photo (e.g. {cam.name}.png, white on the object), or leave "
-                           "out --masks to have masks made automatically.", view=cam.name)
-        masks.append(undistort_user_mask(read_mask(path, cam.name), cam, (w, h)))
-    return masks
 
 
 def sfm_report(sfm, frame_scale: float) -> dict:
@@ -79,9 +63,10 @@ def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: d
     report["seconds_total"] = round(time.monotonic() - t0, 2)
 
     reporter.stage("masks")
-    sizes = [(c.width, c.height) for c in sfm.cameras]
     if masks_dir is not None:
-        masks = photo_masks_from_dir(Path(masks_dir), sfm.cameras, sizes)
+        from backend.capture.user_masks import user_masks
+
+        masks = user_masks(Path(masks_dir), sfm, max_image_size)
         report["masks"] = "given"
     else:
         from backend.capture.masks import make_masks
@@ -101,6 +86,7 @@ def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: d
              for c, (r, t) in zip(sfm.cameras, poses)]
     job_dir = write_photo_job(out_dir / JOB_DIR, views, [c.image_path for c in sfm.cameras], masks,
                               (frame.bbox_min, frame.bbox_max), dict(settings or {}), points, sfm.colors, report)
+    shutil.rmtree(work, ignore_errors=True)
     return job_dir, report
 
 
