@@ -81,6 +81,7 @@ def match(database: str, matcher: str, names: list[str], work_dir: str, report: 
         pairing.overlap = SEQUENTIAL_OVERLAP
         pairing.loop_detection = False
         pycolmap.match_sequential(database, matching_options=opts, pairing_options=pairing, device=pycolmap.Device.cpu)
+        report("match", 1.0)
     else:
         pairs = exhaustive_pairs(names)
         step = max(50, -(-len(pairs) // 20))
@@ -92,7 +93,6 @@ def match(database: str, matcher: str, names: list[str], work_dir: str, report: 
             pycolmap.match_image_pairs(database, matching_options=opts, pairing_options=imported,
                                        device=pycolmap.Device.cpu)
             report("match", min(1.0, (k + step) / len(pairs)))
-    report("match", 1.0)
     with pycolmap.Database.open(database) as db:
         return db.num_verified_image_pairs()
 
