@@ -108,7 +108,9 @@ def test_undistortion_moves_a_dot_where_the_pinhole_camera_projects_it(tmp_path)
     yy, xx = np.mgrid[0:img.shape[0], 0:img.shape[1]] + 0.5
     found = np.array([(w * xx).sum() / w.sum(), (w * yy).sum() / w.sum()])
     expected = project(cam.K, cam.R, cam.t, X[None])[0]
-    assert np.linalg.norm(expected - np.array([u, v])) > 5.0   # distortion really moved it
+    plain = project(np.array([[300.0, 0, 160], [0, 300, 120], [0, 0, 1]]), cam.R, cam.t, X[None])[0]
+    assert np.linalg.norm(plain - np.array([u, v])) > 1.0   # distortion really moves it (4x the tolerance) ...
+    assert (cam.width, cam.height) == (320, 240)            # ... while the undistorted photo keeps its size
     assert np.linalg.norm(found - expected) < 0.35
 
 

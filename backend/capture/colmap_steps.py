@@ -187,14 +187,22 @@ def refine_principal_points(model_dir: str, out_dir: str, report: Report) -> flo
     return float(after)
 
 
+def undistort_options(max_image_size: int) -> pycolmap.UndistortCameraOptions:
+    """COLMAP's undistortion to a pinhole image of the photo's own size (scaled down only to max_image_size), so
+    undistorted photos, their masks and any truth keep one pixel grid; the focal is chosen so no pixel is blank."""
+    opts = pycolmap.UndistortCameraOptions()
+    opts.min_scale = opts.max_scale = 1.0
+    opts.max_image_size = max_image_size
+    return opts
+
+
 def undistort(model_dir: str, photos_dir: str, image_dir: str, out_model_dir: str, max_image_size: int,
               report: Report) -> None:
     """Undistort every registered photo to a pinhole image <stem>.png in image_dir (longest side at most
     max_image_size) and write the model with those pinhole cameras to out_model_dir."""
     quiet()
     rec = pycolmap.Reconstruction(model_dir)
-    opts = pycolmap.UndistortCameraOptions()
-    opts.max_image_size = max_image_size
+    opts = undistort_options(max_image_size)
     shutil.rmtree(image_dir, ignore_errors=True)
     Path(image_dir).mkdir(parents=True)
     images = [rec.image(i) for i in sorted(rec.reg_image_ids())]

@@ -14,8 +14,9 @@ def undistort_mask(mask: np.ndarray, camera: object, max_image_size: int) -> np.
     """A photo-sized bool mask resampled into the undistorted pinhole image of `camera` (a pycolmap Camera)."""
     import pycolmap
 
-    opts = pycolmap.UndistortCameraOptions()
-    opts.max_image_size = max_image_size
+    from backend.capture.colmap_steps import undistort_options
+
+    opts = undistort_options(max_image_size)
     bitmap = pycolmap.Bitmap.from_array(np.where(mask, 255, 0).astype(np.uint8))
     undistorted, _ = pycolmap.undistort_image(opts, bitmap, camera)
     return np.asarray(undistorted.to_array()) >= 128
