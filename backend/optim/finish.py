@@ -166,8 +166,16 @@ def write_result(writer: ResultWriter, post: PostResult, result: dict, timings: 
 
 def commit_result(writer: ResultWriter, post: PostResult, result: dict, timings: dict[str, float], t: float,
                   reporter: Reporter) -> dict:
-    """Write the result files, then swap the result folder in with cancellation deferred; returns result."""
+    """Write the result files, then move the folder into place; from then on the run is done (cancel or not).
+
+    A cancel before the move leaves no result folder; one during it is deferred, and once the folder is
+    in place the reporter is finished, so the run ends with exit 0 and its `done` line (DESIGN.md).
+    """
     write_result(writer, post, result, timings, t)
+    reporter.hold_for_test("commit:before")
     with reporter.critical():
         writer.commit()
+        reporter.hold_for_test("commit:renamed")
+        reporter.finish()
+    reporter.hold_for_test("commit:after")
     return result
