@@ -128,6 +128,7 @@ def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -
                 "faces", "losses"):
         assert key in result
     assert result["device"] == "cpu" and result["iterations"] == 40
+    assert result["topology"]["ran"] is False and result["topology"]["reason"]
     dec = result["decimation"]
     assert dec["applied"] and dec["faces_before"] > 1000 >= dec["faces_after"] and dec["max_faces"] == 1000
     assert 0 < dec["chamfer_l1_norm"] < 0.01
