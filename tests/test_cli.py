@@ -127,7 +127,7 @@ def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -
     for key in ("mesh", "texture", "symmetry", "timings_s", "device", "rasterizer", "iterations", "vertices",
                 "faces", "losses"):
         assert key in result
-    assert result["device"] == "cpu" and result["iterations"] == 40
+    assert result["device"] == "cpu" and result["iterations"] == 40 and result["stop_reason"] == "iterations"
     assert result["topology"]["ran"] is False and result["topology"]["reason"]
     dec = result["decimation"]
     assert dec["applied"] and dec["faces_before"] > 1000 >= dec["faces_after"] and dec["max_faces"] == 1000

@@ -519,6 +519,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             "version": 1,
             "device": str(device), "rasterizer": rasterizer.name,
             "iterations": schedule.iterations,
+            "stop_reason": "iterations",  # the optimisation always runs its iterations (a cancel leaves no result)
             "losses": losses,
             "bbox": {"min": bmin.tolist(), "max": bmax.tolist()},
             "normalization": {"center": c.tolist(), "scale": s},
