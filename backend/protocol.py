@@ -222,8 +222,8 @@ class Reporter:
         if os.environ.get(HOLD_ENV) != point:
             return
         self.log(f"test hook: holding at {point}")
-        deadline = self._clock() + timeout_s
-        while not self.cancelled.is_set() and self._clock() < deadline:
+        deadline = time.monotonic() + timeout_s
+        while not self.cancelled.is_set() and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def install_signal_handlers(self) -> None:
