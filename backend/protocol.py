@@ -206,7 +206,12 @@ class Reporter:
 
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
-        """Defer cancellation raised by signals while the block runs (e.g. the final rename)."""
+        """Defer cancellation raised by signals while the block runs (e.g. the final rename).
+
+        A cancel requested before the block stops it from starting, even one whose signal-raised exception
+        was swallowed on the way (a handler that runs inside a finaliser cannot propagate).
+        """
+        self.check_cancel()
         self._critical += 1
         try:
             yield

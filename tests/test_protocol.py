@@ -62,9 +62,10 @@ def test_non_tty_defaults_to_json_and_human_mode_is_not_json() -> None:
 def test_cancel_flag_and_critical_section() -> None:
     r = Reporter(stream=io.StringIO(), json_mode=True)
     r.check_cancel()
-    r.cancel()
+    entered = False
     with pytest.raises(Cancelled):
         with r.critical():
+            r.cancel()
             r.check_cancel()
             entered = True
     assert entered
@@ -142,6 +143,16 @@ def test_human_bar_shows_no_time_until_the_pace_is_known() -> None:
     assert human.getvalue().count("left") == 1 and "~108s left" in human.getvalue()
 
 
+def test_a_cancel_before_the_critical_section_stops_it_from_starting() -> None:
+    r = Reporter(stream=io.StringIO(), json_mode=True)
+    r.cancel()  # as a signal handler whose exception was swallowed leaves it: only the flag
+    entered = False
+    with pytest.raises(Cancelled):
+        with r.critical():
+            entered = True
+    assert not entered
+
+
 def test_cancel_after_finish_is_inert() -> None:
     """Once the result folder is in place (finish) the run is done: neither the flag nor a signal stops it."""
     import os
@@ -155,6 +166,7 @@ def test_cancel_after_finish_is_inert() -> None:
             os.kill(os.getpid(), signal.SIGTERM)
             for _ in range(100):  # the handler runs between bytecodes
                 pass
+        r.cancelled.clear()
         with r.critical():
             os.kill(os.getpid(), signal.SIGTERM)
             for _ in range(100):
