@@ -112,8 +112,7 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     from backend.pipelines.reconstruct import reconstruct
 
     reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
-    reporter.done("result.json")
-    return EXIT_OK
+    return report_done(reporter)
 
 
 def cmd_photos(args: argparse.Namespace, reporter: Reporter) -> int:
@@ -140,7 +139,14 @@ def cmd_points_to_mesh(args: argparse.Namespace, reporter: Reporter) -> int:
     keys = ("normals", "outliers", "depth", "screening", "trim", "symmetry", "uv")
     settings = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     points_to_mesh(args.cloud, args.out, reporter, settings)
+    return report_done(reporter)
+
+
+def report_done(reporter: Reporter) -> int:
+    """The `done` line and exit 0 of a run whose result folder is in place, even if a cancel came too late."""
     reporter.done("result.json")
+    if reporter.cancelled.is_set():
+        reporter.log("cancel arrived after the result folder was in place: the run is done")
     return EXIT_OK
 
 

@@ -26,7 +26,7 @@ class ProgressState:
     total: int = 0
     losses: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
-    run_eta_s: Optional[float] = None  # the backend's estimate of the whole run's time left, post-processing included
+    run_eta_s: Optional[float] = None  # the latest line's time left in the whole run; None until the pace is known
     stages_seen: list = field(default_factory=list)
     preview_mesh: Optional[str] = None
     preview_step: int = -1
@@ -45,12 +45,11 @@ class ProgressState:
 
     @property
     def eta_s(self) -> Optional[float]:
-        """Seconds left in the whole run (the backend's figure), else in the current stage by extrapolation."""
-        if self.run_eta_s is not None:
-            return self.run_eta_s
-        if self.total <= 0 or self.step <= 0 or self.elapsed_s <= 0:
-            return None
-        return self.elapsed_s / self.step * max(0, self.total - self.step)
+        """Seconds left in the whole run: the backend's figure, None while it is absent (pace not known yet).
+
+        Never extrapolated here: the first steps hold one-off costs (JIT compile) and would say hours.
+        """
+        return self.run_eta_s
 
     def losses_text(self, limit: int = 4) -> str:
         """Compact 'name value' list of the latest losses."""
@@ -142,8 +141,8 @@ class StreamParser:
             if isinstance(d.get("losses"), dict):
                 st.losses = dict(d["losses"])
             st.elapsed_s = _as_float(d.get("elapsed_s"), st.elapsed_s)
-            if d.get("eta_s") is not None:
-                st.run_eta_s = max(0.0, _as_float(d.get("eta_s"), st.run_eta_s or 0.0))
+            eta = d.get("eta_s")
+            st.run_eta_s = max(0.0, _as_float(eta)) if isinstance(eta, (int, float)) else None
         elif event.type == "preview":
             if isinstance(d.get("mesh"), str):
                 st.preview_mesh = d["mesh"]

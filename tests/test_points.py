@@ -23,6 +23,9 @@ from backend.runtime.protocol import Reporter
 ROOT = Path(__file__).resolve().parents[1]
 
 
+POINTS_STAGES = ["load", "outliers", "normals", "surface", "trim", "decimate", "symmetry", "uv", "texture", "write"]
+
+
 def sphere_points(n: int, seed: int = 0, noise: float = 0.0, centre=(0.3, -0.2, 1.0), radius: float = 0.8):
     """n points on a sphere (with Gaussian radial noise), and their outward normals."""
     rng = np.random.default_rng(seed)
@@ -236,7 +239,7 @@ def test_points_to_mesh_sphere_result_folder(tmp_path: Path) -> None:
                                                                            quiet_logs=True))
     lines = [json.loads(x) for x in stream.getvalue().splitlines()]
     stages = [x["name"] for x in lines if x["type"] == "stage"]
-    assert stages[:5] == ["load", "outliers", "normals", "surface", "trim"] and stages[-1] == "write"
+    assert stages == POINTS_STAGES
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mesh.mtl", "mesh.obj", "result.json"]
     saved = json.loads((tmp_path / "out" / "result.json").read_text())
     assert saved["normals"] == "estimated" and saved["faces"] == result["faces"] > 1000
@@ -257,8 +260,10 @@ def test_open_surface_is_trimmed_and_uv_mapped(tmp_path: Path) -> None:
     pts, nrm = sphere_points(20_000, seed=10, centre=(0, 0, 0), radius=1.0)
     half = pts[:, 2] < 0.2
     np.savez(tmp_path / "h.npz", points=pts[half], normals=nrm[half])
-    result = points_to_mesh(tmp_path / "h.npz", tmp_path / "out", Reporter(stream=io.StringIO(), quiet_logs=True),
-                            {"uv": True, "symmetry": "off"})
+    reporter = Reporter(stream=io.StringIO(), quiet_logs=True)
+    result = points_to_mesh(tmp_path / "h.npz", tmp_path / "out", reporter, {"uv": True, "symmetry": "off"})
+    assert [x["name"] for x in reporter.lines if x["type"] == "stage"] == POINTS_STAGES, "each stage once, in order"
+    assert result["uv"]["charts"] > 0 and result["texture"] is None
     from backend.mesh.metrics import load_mesh
 
     v, _ = load_mesh(tmp_path / "out" / "mesh.obj")

@@ -58,7 +58,7 @@ def test_parser_state_and_eta() -> None:
     st = p.state
     assert st.stage == "optimize" and st.step == 50 and st.total == 200
     assert abs(st.fraction - 0.25) < 1e-9
-    assert abs(st.eta_s - 30.0) < 1e-9
+    assert st.eta_s is None, "no time left before the backend knows the pace"
     assert st.losses_text() == "mask 0.25"
     assert st.garbage_lines == 1
     p.feed_line('{"type": "progress", "step": "x", "total": null}')
@@ -74,6 +74,9 @@ def test_backend_time_left_covers_the_whole_run() -> None:
     p.feed_text('{"type": "stage", "name": "uv"}\n{"type": "progress", "stage": "uv", "step": 10, "total": 100, '
                 '"elapsed_s": 20, "eta_s": 7}\n')
     assert p.state.eta_s == 7.0 and abs(p.state.fraction - 0.1) < 1e-9
+    p.feed_text('{"type": "stage", "name": "texture"}\n{"type": "progress", "stage": "texture", "step": 1, '
+                '"total": 12, "elapsed_s": 25}\n')
+    assert p.state.eta_s is None, "a line without eta_s: the time left is unknown again"
 
 
 def test_good_stream_with_garbage(tmp_path: Path) -> None:

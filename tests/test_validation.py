@@ -285,3 +285,38 @@ def test_job_without_alpha_or_mask_loads_with_none(job: Path) -> None:
     scene = load_job(job)
     assert scene.views[3].mask is None and scene.views[0].mask is not None
     assert load_error(job).view == "cam_3"
+
+
+DESIGN_SETTINGS = {"device": "auto", "rasterizer": "auto", "image_scale": 1, "iterations": 2000,
+                   "symmetry": "detect", "texture_size": 2048, "seed": 0, "max_faces": None,
+                   "refine_cameras": False, "initial_mesh": None, "topology": "auto"}  # DESIGN.md "Job folder"
+
+
+def test_design_settings_block_is_accepted(job: Path) -> None:
+    from backend.io.views import DEFAULT_SETTINGS
+
+    assert set(DEFAULT_SETTINGS) == set(DESIGN_SETTINGS)
+    edit(job, lambda d: d.update(settings=dict(DESIGN_SETTINGS)))
+    scene = load_job(job)
+    validate_scene(scene)
+    assert scene.settings["topology"] == "auto"
+
+
+def test_topology_off_runs_on_is_not_available_yet(job: Path) -> None:
+    edit(job, lambda d: d["settings"].update({"topology": "off"}))
+    assert load_job(job).settings["topology"] == "off"
+    edit(job, lambda d: d["settings"].update({"topology": "on"}))
+    err = load_error(job)
+    assert "topology" in err.message and "not available yet" in err.message and '"auto"' in err.hint
+    edit(job, lambda d: d["settings"].update({"topology": "sometimes"}))
+    err = load_error(job)
+    assert "topology" in err.message and "auto, on, off" in err.hint
+
+
+def test_result_records_that_the_topology_stage_did_not_run() -> None:
+    from backend.pipelines.reconstruct import topology_info
+
+    for setting in ("auto", "off"):
+        info = topology_info(setting)
+        assert info["ran"] is False and info["reason"]
+    assert "off" in topology_info("off")["reason"] and "not available" in topology_info("auto")["reason"]

@@ -59,13 +59,19 @@ def _estimates(faces: int, budget: int, scene: Scene, size: int, rasterizer: obj
     from backend.post.estimate import estimate_post_seconds
 
     pixels = max(v.width * v.height for v in scene.views) if scene.views else 0
-    return estimate_post_seconds(faces, budget, len(scene.views), pixels, size,
-                                 getattr(getattr(rasterizer, "device", None), "type", "cpu"))
+    seconds = estimate_post_seconds(faces, budget, len(scene.views), pixels, size,
+                                    getattr(getattr(rasterizer, "device", None), "type", "cpu"))
+    if not scene.views:
+        seconds["texture"] = 0.0  # nothing to bake from (points-to-mesh)
+    return seconds
 
 
 def post_process(vertices: np.ndarray, faces: np.ndarray, scene: Scene, settings: dict, rasterizer: object,
                  reporter: Reporter, timings: dict) -> PostResult:
-    """Face budget, symmetry plane (unless off), UV map and baked texture, each stage cancellable at once."""
+    """Face budget, symmetry plane (unless off), UV map and baked texture, each stage cancellable at once.
+
+    A texture size of 0 skips the UV map and the texture; a scene without views gets the UV map only.
+    """
     warnings: list[str] = []
     info: dict = {}
     size = int(settings["texture_size"])
@@ -120,7 +126,7 @@ def post_process(vertices: np.ndarray, faces: np.ndarray, scene: Scene, settings
 
     reporter.stage("texture")
     t = time.monotonic()
-    if size > 0:
+    if size > 0 and scene.views:
         from backend.post.texture import bake_texture
 
         reporter.progress("texture", 0, len(scene.views))
@@ -166,8 +172,16 @@ def write_result(writer: ResultWriter, post: PostResult, result: dict, timings: 
 
 def commit_result(writer: ResultWriter, post: PostResult, result: dict, timings: dict[str, float], t: float,
                   reporter: Reporter) -> dict:
-    """Write the result files, then swap the result folder in with cancellation deferred; returns result."""
+    """Write the result files, then move the folder into place; from then on the run is done (cancel or not).
+
+    A cancel before the move leaves no result folder; one during it is deferred, and once the folder is
+    in place the reporter is finished, so the run ends with exit 0 and its `done` line (DESIGN.md).
+    """
     write_result(writer, post, result, timings, t)
+    reporter.hold_for_test("commit:before")
     with reporter.critical():
         writer.commit()
+        reporter.hold_for_test("commit:renamed")
+        reporter.finish()
+    reporter.hold_for_test("commit:after")
     return result

@@ -47,16 +47,9 @@ def points_to_mesh(cloud_path: Path, out_dir: Path, reporter: Reporter, settings
         reporter.progress("trim", 1, 1)
         timings["trim"] = round(time.monotonic() - t, 3)
 
-        post_settings = {"symmetry": settings["symmetry"], "texture_size": 0}
+        post_settings = {"symmetry": settings["symmetry"],
+                         "texture_size": int(settings["texture_size"]) if settings["uv"] else 0}
         post = post_process(v, f, Scene(views=[]), post_settings, None, reporter, timings)
-        if settings["uv"]:
-            from backend.post.uv import compute_uv
-
-            t = time.monotonic()
-            reporter.stage("uv")
-            uvmesh = compute_uv(post.vertices, post.faces, resolution=int(settings["texture_size"]))
-            post.vertices, post.faces, post.uv = uvmesh.vertices, uvmesh.faces, uvmesh.uv
-            timings["uv"] = round(time.monotonic() - t, 3)
         reporter.stage("write")
         t = time.monotonic()
         result = {"version": 1, "source": "points", "input": str(Path(cloud_path).resolve()), **info,

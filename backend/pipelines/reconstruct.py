@@ -440,6 +440,14 @@ def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state
     return views, {"cameras": cams, "camera_focal_scale": focal}
 
 
+def topology_info(setting: str) -> dict:
+    """result.json `topology`: whether the genus-changing stage ran, and why not (it is not built yet)."""
+    if setting == "off":
+        return {"ran": False, "reason": "topology is off: the surface keeps the genus of its starting mesh"}
+    return {"ran": False, "reason": "the topology stage is not available yet: the surface keeps the genus of its "
+                                    "starting mesh"}
+
+
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
                 schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
                 extra_result: dict | None = None) -> dict:
@@ -513,6 +521,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             "version": 1,
             "device": str(device), "rasterizer": rasterizer.name,
             "iterations": schedule.iterations,
+            "stop_reason": "iterations",  # the optimisation always runs its iterations (a cancel leaves no result)
             "losses": losses,
             "bbox": {"min": bmin.tolist(), "max": bmax.tolist()},
             "normalization": {"center": c.tolist(), "scale": s},
@@ -521,6 +530,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         }
         result.update(extra_result or {})
         result.update(cameras)
+        result["topology"] = topology_info(settings["topology"])
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)
     except BaseException:

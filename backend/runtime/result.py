@@ -1,6 +1,7 @@
 """The result folder, written so a cancelled run never leaves anything half-written."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -94,6 +95,8 @@ class ResultWriter:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir).resolve()
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.created = not self.out_dir.exists()  # abort() then removes the folder again
+        self.committed = False
         self.out_dir.mkdir(exist_ok=True)
         previews = self.out_dir / "previews"
         if previews.exists():
@@ -120,8 +123,18 @@ class ResultWriter:
         os.rmdir(trash)
         os.replace(self.out_dir, trash)
         os.replace(self.staging, self.out_dir)
+        self.committed = True
         shutil.rmtree(trash, ignore_errors=True)
 
     def abort(self) -> None:
-        """Remove the staging folder (nothing final reaches OUT)."""
+        """Undo an unfinished run: remove the staging folder and this run's previews, and OUT if this run made it.
+
+        A committed result is complete and stays; an earlier run's result in OUT stays too.
+        """
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self.committed:
+            return
+        shutil.rmtree(self.out_dir / "previews", ignore_errors=True)
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.out_dir.rmdir()
