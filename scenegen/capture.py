@@ -84,7 +84,8 @@ def render_capture_scene(out_dir: Path, mesh: str, n_photos: int, rings: int, re
     configure_photo_render(width, height, samples, seed)
     with tempfile.TemporaryDirectory(prefix="scenegen_capture_") as tmp_name:
         tmp = Path(tmp_name)
-        subject, floor, source_to_world = capture_scene.build_capture_scene(mesh, tmp, seed)
+        subject, floor, source_to_world = capture_scene.build_capture_scene(
+            mesh, tmp, seed, detail=min(1.0, max(0.25, width / 480)))
         vertices, faces = objects.evaluated_geometry(subject)
         lo, hi = vertices.min(axis=0), vertices.max(axis=0)
         centre = (lo + hi) / 2

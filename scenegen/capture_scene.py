@@ -16,7 +16,7 @@ Y_UP_TO_Z_UP = np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 
 
 def save_png(path: Path, rgb: np.ndarray) -> Path:
     """Write an RGB uint8 image as PNG (OpenCV wants BGR)."""
-    cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]))
+    cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return path
 
 
@@ -125,18 +125,25 @@ def add_ceiling_lamp(rng: np.random.Generator) -> None:
     bpy.context.scene.collection.objects.link(lamp)
 
 
-def build_capture_scene(mesh: str, tmp: Path, seed: int, size: float = 2.0,
+def build_capture_scene(mesh: str, tmp: Path, seed: int, detail: float = 1.0, size: float = 2.0,
                         floor_size: float = 12.0) -> tuple[bpy.types.Object, bpy.types.Object, np.ndarray]:
     """Object, table, room and lamp, their textures generated from `seed` into `tmp`.
 
-    Returns (object, floor, source-to-world 4x4).
+    `detail` scales the textures' pixel sizes (1: full size, used from 480 px wide photos up), so smaller
+    photos get the same-looking scene with less work. Returns (object, floor, source-to-world 4x4).
     """
     rng = np.random.default_rng(seed)
+
+    def px(n: int) -> int:
+        return max(128, int(round(n * detail / 64)) * 64)
+
     obj_tex = save_png(tmp / "object.png", textures.detail_texture(
-        1024, seed * 7 + 1, textures.OBJECT_PALETTE, feature_px=(8.0, 180.0), shapes_per_megapixel=7000))
+        px(1024), seed * 7 + 1, textures.OBJECT_PALETTE, feature_px=(8.0 * detail, 180.0 * detail),
+        shapes_per_megapixel=7000))
     floor_tex = save_png(tmp / "floor.png", textures.detail_texture(
-        2048, seed * 7 + 2, textures.FLOOR_PALETTE, feature_px=(5.0, 120.0), shapes_per_megapixel=7000))
-    env_tex = save_png(tmp / "room.png", textures.room_environment(2048, seed * 7 + 3))
+        px(2048), seed * 7 + 2, textures.FLOOR_PALETTE, feature_px=(5.0 * detail, 120.0 * detail),
+        shapes_per_megapixel=7000))
+    env_tex = save_png(tmp / "room.png", textures.room_environment(px(2048), seed * 7 + 3))
     obj, source_to_world = add_standing_subject(mesh, size)
     add_object_material(obj, obj_tex, period=size)
     floor = add_floor(floor_tex, floor_size)
