@@ -57,3 +57,51 @@ def render_job_subprocess(out_dir: Path, mesh: str = "suzanne", n_views: int = 2
         tail = (proc.stderr or proc.stdout)[-3000:]
         raise RuntimeError(f"scenegen failed with exit code {proc.returncode}:\n{tail}")
     return Path(out_dir)
+
+
+def render_capture(out_dir: Path, mesh: str = "spot", n_photos: int = 36, rings: int = 3,
+                   resolution: tuple[int, int] = (640, 480), samples: int = 16, seed: int = 0,
+                   jpeg_quality: int = 90, exif_focal: bool = True) -> Path:
+    """Render a phone-like capture of `mesh` standing on a table: out_dir/photos/*.jpg and out_dir/truth/.
+
+    `mesh` is a built-in shape, a path to an .obj, or the name of a shared test mesh (spot, teapot, ...).
+    """
+    from scenegen.capture import render_capture_scene
+
+    return render_capture_scene(Path(out_dir), mesh=resolve_mesh(mesh), n_photos=n_photos, rings=rings,
+                                resolution=resolution, samples=samples, seed=seed, jpeg_quality=jpeg_quality,
+                                exif_focal=exif_focal)
+
+
+def resolve_mesh(mesh: str) -> str:
+    """A built-in shape or .obj path as given; a bare name of a shared test mesh becomes its path."""
+    from scenegen.objects import PRIMITIVES
+
+    shared = REPO_ROOT.parent / "shared" / "meshes" / f"{mesh}.obj"
+    if mesh not in PRIMITIVES and not Path(mesh).suffix and shared.is_file():
+        return str(shared)
+    return str(mesh)
+
+
+def capture_cli_args(out_dir: Path, mesh: str = "spot", n_photos: int = 36, rings: int = 3,
+                     resolution: tuple[int, int] = (640, 480), samples: int = 16, seed: int = 0,
+                     jpeg_quality: int = 90, exif_focal: bool = True) -> list[str]:
+    """Command-line arguments of `python -m scenegen --capture` equivalent to a `render_capture` call."""
+    args = ["--capture", "--out", str(out_dir), "--mesh", str(mesh), "--views", str(n_photos),
+            "--rings", str(rings), "--res", f"{resolution[0]}x{resolution[1]}", "--samples", str(samples),
+            "--seed", str(seed), "--jpeg-quality", str(jpeg_quality)]
+    return args if exif_focal else [*args, "--no-exif"]
+
+
+def render_capture_subprocess(out_dir: Path, mesh: str = "spot", n_photos: int = 36, rings: int = 3,
+                              resolution: tuple[int, int] = (640, 480), samples: int = 16, seed: int = 0,
+                              jpeg_quality: int = 90, exif_focal: bool = True,
+                              timeout: float | None = 1800) -> Path:
+    """Same as `render_capture`, run as `sys.executable -m scenegen --capture` so `bpy` stays out of this process."""
+    args = capture_cli_args(out_dir, mesh, n_photos, rings, resolution, samples, seed, jpeg_quality, exif_focal)
+    proc = subprocess.run([sys.executable, "-m", "scenegen", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout)[-3000:]
+        raise RuntimeError(f"scenegen --capture failed with exit code {proc.returncode}:\n{tail}")
+    return Path(out_dir)
