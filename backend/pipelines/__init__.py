@@ -1,0 +1,1 @@
+"""Pipelines: what one command runs, calling the stages below."""
