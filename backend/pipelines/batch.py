@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -71,6 +72,16 @@ class ProgressBoard:
         return events, dict(self.attempts)
 
 
+def protocol_stdout() -> Any:
+    """A stream on the original stdout for protocol lines; anything else printed to stdout (Ray's own
+    messages about dead workers, from Python or native code) goes to stderr from now on."""
+    sys.stdout.flush()
+    stream = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return stream
+
+
 def import_ray() -> Any:
     """The ray module, or a JobError saying how to install it."""
     try:
@@ -113,7 +124,8 @@ class Batch:
         self.opts = opts
         self.out = Path(opts.out).resolve()
         self.jobs: list[BatchJob] = plan_jobs(opts.inputs, self.out, opts.settings or {}, opts.gt_dir, parser)
-        self.progress = BatchProgress([j.name for j in self.jobs], json_mode=opts.json_mode)
+        self.progress = BatchProgress([j.name for j in self.jobs], json_mode=opts.json_mode,
+                                      stream=protocol_stdout())
         self.rows: dict[str, dict] = {}
         self.cancel = threading.Event()
         self.t0 = time.monotonic()
@@ -175,6 +187,7 @@ class Batch:
         if not todo:
             return self.finish("nothing to do")
         start_ray(ray, self.opts)
+        self.install_signal_handlers()  # again: Ray's native failure handler took SIGTERM over
         try:
             self.cpus, self.gpus = job_resources(ray, self.opts)
             return self.follow(ray, self.submit(ray, todo))

@@ -95,6 +95,13 @@ class BatchProgress:
             return f"{msg.get('stage')} {msg.get('step')}/{msg.get('total')}"
         return str(msg.get("name", "starting"))
 
+    def _where(self, name: str) -> dict:
+        """A running job's stage and step, for the JSON progress line."""
+        msg = self.latest.get(name) or {}
+        if msg.get("type") == "progress":
+            return {"stage": msg.get("stage"), "step": msg.get("step"), "total": msg.get("total")}
+        return {"stage": msg.get("name")}
+
     def set_status(self, name: str, status: str, **extra: object) -> None:
         """Record a job's new state and announce it."""
         self.status[name] = status
@@ -123,7 +130,8 @@ class BatchProgress:
         finished = sum(s in FINAL for s in self.status.values())
         obj: dict = {"type": "progress", "stage": "batch", "step": finished, "total": len(self.status),
                      "fraction": round(frac, 4), "elapsed_s": round(elapsed, 1),
-                     "running": sorted(n for n, s in self.status.items() if s == "running")}
+                     "running": sorted(n for n, s in self.status.items() if s == "running"),
+                     "jobs": {n: self._where(n) for n, s in self.status.items() if s == "running"}}
         if 0.02 < frac < 1.0 and elapsed > 5:
             obj["eta_s"] = round(elapsed * (1 - frac) / frac, 1)
         self.write(obj)
