@@ -24,7 +24,7 @@ from backend.pipelines.batch_progress import BatchProgress
 from backend.pipelines.batch_summary import job_row, previous_rows, write_summary
 from backend.pipelines.batch_task import JobCrashed, backend_root, job_env, run_job, run_metrics, wait_gone
 
-EXIT_OK, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 130
+EXIT_OK, EXIT_FAILED, EXIT_JOB, EXIT_CANCELLED = 0, 1, 2, 130
 RAY_INSTALL = 'pip install "ray>=2.40"'
 POLL_S = 0.5
 CANCEL_WAIT_S = 8.0
@@ -306,4 +306,10 @@ class Batch:
 
 def run_batch(opts: BatchOptions, parser: Any) -> int:
     """Plan and run a batch; returns the exit code (0 all done, 1 some failed, 130 cancelled)."""
-    return Batch(opts, parser).run()
+    batch = Batch(opts, parser)
+    try:
+        return batch.run()
+    except JobError as exc:  # stdout now belongs to the batch's stream: report there
+        obj = exc.to_dict()
+        batch.progress.write(obj)
+        return EXIT_JOB
