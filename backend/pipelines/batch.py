@@ -230,14 +230,20 @@ class Batch:
             events, self.attempts = ray.get(self.board.take.remote(), timeout=10)
         except Exception:  # noqa: BLE001 - a slow board only delays the bar
             return
+        started = False
         for ev in events:
             if ev.get("type") == "job":
+                started = True
                 if ev.get("host") == socket.gethostname() and ev.get("pid"):
                     self.local_pids[ev["name"]] = int(ev["pid"])
+                if ev["name"] in self.rows:
+                    self.rows[ev["name"]].update(status="running", host=ev.get("host"))
                 self.progress.set_status(ev["name"], "running", attempt=ev.get("attempt"), pid=ev.get("pid"),
                                          worker_pid=ev.get("worker_pid"), host=ev.get("host"))
             elif ev.get("job") and ev.get("type") in ("stage", "progress"):
                 self.progress.line(ev["job"], ev)
+        if started:
+            self.summarise(finished=False)
 
     def settle(self, ray: Any, ref: Any, job: BatchJob) -> None:
         """Record a finished task's outcome: done, failed (with the error and hint) or cancelled."""
