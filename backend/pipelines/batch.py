@@ -95,8 +95,13 @@ def import_ray() -> Any:
 def start_ray(ray: Any, opts: BatchOptions) -> None:
     """Connect to the cluster at opts.address, or start a quiet embedded Ray on this machine."""
     if opts.address:
-        ray.init(address=opts.address, runtime_env={"py_modules": [backend_root() + "/backend"]},
-                 log_to_driver=False, logging_level=logging.ERROR)
+        try:
+            ray.init(address=opts.address, runtime_env={"py_modules": [backend_root() + "/backend"]},
+                     log_to_driver=False, logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError) as exc:
+            raise JobError(f"cannot connect to the Ray cluster at {opts.address}: {str(exc).splitlines()[0]}",
+                           "Start it with `ray start --head` on the head node (it prints the address, HOST:6379); "
+                           "with token authentication set RAY_AUTH_MODE=token (and the token) here too.") from None
         return
     cpus = max(os.cpu_count() or 1, int(opts.cpus_per_job + 0.999))
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
