@@ -192,6 +192,12 @@ class Batch:
         if not todo:
             return self.finish("nothing to do")
         start_ray(ray, self.opts)
+        if self.cancel.is_set():  # cancelled while Ray was starting: nothing was submitted
+            for job in todo:
+                self.set_row(job, "cancelled")
+            self.summarise(finished=False)
+            ray.shutdown()
+            return EXIT_CANCELLED
         self.install_signal_handlers()  # again: Ray's native failure handler took SIGTERM over
         try:
             self.cpus, self.gpus = job_resources(ray, self.opts)
