@@ -104,7 +104,7 @@ def start_ray(ray: Any, opts: BatchOptions) -> None:
                            "with token authentication set RAY_AUTH_MODE=token (and the token) here too.") from None
         return
     cpus = max(os.cpu_count() or 1, int(opts.cpus_per_job + 0.999))
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
              object_store_memory=LOCAL_OBJECT_STORE_BYTES, configure_logging=True,
              runtime_env={"env_vars": {"PYTHONPATH": backend_root()}})
 
