@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.errors import JobError
+from backend.errors import Cancelled, JobError
 from backend.pipelines.batch_plan import BatchJob, clean_partial, plan_jobs, result_complete
 from backend.pipelines.batch_progress import BatchProgress
 from backend.pipelines.batch_summary import job_row, previous_rows, write_summary
@@ -92,9 +92,23 @@ def import_ray() -> Any:
     return ray
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """For a HOST:PORT address, a JobError at once when nothing listens there (Ray would wait a long time)."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # "auto", ray://... : left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise JobError(f"no Ray cluster answers at {address} ({exc})",
+                       "Start one with `ray start --head` on the head node (it prints HOST:6379), and check "
+                       "that this machine can reach that port.") from None
+
+
 def start_ray(ray: Any, opts: BatchOptions) -> None:
     """Connect to the cluster at opts.address, or start a quiet embedded Ray on this machine."""
     if opts.address:
+        check_reachable(opts.address)
         try:
             ray.init(address=opts.address, runtime_env={"py_modules": [backend_root() + "/backend"]},
                      log_to_driver=False, logging_level=logging.ERROR)
@@ -137,6 +151,7 @@ class Batch:
         self.local_pids: dict[str, int] = {}
         self.attempts: dict[str, int] = {}
         self.cpus, self.gpus = opts.cpus_per_job, opts.gpus_per_job
+        self.submitted = False  # before the tasks exist a signal stops the batch at once
 
     def log_path(self, job: BatchJob) -> Path:
         """OUT/logs/<name>.log: the stderr of every attempt of the job."""
@@ -191,17 +206,27 @@ class Batch:
                                                            "not redone"})
         if not todo:
             return self.finish("nothing to do")
-        start_ray(ray, self.opts)
-        if self.cancel.is_set():  # cancelled while Ray was starting: nothing was submitted
+        try:
+            try:
+                start_ray(ray, self.opts)
+            except SystemExit as exc:  # ray.init's own SIGTERM handler exits with the signal number
+                if exc.code != signal.SIGTERM:
+                    raise
+                raise Cancelled("SIGTERM while Ray started") from None
+            self.install_signal_handlers()  # again: Ray's native failure handler took SIGTERM over
+            if self.cancel.is_set():
+                raise Cancelled("cancelled while Ray started")
+            self.cpus, self.gpus = job_resources(ray, self.opts)
+            refs = self.submit(ray, todo)
+        except Cancelled:  # nothing was submitted
             for job in todo:
                 self.set_row(job, "cancelled")
             self.summarise(finished=False)
             ray.shutdown()
+            self.progress.write({"type": "log", "message": "cancelled"})
             return EXIT_CANCELLED
-        self.install_signal_handlers()  # again: Ray's native failure handler took SIGTERM over
         try:
-            self.cpus, self.gpus = job_resources(ray, self.opts)
-            return self.follow(ray, self.submit(ray, todo))
+            return self.follow(ray, refs)
         finally:
             ray.shutdown()
 
@@ -217,6 +242,7 @@ class Batch:
                                retry_exceptions=[JobCrashed], name=f"batch:{job.name}").remote(spec, self.board,
                                                                                                self.cpus)
             refs[ref] = job
+        self.submitted = True
         return refs
 
     def follow(self, ray: Any, refs: dict[Any, BatchJob]) -> int:
@@ -316,6 +342,8 @@ class Batch:
 
         def handler(signum: int, frame: object) -> None:
             self.cancel.set()
+            if not self.submitted:  # still planning or starting Ray: stop right here
+                raise Cancelled(signal.Signals(signum).name)
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
