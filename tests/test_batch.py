@@ -66,6 +66,18 @@ def gone(pid: int) -> bool:
         return True
 
 
+def group_gone(pgid: int) -> bool:
+    """True when no live process is left in process group `pgid` (a run and the helpers it started)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return False
+    return True
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two rendered jobs (suzanne with its gt.obj, a sphere) and a malformed one (an image missing)."""
@@ -161,6 +173,7 @@ def test_killed_worker_and_killed_run_are_retried(inputs: dict[str, Path], tmp_p
         assert summary[name]["status"] == "done" and summary[name]["attempts"] == 2, summary[name]
         assert result_complete(out / name)
     assert gone(killed["suzanne"]), "the run of the killed worker was left running"
+    assert all(group_gone(p) for p in killed.values()), "a killed run's helper processes were left running"
     assert leftovers(out) == []
 
 
@@ -192,7 +205,7 @@ def test_sigterm_cancels_every_job_within_seconds(inputs: dict[str, Path], tmp_p
     assert elapsed < CANCEL_LIMIT_S
     assert {x["name"] for x in rest if x["type"] == "job" and x["status"] == "cancelled"} == {"suzanne", "sphere"}
     assert {r["status"] for r in rows(out).values()} == {"cancelled"}
-    assert all(gone(p) for p in pids.values()), "a reconstruct process outlived the cancel"
+    assert all(gone(p) and group_gone(p) for p in pids.values()), "a reconstruct process outlived the cancel"
     assert leftovers(out) == [] and not (out / "suzanne").exists() and not (out / "sphere").exists()
 
 

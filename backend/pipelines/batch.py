@@ -22,7 +22,8 @@ from backend.errors import Cancelled, JobError
 from backend.pipelines.batch_plan import BatchJob, clean_partial, plan_jobs, result_complete
 from backend.pipelines.batch_progress import BatchProgress
 from backend.pipelines.batch_summary import job_row, previous_rows, write_summary
-from backend.pipelines.batch_task import JobCrashed, backend_root, job_env, run_job, run_metrics, wait_gone
+from backend.pipelines.batch_task import (JobCrashed, backend_root, job_env, kill_group, run_job, run_metrics,
+                                          wait_gone)
 
 EXIT_OK, EXIT_FAILED, EXIT_JOB, EXIT_CANCELLED = 0, 1, 2, 130
 RAY_INSTALL = 'pip install "ray>=2.40"'
@@ -316,6 +317,7 @@ class Batch:
         for name, pid in self.local_pids.items():
             if name in {j.name for j in pending.values()}:
                 wait_gone(pid, CANCEL_WAIT_S)
+                kill_group(pid)
         for job in pending.values():
             if result_complete(job.result_dir):  # it finished in the last instant
                 self.set_row(job, "done", seconds=None)

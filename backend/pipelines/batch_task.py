@@ -75,6 +75,14 @@ def wait_gone(pid: int, timeout_s: float) -> bool:
     return False
 
 
+def kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a finished run's process group (its helper processes, orphaned when it was killed)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM the subprocess (it cleans its staging folder), SIGKILL after a grace period."""
     if proc.poll() is None:
@@ -109,6 +117,7 @@ def run_job(job: dict, board: Any, cpus: float) -> dict:
     previous = _ray_get(board.begin.remote(name))
     if previous and previous.get("host") == host and previous.get("pid"):
         wait_gone(int(previous["pid"]), STOP_GRACE_S)  # an earlier attempt's subprocess, orphaned by a dead worker
+        kill_group(int(previous["pid"]))
     clean_partial(result_dir)
     log_path = Path(job["log"])
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +137,10 @@ def run_job(job: dict, board: Any, cpus: float) -> dict:
             code = proc.wait()
         except BaseException:  # cancelled (KeyboardInterrupt from ray.cancel) or the worker is going down
             stop(proc)
+            kill_group(proc.pid)
             clean_partial(result_dir)
             raise
+        kill_group(proc.pid)  # the subprocess is its session's leader: its group holds only its helpers
     seconds = round(time.monotonic() - t0, 3)
     if code == 0 and result_complete(result_dir):
         out = {"status": "done", "seconds": seconds, "host": host}
