@@ -1,4 +1,4 @@
-"""Command line: reconstruct, photos, points-to-mesh, convert, compare, check."""
+"""Command line: reconstruct, photos, points-to-mesh, batch, convert, compare, check."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     pm.add_argument("--symmetry", choices=["detect", "off"])
     pm.add_argument("--uv", action="store_true", default=None, help="also compute a UV map")
     pm.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
+
+    b = sub.add_parser("batch", help="reconstruct many inputs as Ray tasks (this machine, or a Ray cluster)")
+    b.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
+                   help="job folders (any layout reconstruct reads) or folders of photos")
+    b.add_argument("--out", type=Path, required=True, help="batch folder: OUT/<input name>/ per job, OUT/summary.*")
+    b.add_argument("--address", help="Ray cluster to use (e.g. ray://head:10001 or auto); default: a local Ray")
+    b.add_argument("--gpus-per-job", type=float, help="GPUs per job (fractions share a GPU); default: 1 on a "
+                                                       "cluster with GPUs, else 0")
+    b.add_argument("--cpus-per-job", type=float, default=2.0, help="CPUs per job (default 2)")
+    b.add_argument("--retries", type=int, default=2, help="re-runs of a job whose worker or run crashed (default 2)")
+    b.add_argument("--set", dest="set_", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a job setting for every job, e.g. --set iterations=300 (repeatable)")
+    b.add_argument("--gt-dir", type=Path, help="ground-truth meshes DIR/<input name>.obj (else INPUT/gt.obj) "
+                                               "for Chamfer, normal consistency and F-score")
+    b.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
 
     chk = sub.add_parser("check", help="print versions, devices and which rasterizers really render, as JSON")
     chk.add_argument("--strict", action="store_true",
@@ -148,6 +163,20 @@ def report_done(reporter: Reporter) -> int:
     if reporter.cancelled.is_set():
         reporter.log("cancel arrived after the result folder was in place: the run is done")
     return EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Run every input as a Ray task into OUT/<name>/, with OUT/summary.json and .csv."""
+    from backend.pipelines.batch import BatchOptions, run_batch
+    from backend.pipelines.batch_plan import parse_set
+
+    if args.retries < 0 or args.cpus_per_job <= 0 or (args.gpus_per_job or 0) < 0:
+        raise JobError("--retries, --cpus-per-job and --gpus-per-job must not be negative (CPUs above 0)",
+                       "Use e.g. --cpus-per-job 2 --gpus-per-job 1 --retries 2.")
+    opts = BatchOptions(inputs=list(args.inputs), out=args.out, address=args.address, gpus_per_job=args.gpus_per_job,
+                        cpus_per_job=args.cpus_per_job, retries=args.retries, settings=parse_set(args.set_),
+                        gt_dir=args.gt_dir, json_mode=True if args.json else None)
+    return run_batch(opts, build_parser())
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -248,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_points_to_mesh(args, reporter)
         if args.command == "convert":
             return cmd_convert(args)
+        if args.command == "batch":
+            return cmd_batch(args)
         return cmd_compare(args)
     except JobError as exc:
         reporter.error(exc.message, exc.hint, exc.view)
