@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     jobs_dir = args.jobs_dir or args.out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     meshes = [m.strip() for m in args.meshes.split(",") if m.strip()]
     captures = ensure_captures(meshes, jobs_dir, args.photos, args.rings, args.res, args.samples, args.seed,
                                args.meshes_dir)
