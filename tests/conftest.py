@@ -42,6 +42,16 @@ def shared_meshes() -> Path:
     return SHARED_MESHES
 
 
+@pytest.fixture(scope="session")
+def photo_capture(tmp_path_factory, shared_meshes) -> Path:
+    """A phone-like Cycles capture (RGB JPEGs, truth apart): Spot on a textured table, 20 photos on two rings at
+    480x360; rendered once per session for the photos tests of the backend and the add-on."""
+    from scenegen.api import render_capture_subprocess
+
+    return render_capture_subprocess(tmp_path_factory.mktemp("capture"), mesh=str(shared_meshes / "spot.obj"),
+                                     n_photos=20, rings=2, resolution=(480, 360), samples=8, seed=1)
+
+
 _EXIT_STATUS: list[int] = [0]
 
 

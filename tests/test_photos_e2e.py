@@ -31,12 +31,9 @@ def protocol_lines(stdout: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def capture(tmp_path_factory, shared_meshes) -> Path:
-    """Spot on a textured table, 20 photos on two rings at 480x360, rendered with Cycles."""
-    from scenegen.api import render_capture_subprocess
-
-    return render_capture_subprocess(tmp_path_factory.mktemp("capture"), mesh="spot", n_photos=N_PHOTOS, rings=2,
-                                     resolution=(480, 360), samples=8, seed=1)
+def capture(photo_capture: Path) -> Path:
+    """The session's phone-like capture (conftest)."""
+    return photo_capture
 
 
 @pytest.fixture(scope="module")
