@@ -1,8 +1,8 @@
 """Import Photos in Blender (bpy): a prepared `OUT/job` built from a real Cycles render becomes cameras, points and
 a box that project like the job's K, R, t, and that Reconstruct's gathering takes with every photo and mask.
 
-The `photos` backend command is built elsewhere; the operator tests run a stand-in that writes the contract's
-files (copied from the rendered folder) and its progress stream. The integrator adds the real command's test.
+The operator's edge cases (backend errors, a slow run cancelled from a thread) run a stand-in that writes the
+contract's files and its progress stream on cue; tests/test_photos_addon_backend.py runs the real `photos` command.
 """
 from __future__ import annotations
 
