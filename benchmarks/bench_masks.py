@@ -67,7 +67,7 @@ def score(name: str, images, Ks, Rs, ts, points, tracks, truths, work: Path) -> 
     local = transform_points(frame.transform, points)
     t1 = time.time()
     masks = make_masks(images, Ks, [c[0] for c in cams], [c[1] for c in cams], frame.bbox_min, frame.bbox_max,
-                       local[frame.object_points], local[~frame.object_points])
+                       local[frame.object_points], local[~frame.object_points], floor=frame.floor)
     t2 = time.time()
     ious = np.array([(m & t).sum() / max((m | t).sum(), 1) for m, t in zip(masks, truths)])
     print(f"{name}: {len(images)} views {images[0].shape[1]}x{images[0].shape[0]}, floor "
