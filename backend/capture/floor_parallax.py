@@ -22,7 +22,9 @@ AGREE = 0.6  # correlation above which the floor explains a window
 DISAGREE = 0.15  # correlation below which it clearly does not
 RAISED_SHARE = 0.75  # share of the judging neighbours (at least RAISED_MIN) that must fail a raised pixel
 RAISED_MIN = 3
-GUARD = 1 / 130  # fraction of the image side: floor evidence this near a failing pixel is dropped
+FLOOR_SHARE = 0.51  # share of the judging neighbours (at least FLOOR_MIN) that must agree on a floor pixel
+FLOOR_MIN = 3
+GUARD = 0.015  # fraction of the image side: floor evidence this near a failing pixel is dropped
 
 
 def plane_homography(K_i: np.ndarray, R_i: np.ndarray, t_i: np.ndarray, K_j: np.ndarray, R_j: np.ndarray,
@@ -129,7 +131,7 @@ def floor_evidence(images: Sequence[np.ndarray], Ks: Sequence[np.ndarray], Rs: S
     raised = (disagree >= RAISED_MIN) & (disagree >= RAISED_SHARE * judged)
     raised = cv2.morphologyEx(raised.astype(np.uint8), cv2.MORPH_OPEN, _disc(r)).astype(bool)
     fails = (disagree >= 2) & (2 * disagree >= judged)
-    floor = (agree >= 2) & (2 * agree > judged)
+    floor = (agree >= FLOOR_MIN) & (agree >= FLOOR_SHARE * judged)
     floor &= ~cv2.dilate(fails.astype(np.uint8), _disc(r)).astype(bool)
     floor = cv2.morphologyEx(floor.astype(np.uint8), cv2.MORPH_OPEN, _disc(1)).astype(bool)
     return floor, raised
