@@ -2,7 +2,8 @@
 
 DTU (IDR layout, e.g. scan65): the photos are downscaled to --side px, pycolmap finds the cameras and sparse
 points (features, exhaustive matching, incremental mapping, one shared PINHOLE camera), `locate_object` fixes
-the frame and `make_masks` makes the masks; each is scored by IoU against the dataset's mask (frame-free).
+the frame and `make_masks` makes the masks (given the floor plane locate found, if any); each is scored by IoU
+against the dataset's mask (frame-free).
 A scenegen job (--job, RGBA renders of a mesh without a floor): the photos are composited over a plain grey
 backdrop, the job's true cameras are used and the sparse points are sampled on its reference.obj (noise of 0.3 % of
 its diagonal, plus 60 outliers), standing in for SfM on renders too plain for SIFT.

@@ -6,6 +6,9 @@ seen or hidden) seed the foreground, and visible floor/background points seed th
 masks then vote on a voxel grid in the box (a voxel stays when most views that see it agree, so a
 few wrong masks do no harm); the surviving hull, projected back into each photo, initialises a second
 GrabCut pass, and the result is upsampled to full size with a guided filter that follows the edges.
+When the floor plane is known, both passes also take seeds from floor-plane parallax (floor_parallax):
+what the neighbouring photos, warped onto the floor, agree on is background, what clearly stands above
+the floor is foreground, so a busy floor no longer fills holes (a handle's) or eats shadowed parts.
 """
 from __future__ import annotations
 
