@@ -2,7 +2,8 @@
 
 DTU (IDR layout, e.g. scan65): the photos are downscaled to --side px, pycolmap finds the cameras and sparse
 points (features, exhaustive matching, incremental mapping, one shared PINHOLE camera), `locate_object` fixes
-the frame and `make_masks` makes the masks; each is scored by IoU against the dataset's mask (frame-free).
+the frame and `make_masks` makes the masks (given the floor plane locate found, if any); each is scored by IoU
+against the dataset's mask (frame-free).
 A scenegen job (--job, RGBA renders of a mesh without a floor): the photos are composited over a plain grey
 backdrop, the job's true cameras are used and the sparse points are sampled on its reference.obj (noise of 0.3 % of
 its diagonal, plus 60 outliers), standing in for SfM on renders too plain for SIFT.
@@ -67,7 +68,7 @@ def score(name: str, images, Ks, Rs, ts, points, tracks, truths, work: Path) -> 
     local = transform_points(frame.transform, points)
     t1 = time.time()
     masks = make_masks(images, Ks, [c[0] for c in cams], [c[1] for c in cams], frame.bbox_min, frame.bbox_max,
-                       local[frame.object_points], local[~frame.object_points])
+                       local[frame.object_points], local[~frame.object_points], floor=frame.floor)
     t2 = time.time()
     ious = np.array([(m & t).sum() / max((m | t).sum(), 1) for m, t in zip(masks, truths)])
     print(f"{name}: {len(images)} views {images[0].shape[1]}x{images[0].shape[0]}, floor "

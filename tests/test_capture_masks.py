@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backend.capture.floor_parallax import plane_homography
 from backend.capture.masks import ScaledView, hull_silhouette, hull_vote, make_masks
 
 BALL = np.array([0.0, 0.0, 0.5])  # centre; radius 0.5, resting on the floor z = 0
@@ -111,3 +112,78 @@ def test_poll_cancels(scene) -> None:
         make_masks([r[0] for r in renders], [c[0] for c in cams], [c[1] for c in cams], [c[2] for c in cams],
                    np.array([-0.6, -0.6, -0.02]), np.array([0.6, 0.6, 1.1]), obj, poll=poll)
     assert len(calls) == 3
+
+
+ARCH = [(np.array([-0.45, -0.15, 0.0]), np.array([-0.25, 0.15, 0.45])),  # two legs standing on the floor z = 0
+        (np.array([0.25, -0.15, 0.0]), np.array([0.45, 0.15, 0.45])),
+        (np.array([-0.45, -0.15, 0.45]), np.array([0.45, 0.15, 0.6]))]  # and the lintel across them
+
+
+def texture(p: np.ndarray) -> np.ndarray:
+    """One busy colour texture for the arch and the floor alike (colour statistics cannot tell them apart)."""
+    rng = np.random.default_rng(5)
+    out = np.full((len(p), 3), 0.5)
+    for _ in range(12):
+        w = rng.normal(size=3) * 30
+        out += 0.06 * np.sin(p @ w + rng.uniform(0, 6.3))[:, None] * rng.uniform(0.3, 1.0, 3)
+    return out
+
+
+def render_arch(K: np.ndarray, R: np.ndarray, t: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-cast image and true mask of the textured arch on the equally textured floor."""
+    w, h = size
+    v, u = np.mgrid[0:h, 0:w] + 0.5
+    rays = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3) @ np.linalg.inv(K).T @ R
+    eye = -R.T @ t
+    s_arch = np.full(len(rays), np.inf)
+    for lo, hi in ARCH:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a, b = (lo - eye) / rays, (hi - eye) / rays
+        near, far = np.nanmax(np.minimum(a, b), axis=1), np.nanmin(np.maximum(a, b), axis=1)
+        s_arch = np.minimum(s_arch, np.where((near < far) & (near > 0), near, np.inf))
+    s_floor = np.where(rays[:, 2] < 0, -eye[2] / np.minimum(rays[:, 2], -1e-9), np.inf)
+    arch = s_arch < s_floor
+    depth = np.minimum(s_arch, s_floor)
+    p = eye + rays * np.where(np.isfinite(depth), depth, 0.0)[:, None]
+    img = np.where(np.isfinite(depth)[:, None], texture(p), [0.6, 0.65, 0.7])
+    img = np.clip(img + np.random.default_rng(0).normal(0, 0.01, img.shape), 0, 1)
+    return (img.reshape(h, w, 3) * 255).astype(np.uint8), arch.reshape(h, w)
+
+
+def arch_points(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Points on the faces of the arch's boxes (sparse points of the object, seen or hidden)."""
+    out = []
+    for lo, hi in ARCH:
+        p = rng.uniform(lo, hi, (count, 3))
+        axis = rng.integers(0, 3, count)
+        p[np.arange(count), axis] = np.where(rng.random(count) < 0.5, lo[axis], hi[axis])
+        out.append(p)
+    return np.vstack(out)
+
+
+def test_floor_homography_maps_floor_points_between_views() -> None:
+    (K1, R1, t1), (K2, R2, t2) = camera(0.3, 0.5), camera(1.1, 0.8)
+    X = np.array([[0.7, -0.2, 0.0], [-1.0, 0.4, 0.0], [0.3, 1.2, 0.0]])
+    u1, u2 = ((X @ R.T + t) @ K.T for K, R, t in ((K1, R1, t1), (K2, R2, t2)))
+    Hm = plane_homography(K1, R1, t1, K2, R2, t2, np.array([0.0, 0.0, 1.0]), 0.0)
+    mapped = np.c_[u1[:, :2] / u1[:, 2:], np.ones(3)] @ Hm.T
+    np.testing.assert_allclose(mapped[:, :2] / mapped[:, 2:], u2[:, :2] / u2[:, 2:], atol=1e-6)
+    raised = plane_homography(K1, R1, t1, K2, R2, t2, np.array([0.0, 0.0, 1.0]), 0.3)
+    assert not np.allclose(raised, Hm)
+
+
+def test_floor_parallax_opens_the_arch_over_a_floor_of_the_same_texture() -> None:
+    size = (200, 150)
+    rng = np.random.default_rng(2)
+    cams = []
+    for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False), [0.3, 0.6] * 8):
+        _, R, t = camera(az, el, 2.2)
+        cams.append((np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]]), R, t))
+    renders = [render_arch(*c, size) for c in cams]
+    r, a = rng.uniform(0.7, 2.0, 400), rng.uniform(0, 2 * np.pi, 400)
+    floor_pts = np.stack([r * np.cos(a), r * np.sin(a), np.zeros(400)], 1)
+    args = ([r[0] for r in renders], [c[0] for c in cams], [c[1] for c in cams], [c[2] for c in cams],
+            np.array([-0.6, -0.3, -0.02]), np.array([0.6, 0.3, 0.75]), arch_points(rng, 150), floor_pts)
+    plain = [iou(m, r[1]) for m, r in zip(make_masks(*args), renders)]
+    cued = [iou(m, r[1]) for m, r in zip(make_masks(*args, floor=(np.array([0.0, 0.0, 1.0]), 0.0)), renders)]
+    assert np.mean(cued) > 0.85 and np.mean(cued) > np.mean(plain) + 0.05, (np.mean(plain), np.mean(cued))

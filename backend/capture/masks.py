@@ -6,6 +6,9 @@ seen or hidden) seed the foreground, and visible floor/background points seed th
 masks then vote on a voxel grid in the box (a voxel stays when most views that see it agree, so a
 few wrong masks do no harm); the surviving hull, projected back into each photo, initialises a second
 GrabCut pass, and the result is upsampled to full size with a guided filter that follows the edges.
+When the floor plane is known, both passes also take seeds from floor-plane parallax (floor_parallax):
+what the neighbouring photos, warped onto the floor, agree on is background, what clearly stands above
+the floor is foreground, so a busy floor no longer fills holes (a handle's) or eats shadowed parts.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from typing import Callable, Sequence
 
 import cv2
 import numpy as np
+
+from backend.capture.floor_parallax import floor_evidence, neighbours
 
 WORK_SIDE = 400  # longest side (px) of the images the second, final GrabCut pass runs on
 SEED_SIDE = 280  # longest side (px) of the first pass (its masks only vote on the hull)
@@ -103,6 +108,9 @@ def _grabcut(image: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarr
     return out
 
 
+Evidence = tuple[np.ndarray, np.ndarray]  # work-scale (floor, raised) pixels from floor_parallax.floor_evidence
+
+
 class ScaledView:
     """One photo at work scale: image, intrinsics, pose and full size."""
 
@@ -133,8 +141,10 @@ def _box_region(view: ScaledView, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: np.ndarray,
-                background_points: np.ndarray | None) -> np.ndarray:
-    """GrabCut labels from geometry alone: box outside = background, object points = foreground."""
+                background_points: np.ndarray | None, evidence: Evidence | None = None) -> np.ndarray:
+    """GrabCut labels from geometry alone: box outside = background, object points = foreground;
+    with floor evidence (floor, raised), what the floor explains is background and what stands clearly
+    above it inside the box is foreground."""
     box = _box_region(view, lo, hi)
     labels = np.where(box, cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
     uv, z = view.project(object_points)
@@ -150,14 +160,17 @@ def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points:
             buv, bz = view.project(background_points)
             bg = _splat(view.shape, buv[bz > 1e-9], SEED_RADIUS) & ~region
             labels[bg] = cv2.GC_BGD
+        if evidence is not None:
+            labels[evidence[1] & box] = cv2.GC_FGD
+            labels[evidence[0]] = cv2.GC_BGD
         labels[_splat(view.shape, uv[inside], SEED_RADIUS) & box] = cv2.GC_FGD
     return labels
 
 
 def first_pass(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: np.ndarray,
-               background_points: np.ndarray | None) -> np.ndarray:
-    """Work-scale mask of one photo from the geometric seeds."""
-    labels = seed_labels(view, lo, hi, object_points, background_points)
+               background_points: np.ndarray | None, evidence: Evidence | None = None) -> np.ndarray:
+    """Work-scale mask of one photo from the geometric seeds (and the floor's evidence, if any)."""
+    labels = seed_labels(view, lo, hi, object_points, background_points, evidence)
     return _grabcut(view.image, labels, 2)
 
 
@@ -226,9 +239,11 @@ def hull_silhouette(view: ScaledView, centres: np.ndarray, size: float) -> np.nd
 
 
 def second_pass(view: ScaledView, first: np.ndarray, hull: np.ndarray,
-                background_points: np.ndarray | None = None) -> np.ndarray:
+                background_points: np.ndarray | None = None, evidence: Evidence | None = None) -> np.ndarray:
     """Work-scale mask corrected by the hull's projection: GrabCut in a band around the hull's outline,
-    with the background points that fall outside the hull as background seeds."""
+    with the background points that fall outside the hull as background seeds; floor evidence
+    (floor, raised) makes what the floor explains background and what stands above it near the hull
+    foreground."""
     if not hull.any():
         return np.zeros(view.shape, dtype=bool)
     band = max(2, round(0.02 * max(view.shape)))
@@ -241,6 +256,9 @@ def second_pass(view: ScaledView, first: np.ndarray, hull: np.ndarray,
     if background_points is not None and len(background_points):
         uv, z = view.project(background_points)
         labels[_splat(view.shape, uv[z > 1e-9], SEED_RADIUS) & ~hull] = cv2.GC_BGD
+    if evidence is not None:
+        labels[evidence[1] & outer] = cv2.GC_FGD
+        labels[evidence[0]] = cv2.GC_BGD
     return _grabcut(view.image, labels, GRABCUT_ITERATIONS)
 
 
@@ -279,7 +297,7 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
                ts: Sequence[np.ndarray], bbox_min: np.ndarray, bbox_max: np.ndarray, object_points: np.ndarray,
                background_points: np.ndarray | None = None, progress: Callable[[float], None] | None = None,
                poll: Callable[[], None] | None = None, work_side: int = WORK_SIDE,
-               threads: int = 2) -> list[np.ndarray]:
+               threads: int = 2, floor: tuple[np.ndarray, float] | None = None) -> list[np.ndarray]:
     """Object mask (bool, photo size) of each photo; cameras, box and points share one frame.
 
     images: (H, W, 3) uint8 or float in [0, 1], undistorted; Ks, Rs, ts: their OpenCV cameras;
@@ -287,17 +305,20 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
     sparse points (the floor, the room), used as background seeds where they cannot be hidden
     behind the object. progress(fraction) is called after each view of each pass and poll()
     between views (it may raise to cancel). Photos run `threads` at a time (OpenCV frees the GIL).
+    floor: the plane (unit normal, offset) {X : normal . X = offset} the object stands on, if known:
+    neighbouring photos warped onto it tell the floor from what stands on it (floor_parallax).
     """
     lo, hi = np.asarray(bbox_min, dtype=np.float64), np.asarray(bbox_max, dtype=np.float64)
     obj = np.asarray(object_points, dtype=np.float64).reshape(-1, 3)
     bg = None if background_points is None else np.asarray(background_points, dtype=np.float64).reshape(-1, 3)
     n = len(images)
     done = [0]
+    steps = (4 if floor is not None and n > 2 else 3) * n + 1
 
     def tick() -> None:
         done[0] += 1
         if progress is not None:
-            progress(min(done[0] / (3 * n + 1), 1.0))
+            progress(min(done[0] / steps, 1.0))
 
     def run(fn: Callable[[int], np.ndarray]) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.zeros(0)] * n
@@ -317,17 +338,28 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
 
     seed_side = max(64, round(work_side * SEED_SIDE / WORK_SIDE))
     coarse = run(lambda i: ScaledView(images[i], Ks[i], Rs[i], ts[i], seed_side))
-    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg))
+    near = neighbours(np.array([-v.R.T @ v.t for v in coarse])) if floor is not None and n > 2 else None
+
+    def evidence(views: Sequence[ScaledView], i: int) -> Evidence | None:
+        if near is None:
+            return None
+        return floor_evidence([v.image for v in views], [v.K for v in views], [v.R for v in views],
+                              [v.t for v in views], i, near[i], floor[0], floor[1])
+
+    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg, evidence(coarse, i)))
     centres, size = hull_vote(coarse, first, lo, hi)
     tick()
 
+    fine = run(lambda i: ScaledView(images[i], Ks[i], Rs[i], ts[i], work_side)) if near is not None else None
+
     def finish(i: int) -> np.ndarray:
-        view = ScaledView(images[i], Ks[i], Rs[i], ts[i], work_side)
+        view = fine[i] if fine is not None else ScaledView(images[i], Ks[i], Rs[i], ts[i], work_side)
         if not len(centres):  # the masks agree on nothing: keep each photo's own
             small = cv2.resize(first[i].astype(np.uint8), view.shape[::-1], interpolation=cv2.INTER_NEAREST)
             return guided_upsample(small.astype(bool), view.full)
         hull = hull_silhouette(view, centres, size)
         seeded = cv2.resize(first[i].astype(np.uint8), view.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
-        return guided_upsample(_keep_touching(second_pass(view, seeded, hull, bg), hull), view.full)
+        found = second_pass(view, seeded, hull, bg, evidence(fine, i) if fine is not None else None)
+        return guided_upsample(_keep_touching(found, hull), view.full)
 
     return run(finish)

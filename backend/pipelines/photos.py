@@ -77,7 +77,7 @@ def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: d
                            frame.bbox_min, frame.bbox_max, points[frame.object_points],
                            background_points=points[~frame.object_points],
                            progress=lambda f: reporter.progress("masks", int(round(1000 * f)), 1000),
-                           poll=reporter.check_cancel)
+                           poll=reporter.check_cancel, floor=frame.floor)
         report["masks"] = "automatic"
     empty = [c.name for c, m in zip(sfm.cameras, masks) if not np.any(m)]
     if empty:
