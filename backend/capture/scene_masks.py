@@ -22,6 +22,7 @@ from backend.io.views import Scene
 from backend.runtime.errors import JobError
 from backend.runtime.protocol import Reporter
 
+LOCATED_MARGIN = 0.3  # margin of a located box, share of its side: textureless parts (no points) stay inside
 POINTS_SHARE = 0.4  # share of the stage's progress bar that finding the sparse points takes
 NO_OBJECT_HINT = ("give the views an alpha channel or mask files, or a bbox around the object in job.json; "
                   "automatic masks need the object textured enough to match between views")
@@ -83,7 +84,7 @@ def object_seeds(scene: Scene, points: np.ndarray, seen: list[np.ndarray] | None
     centers, axes, ups = camera_vectors([v.R for v in views], [v.t for v in views])
     given = None if scene.bbox is None else tuple(np.asarray(b, dtype=np.float64) for b in scene.bbox)
     try:
-        frame = locate_object(centers, axes, ups, points, seen)
+        frame = locate_object(centers, axes, ups, points, seen, margin=LOCATED_MARGIN)
     except JobError as exc:
         if given is None:
             raise JobError(f"cannot make masks automatically: {exc.message}", NO_OBJECT_HINT) from exc
