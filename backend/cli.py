@@ -122,11 +122,17 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
         raise JobError(f"job folder {args.job} does not exist", "Give the folder that holds job.json.")
     scene = load_any(args.job)
     scene.settings.update(settings_overrides(args))
-    validate_scene(scene)
+    validate_scene(scene, require_masks=False)
+    warnings: list[str] = []
+    if any(v.mask is None for v in scene.views):
+        from backend.capture.scene_masks import fill_missing_masks
+
+        warnings = fill_missing_masks(scene, reporter)
+        validate_scene(scene)
     reporter.expect(estimate_run_seconds(scene))
     from backend.pipelines.reconstruct import reconstruct
 
-    reconstruct(scene, args.out, reporter, preview_every=args.preview_every)
+    reconstruct(scene, args.out, reporter, preview_every=args.preview_every, warnings=warnings)
     return report_done(reporter)
 
 

@@ -26,6 +26,7 @@ GRABCUT_ITERATIONS = 3
 HULL_RESOLUTION = 96  # voxels along the box's longest side
 HULL_TOLERANCE = 0.04  # share of the views that see a voxel allowed to call it background
 SEED_RADIUS = 1  # px (work scale): disc drawn around each projected object point
+CORE_SHARE = 0.05  # without object points: the foreground core around the box's centre, share of its side
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -56,6 +57,13 @@ def _project(K: np.ndarray, R: np.ndarray, t: np.ndarray, points: np.ndarray) ->
 def _box_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """The 8 corners of an axis-aligned box."""
     return np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+
+
+def _box_core(lo: np.ndarray, hi: np.ndarray, share: float = CORE_SHARE) -> np.ndarray:
+    """The box's centre and six points `share` of its largest side away from it along the axes."""
+    centre = (np.asarray(lo, float) + np.asarray(hi, float)) / 2
+    r = share * float(np.max(np.asarray(hi, float) - np.asarray(lo, float)))
+    return np.vstack([centre, centre + r * np.eye(3), centre - r * np.eye(3)])
 
 
 def _fill_hull(shape: tuple[int, int], uv: np.ndarray) -> np.ndarray:
@@ -144,8 +152,17 @@ def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points:
                 background_points: np.ndarray | None, evidence: Evidence | None = None) -> np.ndarray:
     """GrabCut labels from geometry alone: box outside = background, object points = foreground;
     with floor evidence (floor, raised), what the floor explains is background and what stands clearly
-    above it inside the box is foreground."""
+    above it inside the box is foreground.
+
+    Without any object points the box's projection is probable foreground (GrabCut's rectangle start) and a
+    small core around the box's centre is foreground (a compact object covers its box's centre)."""
     box = _box_region(view, lo, hi)
+    if not len(object_points):
+        labels = np.where(box, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
+        uv, z = view.project(_box_core(lo, hi))
+        if (z > 1e-9).all():
+            labels[_fill_hull(view.shape, uv) & box] = cv2.GC_FGD
+        return labels
     labels = np.where(box, cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
     uv, z = view.project(object_points)
     front = z > 1e-9
@@ -301,7 +318,8 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
     """Object mask (bool, photo size) of each photo; cameras, box and points share one frame.
 
     images: (H, W, 3) uint8 or float in [0, 1], undistorted; Ks, Rs, ts: their OpenCV cameras;
-    bbox_min/max: the object's box; object_points: its sparse points; background_points: other
+    bbox_min/max: the object's box; object_points: its sparse points (may be empty: the box alone seeds the
+    first pass); background_points: other
     sparse points (the floor, the room), used as background seeds where they cannot be hidden
     behind the object. progress(fraction) is called after each view of each pass and poll()
     between views (it may raise to cancel). Photos run `threads` at a time (OpenCV frees the GIL).

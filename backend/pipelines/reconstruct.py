@@ -450,16 +450,17 @@ def topology_info(setting: str) -> dict:
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
                 schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
-                extra_result: dict | None = None) -> dict:
+                extra_result: dict | None = None, warnings: list[str] | None = None) -> dict:
     """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
 
     `schedule_overrides` replaces fields of the device's schedule, `refine_overrides` those of the camera
     refinement's settings (benchmarks and ablations). `extra_result` adds keys to result.json (the photos
-    command's "sfm" and "cameras"; refined cameras win over its "cameras").
+    command's "sfm" and "cameras"; refined cameras win over its "cameras"). `warnings` start result.json's
+    warnings (e.g. the masks made automatically before the run).
     """
     from backend.raster import get_rasterizer
 
-    state = RunState()
+    state = RunState(warnings=list(warnings or []))
     settings = {**DEFAULT_SETTINGS, **scene.settings}
     writer = ResultWriter(Path(out_dir))
     try:
