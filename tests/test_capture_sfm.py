@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from backend.capture import colmap_steps as steps
-from backend.capture.child import run_step
+from backend.runtime.worker import run_killable
 from backend.capture.reconstruction import pinhole_K, sfm_cameras, sparse_points, world_to_camera
 from backend.capture.sfm import better_model, needs_focal_retry, run_sfm
 from backend.runtime.errors import Cancelled, JobError
@@ -148,7 +148,7 @@ def _slow(seconds: float, report) -> str:
 
 def test_child_step_reports_and_is_killed_on_cancel():
     seen = []
-    assert run_step(_slow, (0.1,), on_message=lambda *m: seen.append(m)) == "done"
+    assert run_killable(_slow, (0.1,), None, on_message=lambda *m: seen.append(m)) == "done"
     assert seen == [("wait", 0.5)]
     t0 = time.monotonic()
 
@@ -157,7 +157,7 @@ def test_child_step_reports_and_is_killed_on_cancel():
             raise Cancelled("cancelled")
 
     with pytest.raises(Cancelled):
-        run_step(_slow, (60.0,), poll=poll)
+        run_killable(_slow, (60.0,), None, poll=poll, on_message=lambda *m: None)
     assert time.monotonic() - t0 < 3.0
 
 

@@ -1,4 +1,4 @@
-"""The pycolmap steps of structure from motion, each run in a child process (`child.run_step`): feature
+"""The pycolmap steps of structure from motion, each run in a child process (`runtime.worker.run_killable`): feature
 extraction, matching, incremental mapping and undistortion. Each takes `report(step, fraction)`."""
 from __future__ import annotations
 

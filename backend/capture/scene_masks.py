@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from backend.capture.child import run_step
+from backend.runtime.worker import run_killable
 from backend.capture.locate import MIN_OBJECT_POINTS, camera_vectors, locate_object
 from backend.capture.masks import make_masks
 from backend.capture.triangulate import triangulate, view_pairs
@@ -55,8 +55,8 @@ def scene_points(scene: Scene, reporter: Reporter) -> tuple[np.ndarray, list[np.
         intrinsics = [(float(v.K[0, 0]), float(v.K[1, 1]), float(v.K[0, 2]), float(v.K[1, 2])) for v in views]
         poses = [(np.asarray(v.R, float), np.asarray(v.t, float)) for v in views]
         try:
-            xyz, _, seen = run_step(triangulate, (tmp, names, intrinsics, poses, view_pairs(axes, centers)),
-                                    poll=reporter.check_cancel, on_message=on_message, label="triangulation")
+            xyz, _, seen = run_killable(triangulate, (tmp, names, intrinsics, poses, view_pairs(axes, centers)),
+                                        None, poll=reporter.check_cancel, on_message=on_message, label="triangulation")
         except RuntimeError as exc:
             reporter.log(f"warning: triangulating sparse points failed: {exc}")
             return np.zeros((0, 3)), None, "none"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pycolmap
 
 from backend.capture import colmap_steps as steps
-from backend.capture.child import run_step
+from backend.runtime.worker import run_killable
 from backend.capture.photo_checks import check_photos, check_registration
 from backend.capture.reconstruction import sfm_cameras, sparse_points
 from backend.capture.sfm_types import SfmCamera, SfmResult
@@ -48,12 +48,13 @@ def _map_with_retry(db: str, photos_dir: Path, work_dir: Path, n: int, poll: Cal
     """Incremental mapping; when under half the photos register and some camera had an EXIF focal prior,
     map again without the priors (EXIF is a hint: resized photos keep the original's focal plane
     resolution) and keep the better model. Returns the best model and its run's models."""
-    models = run_step(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse"), n), poll, say, "mapping")
+    models = run_killable(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse"), n),
+                          None, poll, "mapping", on_message=say)
     best = models[0] if models else None
     if not needs_focal_retry(best[1] if best else 0, n) or steps.reset_focal_priors(db) == 0:
         return best, models
-    retry = run_step(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse_no_exif_focal"), n),
-                     poll, say, "mapping")
+    retry = run_killable(steps.incremental_map, (db, str(photos_dir), str(work_dir / "sparse_no_exif_focal"), n),
+                     None, poll, "mapping", on_message=say)
     chosen = better_model(best, retry[0] if retry else None)
     if chosen is best:
         return best, models
@@ -86,8 +87,9 @@ def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float]
     shutil.rmtree(work_dir / "sparse_no_exif_focal", ignore_errors=True)
 
     groups = [[p.name for p in g] for g in check.groups]
-    run_step(steps.extract, (db, str(photos_dir), groups, max_image_size), poll, say, "feature extraction")
-    pairs = run_step(steps.match, (db, mode, names, str(work_dir)), poll, say, "feature matching")
+    run_killable(steps.extract, (db, str(photos_dir), groups, max_image_size),
+                 None, poll, "feature extraction", on_message=say)
+    pairs = run_killable(steps.match, (db, mode, names, str(work_dir)), None, poll, "feature matching", on_message=say)
     if pairs == 0:
         check_registration([], names, photos_dir)
     best, models = _map_with_retry(db, photos_dir, work_dir, len(names), poll, say, warnings)
@@ -105,12 +107,13 @@ def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float]
 
     refined_dir = work_dir / "refined"
     shutil.rmtree(refined_dir, ignore_errors=True)
-    refined = run_step(steps.refine_principal_points, (best[0], str(refined_dir)), poll, say, "principal points")
+    refined = run_killable(steps.refine_principal_points, (best[0], str(refined_dir)),
+                           None, poll, "principal points", on_message=say)
     if refined is not None:
         best = (str(refined_dir), best[1], refined)
     model_dir = work_dir / "undistorted"
-    run_step(steps.undistort, (best[0], str(photos_dir), str(work_dir / "images"), str(model_dir), max_image_size),
-             poll, say, "undistortion")
+    run_killable(steps.undistort, (best[0], str(photos_dir), str(work_dir / "images"), str(model_dir), max_image_size),
+             None, poll, "undistortion", on_message=say)
     urec = pycolmap.Reconstruction(str(model_dir))
     cameras = sfm_cameras(urec, photos_dir, work_dir / "images")
     points, colors, views = sparse_points(urec)

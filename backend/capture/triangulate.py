@@ -1,6 +1,6 @@
 """Sparse points from known cameras: pycolmap's SIFT features and matches, triangulated with the poses held fixed.
 
-Runs in a child process (`child.run_step`) so a cancel kills it; `report(step, fraction)` sends progress back.
+Runs in a child process (`runtime.worker.run_killable`) so a cancel kills it; `report(step, fraction)` sends progress back.
 Views are pinhole (the loaders have already undistorted them), one COLMAP camera each.
 """
 from __future__ import annotations

@@ -12,10 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _child(fn: Callable[..., Any], args: tuple, conn: Any) -> None:
-    """Run fn(*args) in the child and send back ("ok", value) or ("error", text)."""
+def _child(fn: Callable[..., Any], args: tuple, conn: Any, with_report: bool = False) -> None:
+    """Run fn(*args) in the child and send back ("ok", value) or ("error", text); with_report, fn also gets
+    report=..., whose calls go back as ("msg", args)."""
     try:
-        conn.send(("ok", fn(*args)))
+        if with_report:
+            conn.send(("ok", fn(*args, report=lambda *m: conn.send(("msg", m)))))
+        else:
+            conn.send(("ok", fn(*args)))
     except BaseException as exc:  # noqa: BLE001 - anything the worker does wrong goes back as text
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -36,16 +40,19 @@ def stop(proc: mp.process.BaseProcess) -> None:
     proc.join(timeout=2.0)
 
 
-def run_killable(fn: Callable[..., Any], args: tuple, timeout_s: float, poll: Callable[[], None] | None = None,
-                 label: str = "worker", tick: Callable[[float], None] | None = None) -> Any:
-    """fn(*args) in a worker process: its value, TimeoutError past timeout_s, RuntimeError when it fails or dies.
+def run_killable(fn: Callable[..., Any], args: tuple, timeout_s: float | None,
+                 poll: Callable[[], None] | None = None, label: str = "worker",
+                 tick: Callable[[float], None] | None = None, on_message: Callable[..., None] | None = None) -> Any:
+    """fn(*args) in a worker process: its value, TimeoutError past timeout_s (None: no bound), RuntimeError when
+    it fails or dies.
 
     `poll` is called every 50 ms while waiting (it may raise, e.g. on cancel) and `tick(elapsed_s)`
-    about every 0.5 s (progress); the worker is killed whenever this function leaves without a value.
+    about every 0.5 s (progress); the worker is killed whenever this function leaves without a value. With
+    `on_message`, fn is called with report=...: each report(*m) in the worker calls on_message(*m) here.
     """
     ctx = context()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(fn, args, send), daemon=True)
+    proc = ctx.Process(target=_child, args=(fn, args, send, on_message is not None), daemon=True)
     t0 = time.monotonic()
     proc.start()
     send.close()
@@ -59,13 +66,17 @@ def run_killable(fn: Callable[..., Any], args: tuple, timeout_s: float, poll: Ca
                     status, value = recv.recv()
                 except EOFError as exc:
                     raise RuntimeError(f"{label} worker died (exit code {proc.exitcode})") from exc
+                if status == "msg":
+                    if on_message is not None:
+                        on_message(*value)
+                    continue
                 if status != "ok":
                     raise RuntimeError(f"{label} failed: {value}")
                 return value
             if not proc.is_alive() and not recv.poll(0):
                 raise RuntimeError(f"{label} worker died (exit code {proc.exitcode})")
             now = time.monotonic()
-            if now - t0 > timeout_s:
+            if timeout_s is not None and now - t0 > timeout_s:
                 raise TimeoutError(f"{label} did not return within {timeout_s:.0f} s")
             if tick is not None and now - last_tick >= 0.5:
                 last_tick = now
