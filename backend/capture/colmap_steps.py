@@ -66,6 +66,22 @@ def exhaustive_pairs(names: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
 
 
+def match_pairs(database: str, pairs: list[tuple[str, str]], pair_file: Path, report: Report, chunks: int = 20,
+                smallest: int = 50) -> None:
+    """Match and verify the given photo pairs (CPU), fed to COLMAP in about `chunks` chunks (of at least
+    `smallest` pairs) so that progress ("match", fraction) moves."""
+    opts = pycolmap.FeatureMatchingOptions()
+    opts.use_gpu = False
+    step = max(smallest, -(-len(pairs) // chunks))
+    for k in range(0, len(pairs), step):
+        pair_file.write_text("".join(f"{a} {b}\n" for a, b in pairs[k:k + step]))
+        imported = pycolmap.ImportedPairingOptions()
+        imported.match_list_path = str(pair_file)
+        pycolmap.match_image_pairs(database, matching_options=opts, pairing_options=imported,
+                                   device=pycolmap.Device.cpu)
+        report("match", min(1.0, (k + step) / len(pairs)))
+
+
 def match(database: str, matcher: str, names: list[str], work_dir: str, report: Report) -> int:
     """Match features between photo pairs and verify them geometrically; returns the verified pairs.
 
@@ -73,26 +89,17 @@ def match(database: str, matcher: str, names: list[str], work_dir: str, report: 
     sequential pairing in file-name order with loop detection off (no vocabulary tree to download).
     """
     quiet()
-    opts = pycolmap.FeatureMatchingOptions()
-    opts.use_gpu = False
     report("match", 0.0)
     if matcher == "sequential":
+        opts = pycolmap.FeatureMatchingOptions()
+        opts.use_gpu = False
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = SEQUENTIAL_OVERLAP
         pairing.loop_detection = False
         pycolmap.match_sequential(database, matching_options=opts, pairing_options=pairing, device=pycolmap.Device.cpu)
         report("match", 1.0)
     else:
-        pairs = exhaustive_pairs(names)
-        step = max(50, -(-len(pairs) // 20))
-        pair_file = Path(work_dir) / "pairs.txt"
-        for k in range(0, len(pairs), step):
-            pair_file.write_text("".join(f"{a} {b}\n" for a, b in pairs[k:k + step]))
-            imported = pycolmap.ImportedPairingOptions()
-            imported.match_list_path = str(pair_file)
-            pycolmap.match_image_pairs(database, matching_options=opts, pairing_options=imported,
-                                       device=pycolmap.Device.cpu)
-            report("match", min(1.0, (k + step) / len(pairs)))
+        match_pairs(database, exhaustive_pairs(names), Path(work_dir) / "pairs.txt", report, chunks=20, smallest=50)
     with pycolmap.Database.open(database) as db:
         return db.num_verified_image_pairs()
 

@@ -38,6 +38,8 @@ def triangulate(work_dir: str, names: list[str], intrinsics: list[tuple[float, f
     work_dir/images/<names[i]> with pinhole intrinsics (fx, fy, cx, cy) and world-to-camera poses (R, t)."""
     import pycolmap
 
+    from backend.capture.colmap_steps import match_pairs
+
     pycolmap.logging.minloglevel = 1
     work = Path(work_dir)
     image_dir, database = work / "images", str(work / "database.db")
@@ -55,17 +57,8 @@ def triangulate(work_dir: str, names: list[str], intrinsics: list[tuple[float, f
         pycolmap.extract_features(database, str(image_dir), image_names=names[k:k + step],
                                   extraction_options=extraction, device=pycolmap.Device.cpu)
         report("extract", min(1.0, (k + step) / len(names)))
-    matching = pycolmap.FeatureMatchingOptions()
-    matching.use_gpu = False
-    pair_file = work / "pairs.txt"
-    chunk = max(20, -(-len(pairs) // 10))
-    for k in range(0, len(pairs), chunk):
-        pair_file.write_text("".join(f"{names[i]} {names[j]}\n" for i, j in pairs[k:k + chunk]))
-        imported = pycolmap.ImportedPairingOptions()
-        imported.match_list_path = str(pair_file)
-        pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=imported,
-                                   device=pycolmap.Device.cpu)
-        report("match", min(1.0, (k + chunk) / len(pairs)))
+    match_pairs(database, [(names[i], names[j]) for i, j in pairs], work / "pairs.txt", report, chunks=10,
+                smallest=20)
     rec = pycolmap.Reconstruction()
     with pycolmap.Database.open(database) as db:
         for camera in db.read_all_cameras():
