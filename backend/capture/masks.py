@@ -148,14 +148,24 @@ def _box_region(view: ScaledView, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return _fill_hull(view.shape, uv)
 
 
+def drop_to_floor(points: np.ndarray, floor: tuple[np.ndarray, float]) -> np.ndarray:
+    """Points moved along the floor's normal onto the floor plane (normal . X = offset)."""
+    n = np.asarray(floor[0], dtype=np.float64)
+    p = np.asarray(points, dtype=np.float64)
+    return p - np.outer(p @ n - float(floor[1]), n)
+
+
 def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: np.ndarray,
-                background_points: np.ndarray | None, evidence: Evidence | None = None) -> np.ndarray:
+                background_points: np.ndarray | None, evidence: Evidence | None = None,
+                floor: tuple[np.ndarray, float] | None = None) -> np.ndarray:
     """GrabCut labels from geometry alone: box outside = background, object points = foreground;
     with floor evidence (floor, raised), what the floor explains is background and what stands clearly
     above it inside the box is foreground.
 
     Without any object points the box's projection is probable foreground (GrabCut's rectangle start) and a
-    small core around the box's centre is foreground (a compact object covers its box's centre)."""
+    small core around the box's centre is foreground (a compact object covers its box's centre).
+    With a floor, the probable foreground reaches down to it under the object points (an object stands on
+    the floor: its lower part, a stand or a foot, often has no points of its own)."""
     box = _box_region(view, lo, hi)
     if not len(object_points):
         labels = np.where(box, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
@@ -171,7 +181,11 @@ def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points:
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
     if inside.sum() >= 3:
         near = max(2, round(0.01 * max(h, w)))
-        region = cv2.dilate(_fill_hull(view.shape, uv[inside]).astype(np.uint8), _disc(near)).astype(bool)
+        support = uv[inside]
+        if floor is not None:
+            fuv, fz = view.project(drop_to_floor(np.asarray(object_points)[front][inside], floor))
+            support = np.vstack([support, fuv[fz > 1e-9]])
+        region = cv2.dilate(_fill_hull(view.shape, support).astype(np.uint8), _disc(near)).astype(bool)
         labels[region & box] = cv2.GC_PR_FGD
         if background_points is not None and len(background_points):
             buv, bz = view.project(background_points)
@@ -185,9 +199,10 @@ def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points:
 
 
 def first_pass(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: np.ndarray,
-               background_points: np.ndarray | None, evidence: Evidence | None = None) -> np.ndarray:
+               background_points: np.ndarray | None, evidence: Evidence | None = None,
+               floor: tuple[np.ndarray, float] | None = None) -> np.ndarray:
     """Work-scale mask of one photo from the geometric seeds (and the floor's evidence, if any)."""
-    labels = seed_labels(view, lo, hi, object_points, background_points, evidence)
+    labels = seed_labels(view, lo, hi, object_points, background_points, evidence, floor)
     return _grabcut(view.image, labels, 2)
 
 
@@ -364,7 +379,7 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
         return floor_evidence([v.image for v in views], [v.K for v in views], [v.R for v in views],
                               [v.t for v in views], i, near[i], floor[0], floor[1])
 
-    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg, evidence(coarse, i)))
+    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg, evidence(coarse, i), floor))
     centres, size = hull_vote(coarse, first, lo, hi)
     tick()
 
