@@ -26,6 +26,8 @@ GRABCUT_ITERATIONS = 3
 HULL_RESOLUTION = 96  # voxels along the box's longest side
 HULL_TOLERANCE = 0.04  # share of the views that see a voxel allowed to call it background
 SEED_RADIUS = 1  # px (work scale): disc drawn around each projected object point
+FOOT_SHARE = 0.05  # with a floor: the lowest share of the object points' height dropped onto it as foreground
+FOOT_GAP = 0.1  # ... when their lowest point is higher than this share of their height
 CORE_SHARE = 0.05  # without object points: the foreground core around the box's centre, share of its side
 
 
@@ -148,24 +150,32 @@ def _box_region(view: ScaledView, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return _fill_hull(view.shape, uv)
 
 
-def drop_to_floor(points: np.ndarray, floor: tuple[np.ndarray, float]) -> np.ndarray:
-    """Points moved along the floor's normal onto the floor plane (normal . X = offset)."""
+def footing(points: np.ndarray, floor: tuple[np.ndarray, float], share: float = FOOT_SHARE,
+            gap: float = FOOT_GAP) -> np.ndarray:
+    """Where the object's bottom stands when its points stop short of the floor: its lowest points (within
+    `share` of its height above the lowest) moved along the floor's normal onto the floor plane
+    (normal . X = offset). Empty when the lowest point is within `gap` x the object's height of the floor
+    (the points already reach it; dropping them would only claim the floor under overhangs)."""
     n = np.asarray(floor[0], dtype=np.float64)
-    p = np.asarray(points, dtype=np.float64)
-    return p - np.outer(p @ n - float(floor[1]), n)
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    height = p @ n - float(floor[1]) if len(p) else np.zeros(0)
+    if not len(p) or height.min() <= gap * height.max():
+        return np.zeros((0, 3))
+    low = p[height <= height.min() + share * (height.max() - height.min())]
+    return low - np.outer(low @ n - float(floor[1]), n)
 
 
 def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: np.ndarray,
                 background_points: np.ndarray | None, evidence: Evidence | None = None,
-                floor: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+                feet: np.ndarray | None = None) -> np.ndarray:
     """GrabCut labels from geometry alone: box outside = background, object points = foreground;
     with floor evidence (floor, raised), what the floor explains is background and what stands clearly
     above it inside the box is foreground.
 
     Without any object points the box's projection is probable foreground (GrabCut's rectangle start) and a
     small core around the box's centre is foreground (a compact object covers its box's centre).
-    With a floor, the probable foreground reaches down to it under the object points (an object stands on
-    the floor: its lower part, a stand or a foot, often has no points of its own)."""
+    feet (footing's points on the floor, if any) widen the probable foreground down to the floor under the
+    object's lowest points (its lower part, a stand or a foot, often has no points of its own)."""
     box = _box_region(view, lo, hi)
     if not len(object_points):
         labels = np.where(box, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
@@ -182,8 +192,8 @@ def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points:
     if inside.sum() >= 3:
         near = max(2, round(0.01 * max(h, w)))
         support = uv[inside]
-        if floor is not None:
-            fuv, fz = view.project(drop_to_floor(np.asarray(object_points)[front][inside], floor))
+        if feet is not None and len(feet):
+            fuv, fz = view.project(feet)
             support = np.vstack([support, fuv[fz > 1e-9]])
         region = cv2.dilate(_fill_hull(view.shape, support).astype(np.uint8), _disc(near)).astype(bool)
         labels[region & box] = cv2.GC_PR_FGD
@@ -200,9 +210,9 @@ def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points:
 
 def first_pass(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: np.ndarray,
                background_points: np.ndarray | None, evidence: Evidence | None = None,
-               floor: tuple[np.ndarray, float] | None = None) -> np.ndarray:
+               feet: np.ndarray | None = None) -> np.ndarray:
     """Work-scale mask of one photo from the geometric seeds (and the floor's evidence, if any)."""
-    labels = seed_labels(view, lo, hi, object_points, background_points, evidence, floor)
+    labels = seed_labels(view, lo, hi, object_points, background_points, evidence, feet)
     return _grabcut(view.image, labels, 2)
 
 
@@ -379,7 +389,8 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
         return floor_evidence([v.image for v in views], [v.K for v in views], [v.R for v in views],
                               [v.t for v in views], i, near[i], floor[0], floor[1])
 
-    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg, evidence(coarse, i), floor))
+    feet = footing(obj, floor) if floor is not None else None
+    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg, evidence(coarse, i), feet))
     centres, size = hull_vote(coarse, first, lo, hi)
     tick()
 
