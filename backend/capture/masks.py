@@ -9,6 +9,9 @@ GrabCut pass, and the result is upsampled to full size with a guided filter that
 When the floor plane is known, both passes also take seeds from floor-plane parallax (floor_parallax):
 what the neighbouring photos, warped onto the floor, agree on is background, what clearly stands above
 the floor is foreground, so a busy floor no longer fills holes (a handle's) or eats shadowed parts.
+When the object's points stop short of the floor (a stand or a foot without points of its own, whose few
+points the locator may have counted as background), the first pass's probable foreground reaches down to
+the floor under the object's lowest points (footing).
 """
 from __future__ import annotations
 
