@@ -31,7 +31,8 @@ HULL_TOLERANCE = 0.04  # share of the views that see a voxel allowed to call it 
 SEED_RADIUS = 1  # px (work scale): disc drawn around each projected object point
 FOOT_SHARE = 0.05  # with a floor: the lowest share of the object points' height dropped onto it as foreground
 FOOT_GAP = 0.1  # ... when their lowest point is higher than this share of their height
-CORE_SHARE = 0.05  # without object points: the foreground core around the box's centre, share of its side
+CORE_SHARE = 0.05
+REFINE_BAND = 0.01  # share of the photo's longest side: the band the full-resolution pass redoes  # without object points: the foreground core around the box's centre, share of its side
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -327,6 +328,23 @@ def guided_upsample(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
     return q > 0.5
 
 
+def refine_full(mask: np.ndarray, image: np.ndarray, band_share: float = REFINE_BAND,
+                floor: np.ndarray | None = None) -> np.ndarray:
+    """Full-size mask from a guided-upsampled one, its outline redone by GrabCut at full resolution in a
+    band around it (thin parts a few work-scale pixels wide come back); floor (full-size bool, optional):
+    pixels the floor explains, background."""
+    h, w = image.shape[:2]
+    band = max(2, round(band_share * max(h, w)))
+    m = mask.astype(np.uint8)
+    labels = np.full((h, w), cv2.GC_BGD, dtype=np.uint8)
+    labels[cv2.dilate(m, _disc(band)).astype(bool)] = cv2.GC_PR_BGD
+    labels[mask] = cv2.GC_PR_FGD
+    labels[cv2.erode(m, _disc(band)).astype(bool)] = cv2.GC_FGD
+    if floor is not None:
+        labels[floor & (labels != cv2.GC_FGD)] = cv2.GC_BGD
+    return _grabcut(image, labels, 2)
+
+
 def _keep_touching(mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The connected parts of a mask that overlap a reference region."""
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
@@ -406,7 +424,15 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
             return guided_upsample(small.astype(bool), view.full)
         hull = hull_silhouette(view, centres, size)
         seeded = cv2.resize(first[i].astype(np.uint8), view.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
-        found = second_pass(view, seeded, hull, bg, evidence(fine, i) if fine is not None else None)
-        return guided_upsample(_keep_touching(found, hull), view.full)
+        cue = evidence(fine, i) if fine is not None else None
+        found = second_pass(view, seeded, hull, bg, cue)
+        up = guided_upsample(_keep_touching(found, hull), view.full)
+        if REFINE_BAND <= 0 or view.shape == view.full_shape:
+            return up
+        floor_full = None
+        if cue is not None:
+            h, w = view.full_shape
+            floor_full = cv2.resize(cue[0].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return refine_full(up, view.full, REFINE_BAND, floor_full)
 
     return run(finish)
