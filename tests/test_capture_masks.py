@@ -129,14 +129,17 @@ def texture(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_arch(K: np.ndarray, R: np.ndarray, t: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Ray-cast image and true mask of the textured arch on the equally textured floor."""
+def render_arch(K: np.ndarray, R: np.ndarray, t: np.ndarray, size: tuple[int, int],
+                boxes: list[tuple[np.ndarray, np.ndarray]] = ARCH,
+                tint: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Ray-cast image and true mask of textured boxes (the arch) on the floor, textured alike; the boxes'
+    colours multiplied by tint."""
     w, h = size
     v, u = np.mgrid[0:h, 0:w] + 0.5
     rays = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3) @ np.linalg.inv(K).T @ R
     eye = -R.T @ t
     s_arch = np.full(len(rays), np.inf)
-    for lo, hi in ARCH:
+    for lo, hi in boxes:
         with np.errstate(divide="ignore", invalid="ignore"):
             a, b = (lo - eye) / rays, (hi - eye) / rays
         near, far = np.nanmax(np.minimum(a, b), axis=1), np.nanmin(np.maximum(a, b), axis=1)
@@ -145,15 +148,16 @@ def render_arch(K: np.ndarray, R: np.ndarray, t: np.ndarray, size: tuple[int, in
     arch = s_arch < s_floor
     depth = np.minimum(s_arch, s_floor)
     p = eye + rays * np.where(np.isfinite(depth), depth, 0.0)[:, None]
-    img = np.where(np.isfinite(depth)[:, None], texture(p), [0.6, 0.65, 0.7])
+    img = np.where(np.isfinite(depth)[:, None], texture(p) * np.where(arch[:, None], tint, 1.0), [0.6, 0.65, 0.7])
     img = np.clip(img + np.random.default_rng(0).normal(0, 0.01, img.shape), 0, 1)
     return (img.reshape(h, w, 3) * 255).astype(np.uint8), arch.reshape(h, w)
 
 
-def arch_points(rng: np.random.Generator, count: int) -> np.ndarray:
-    """Points on the faces of the arch's boxes (sparse points of the object, seen or hidden)."""
+def arch_points(rng: np.random.Generator, count: int,
+                boxes: list[tuple[np.ndarray, np.ndarray]] = ARCH) -> np.ndarray:
+    """Points on the faces of the boxes (sparse points of the object, seen or hidden)."""
     out = []
-    for lo, hi in ARCH:
+    for lo, hi in boxes:
         p = rng.uniform(lo, hi, (count, 3))
         axis = rng.integers(0, 3, count)
         p[np.arange(count), axis] = np.where(rng.random(count) < 0.5, lo[axis], hi[axis])
@@ -187,3 +191,28 @@ def test_floor_parallax_opens_the_arch_over_a_floor_of_the_same_texture() -> Non
     plain = [iou(m, r[1]) for m, r in zip(make_masks(*args), renders)]
     cued = [iou(m, r[1]) for m, r in zip(make_masks(*args, floor=(np.array([0.0, 0.0, 1.0]), 0.0)), renders)]
     assert np.mean(cued) > 0.85 and np.mean(cued) > np.mean(plain) + 0.05, (np.mean(plain), np.mean(cued))
+
+
+TABLE = [(np.array([-0.08, -0.08, 0.0]), np.array([0.08, 0.08, 0.4])),  # a thin post standing on the floor z = 0
+         (np.array([-0.45, -0.3, 0.4]), np.array([0.45, 0.3, 0.6]))]  # and a top on it
+
+
+def test_a_stand_without_points_of_its_own_stays_in_the_masks() -> None:
+    size = (200, 150)
+    rng = np.random.default_rng(3)
+    cams = []
+    for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False), [0.25, 0.5] * 8):
+        _, R, t = camera(az, el, 2.2)
+        cams.append((np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]]), R, t))
+    renders = [render_arch(*c, size, TABLE, (0.7, 1.3, 0.8)) for c in cams]  # greener than the floor
+    top_only = arch_points(rng, 300, TABLE[1:])  # the object's points: on the top only,
+    r, a = rng.uniform(0.7, 2.0, 400), rng.uniform(0, 2 * np.pi, 400)
+    floor_pts = np.stack([r * np.cos(a), r * np.sin(a), np.zeros(400)], 1)
+    floor_pts = np.vstack([floor_pts, arch_points(rng, 40, TABLE[:1])])  # the post's counted as background
+    masks = make_masks([r[0] for r in renders], [c[0] for c in cams], [c[1] for c in cams], [c[2] for c in cams],
+                       np.array([-0.6, -0.4, -0.02]), np.array([0.6, 0.4, 0.75]), top_only, floor_pts,
+                       floor=(np.array([0.0, 0.0, 1.0]), 0.0))
+    post = [render_arch(*c, size, TABLE[:1])[1] & r[1] for c, r in zip(cams, renders)]
+    kept = [(m & q).sum() / max(q.sum(), 1) for m, q in zip(masks, post)]
+    scores = [iou(m, r[1]) for m, r in zip(masks, renders)]
+    assert np.mean(kept) > 0.9 and np.mean(scores) > 0.95, (np.mean(kept), np.mean(scores))

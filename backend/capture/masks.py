@@ -9,6 +9,9 @@ GrabCut pass, and the result is upsampled to full size with a guided filter that
 When the floor plane is known, both passes also take seeds from floor-plane parallax (floor_parallax):
 what the neighbouring photos, warped onto the floor, agree on is background, what clearly stands above
 the floor is foreground, so a busy floor no longer fills holes (a handle's) or eats shadowed parts.
+When the object's points stop short of the floor (a stand or a foot without points of its own, whose few
+points the locator may have counted as background), the first pass's probable foreground reaches down to
+the floor under the object's lowest points (footing).
 """
 from __future__ import annotations
 
@@ -26,7 +29,10 @@ GRABCUT_ITERATIONS = 3
 HULL_RESOLUTION = 96  # voxels along the box's longest side
 HULL_TOLERANCE = 0.04  # share of the views that see a voxel allowed to call it background
 SEED_RADIUS = 1  # px (work scale): disc drawn around each projected object point
-CORE_SHARE = 0.05  # without object points: the foreground core around the box's centre, share of its side
+FOOT_SHARE = 0.05  # with a floor: the lowest share of the object points' height dropped onto it as foreground
+FOOT_GAP = 0.1  # ... when their lowest point is higher than this share of their height
+CORE_SHARE = 0.05
+REFINE_BAND = 0.01  # share of the photo's longest side: the band the full-resolution pass redoes  # without object points: the foreground core around the box's centre, share of its side
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -148,14 +154,32 @@ def _box_region(view: ScaledView, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return _fill_hull(view.shape, uv)
 
 
+def footing(points: np.ndarray, floor: tuple[np.ndarray, float], share: float = FOOT_SHARE,
+            gap: float = FOOT_GAP) -> np.ndarray:
+    """Where the object's bottom stands when its points stop short of the floor: its lowest points (within
+    `share` of its height above the lowest) moved along the floor's normal onto the floor plane
+    (normal . X = offset). Empty when the lowest point is within `gap` x the object's height of the floor
+    (the points already reach it; dropping them would only claim the floor under overhangs)."""
+    n = np.asarray(floor[0], dtype=np.float64)
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    height = p @ n - float(floor[1]) if len(p) else np.zeros(0)
+    if not len(p) or height.min() <= gap * height.max():
+        return np.zeros((0, 3))
+    low = p[height <= height.min() + share * (height.max() - height.min())]
+    return low - np.outer(low @ n - float(floor[1]), n)
+
+
 def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: np.ndarray,
-                background_points: np.ndarray | None, evidence: Evidence | None = None) -> np.ndarray:
+                background_points: np.ndarray | None, evidence: Evidence | None = None,
+                feet: np.ndarray | None = None) -> np.ndarray:
     """GrabCut labels from geometry alone: box outside = background, object points = foreground;
     with floor evidence (floor, raised), what the floor explains is background and what stands clearly
     above it inside the box is foreground.
 
     Without any object points the box's projection is probable foreground (GrabCut's rectangle start) and a
-    small core around the box's centre is foreground (a compact object covers its box's centre)."""
+    small core around the box's centre is foreground (a compact object covers its box's centre).
+    feet (footing's points on the floor, if any) widen the probable foreground down to the floor under the
+    object's lowest points (its lower part, a stand or a foot, often has no points of its own)."""
     box = _box_region(view, lo, hi)
     if not len(object_points):
         labels = np.where(box, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
@@ -171,7 +195,11 @@ def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points:
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
     if inside.sum() >= 3:
         near = max(2, round(0.01 * max(h, w)))
-        region = cv2.dilate(_fill_hull(view.shape, uv[inside]).astype(np.uint8), _disc(near)).astype(bool)
+        support = uv[inside]
+        if feet is not None and len(feet):
+            fuv, fz = view.project(feet)
+            support = np.vstack([support, fuv[fz > 1e-9]])
+        region = cv2.dilate(_fill_hull(view.shape, support).astype(np.uint8), _disc(near)).astype(bool)
         labels[region & box] = cv2.GC_PR_FGD
         if background_points is not None and len(background_points):
             buv, bz = view.project(background_points)
@@ -185,9 +213,10 @@ def seed_labels(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points:
 
 
 def first_pass(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: np.ndarray,
-               background_points: np.ndarray | None, evidence: Evidence | None = None) -> np.ndarray:
+               background_points: np.ndarray | None, evidence: Evidence | None = None,
+               feet: np.ndarray | None = None) -> np.ndarray:
     """Work-scale mask of one photo from the geometric seeds (and the floor's evidence, if any)."""
-    labels = seed_labels(view, lo, hi, object_points, background_points, evidence)
+    labels = seed_labels(view, lo, hi, object_points, background_points, evidence, feet)
     return _grabcut(view.image, labels, 2)
 
 
@@ -299,6 +328,23 @@ def guided_upsample(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
     return q > 0.5
 
 
+def refine_full(mask: np.ndarray, image: np.ndarray, band_share: float = REFINE_BAND,
+                floor: np.ndarray | None = None) -> np.ndarray:
+    """Full-size mask from a guided-upsampled one, its outline redone by GrabCut at full resolution in a
+    band around it (thin parts a few work-scale pixels wide come back); floor (full-size bool, optional):
+    pixels the floor explains, background."""
+    h, w = image.shape[:2]
+    band = max(2, round(band_share * max(h, w)))
+    m = mask.astype(np.uint8)
+    labels = np.full((h, w), cv2.GC_BGD, dtype=np.uint8)
+    labels[cv2.dilate(m, _disc(band)).astype(bool)] = cv2.GC_PR_BGD
+    labels[mask] = cv2.GC_PR_FGD
+    labels[cv2.erode(m, _disc(band)).astype(bool)] = cv2.GC_FGD
+    if floor is not None:
+        labels[floor & (labels != cv2.GC_FGD)] = cv2.GC_BGD
+    return _grabcut(image, labels, 2)
+
+
 def _keep_touching(mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """The connected parts of a mask that overlap a reference region."""
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
@@ -364,7 +410,8 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
         return floor_evidence([v.image for v in views], [v.K for v in views], [v.R for v in views],
                               [v.t for v in views], i, near[i], floor[0], floor[1])
 
-    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg, evidence(coarse, i)))
+    feet = footing(obj, floor) if floor is not None else None
+    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg, evidence(coarse, i), feet))
     centres, size = hull_vote(coarse, first, lo, hi)
     tick()
 
@@ -377,7 +424,15 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
             return guided_upsample(small.astype(bool), view.full)
         hull = hull_silhouette(view, centres, size)
         seeded = cv2.resize(first[i].astype(np.uint8), view.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
-        found = second_pass(view, seeded, hull, bg, evidence(fine, i) if fine is not None else None)
-        return guided_upsample(_keep_touching(found, hull), view.full)
+        cue = evidence(fine, i) if fine is not None else None
+        found = second_pass(view, seeded, hull, bg, cue)
+        up = guided_upsample(_keep_touching(found, hull), view.full)
+        if REFINE_BAND <= 0 or view.shape == view.full_shape:
+            return up
+        floor_full = None
+        if cue is not None:
+            h, w = view.full_shape
+            floor_full = cv2.resize(cue[0].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return refine_full(up, view.full, REFINE_BAND, floor_full)
 
     return run(finish)
