@@ -131,7 +131,7 @@ def test_backend_error_and_stopped_run_leave_the_scene_as_before(tmp_path: Path)
     assert set(bpy.data.objects) == before
     assert run_session.active_job() is None
     outs = list((tmp_path / "work").glob("Big_mesh_*/out"))
-    assert len(outs) == 1 and not (outs[0] / "result.json").exists()
+    assert len(outs) <= 1 and not any((out / "result.json").exists() for out in outs)  # nothing half-written
 
 
 def test_second_job_is_refused_while_one_runs(tmp_path: Path) -> None:

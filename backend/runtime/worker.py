@@ -61,7 +61,8 @@ def run_killable(fn: Callable[..., Any], args: tuple, timeout_s: float | None,
         while True:
             if poll is not None:
                 poll()
-            if recv.poll(0.05):
+            wait = 0.05 if timeout_s is None else min(0.05, max(t0 + timeout_s - time.monotonic(), 0.0))
+            if recv.poll(wait):
                 try:
                     status, value = recv.recv()
                 except EOFError as exc:
