@@ -199,13 +199,8 @@ class Flow:
             self.shoot("cancel_before_esc")
             self.res["pids_before_esc"] = {str(p): st for p, st in wdriver.backend_processes().items()}
             self.res["status_at_esc"] = s
-            x = self.area.x + self.area.width // 2
-            y = self.area.y + self.area.height // 2
-            self.t_esc = time.monotonic()
+            self.t_esc = wdriver.press_esc(self.win, self.area)
             self.res["esc_at"] = self.t_esc - self.drv.started
-            self.win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
-            self.win.event_simulate(type="ESC", value="PRESS", x=x, y=y)
-            self.win.event_simulate(type="ESC", value="RELEASE", x=x, y=y)
             self.drv.log(f"Esc pressed at {s}")
             return self.watch_cancel
         return None

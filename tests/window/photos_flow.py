@@ -122,11 +122,7 @@ class PhotosFlow:
             wdriver.screenshot(Path(self.res["shot_running"]))
         if self.cfg["mode"] == "cancel" and not self.t_esc and s["stage"] == "sfm" and s["step"] >= 50:
             self.res["status_at_esc"] = s
-            x, y = self.area.x + self.area.width // 2, self.area.y + self.area.height // 2
-            self.t_esc = time.monotonic()
-            self.win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
-            self.win.event_simulate(type="ESC", value="PRESS", x=x, y=y)
-            self.win.event_simulate(type="ESC", value="RELEASE", x=x, y=y)
+            self.t_esc = wdriver.press_esc(self.win, self.area)
             self.drv.log(f"Esc pressed at {s}")
         return None
 

@@ -77,6 +77,16 @@ def call_with_context(op: Callable, ctx: dict, *args, **kwargs):
     return op(ctx, *args, **kwargs)
 
 
+def press_esc(win, area) -> float:
+    """Move the pointer to the middle of `area` and press Esc there (a modal operator's cancel); the time."""
+    x, y = area.x + area.width // 2, area.y + area.height // 2
+    t = time.monotonic()
+    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+    win.event_simulate(type="ESC", value="PRESS", x=x, y=y)
+    win.event_simulate(type="ESC", value="RELEASE", x=x, y=y)
+    return t
+
+
 def screenshot(path: Path) -> bool:
     """Save the main window as Blender draws it (its own screenshot operator); True when written."""
     path = Path(path)
