@@ -127,4 +127,4 @@ def test_too_few_photos_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     error = protocol_lines(proc.stdout)[-1]
     assert error["type"] == "error" and "photo" in error["message"] and error["hint"]
-    assert not (tmp_path / "out" / "job").exists() and not (tmp_path / "out" / "result.json").exists()
+    assert not (tmp_path / "out").exists()  # nothing left: no job, no work folder, not even OUT

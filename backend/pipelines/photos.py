@@ -28,17 +28,29 @@ def sfm_report(sfm, frame_scale: float) -> dict:
 
 def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: dict | None = None,
                 masks_dir: Path | None = None, max_image_size: int = 1600) -> tuple[Path, dict]:
-    """Structure from motion, the object's frame and its masks, written as OUT/job; returns (job dir, sfm report)."""
-    from backend.capture.sfm import run_sfm
-
+    """Structure from motion, the object's frame and its masks, written as OUT/job; returns (job dir, sfm report).
+    The structure-from-motion work folder goes whatever happens, and OUT too when this run made it and it is empty."""
     photos_dir, out_dir = Path(photos_dir), Path(out_dir)
     reporter.stage("load")
     if not photos_dir.is_dir():
         raise JobError(f"photo folder {photos_dir} does not exist", "Give the folder that holds the photos.")
     if masks_dir is not None and not Path(masks_dir).is_dir():
         raise JobError(f"mask folder {masks_dir} does not exist", "Give the folder that holds <photo stem>.png masks.")
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ".sfm_work"
+    try:
+        return build_job(photos_dir, out_dir, work, reporter, settings, masks_dir, max_image_size)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+
+
+def build_job(photos_dir: Path, out_dir: Path, work: Path, reporter: Reporter, settings: dict | None,
+              masks_dir: Path | None, max_image_size: int) -> tuple[Path, dict]:
+    """prepare_job's work inside OUT: structure from motion in `work`, then the frame, the masks and OUT/job."""
+    from backend.capture.sfm import run_sfm
 
     reporter.stage("sfm")
     t0 = time.monotonic()
@@ -86,7 +98,6 @@ def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: d
              for c, (r, t) in zip(sfm.cameras, poses)]
     job_dir = write_photo_job(out_dir / JOB_DIR, views, [c.image_path for c in sfm.cameras], masks,
                               (frame.bbox_min, frame.bbox_max), dict(settings or {}), points, sfm.colors, report)
-    shutil.rmtree(work, ignore_errors=True)
     return job_dir, report
 
 
