@@ -45,17 +45,19 @@ class Schedule:
     smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
     final_lr_ratio: float = 1.0  # the vertex step decays (cosine) to this fraction over the last phase
     uniform_adam: bool = True  # with smoothing: one step size for all of u (Large Steps) or Adam per coordinate
+    anneal_from: int | None = None  # the step the cosine anneal starts at; None: the last remesh step
 
     def phase(self, step: int) -> int:
         """Number of remeshes done before this step."""
         return sum(step >= s for s in self.remesh_steps)
 
     def lr_factor(self, step: int) -> float:
-        """Vertex step multiplier: 1, then a cosine decay to final_lr_ratio over the last phase.
+        """Vertex step multiplier: 1, then a cosine decay to final_lr_ratio from `anneal_from` (by default the
+        last remesh) to the end.
 
         Annealing the step at the end takes the optimiser's jitter out of the mesh that is handed back.
         """
-        start = self.remesh_steps[-1] if self.remesh_steps else 0
+        start = self.anneal_from if self.anneal_from is not None else self.remesh_steps[-1] if self.remesh_steps else 0
         if step < start or self.iterations <= start:
             return 1.0
         x = (step - start) / max(self.iterations - start, 1)
@@ -89,6 +91,13 @@ def pixel_footprint(views: list, max_side: int) -> float:
         focal = 0.5 * (float(v.K[0, 0]) + float(v.K[1, 1])) * scale
         sizes.append(float(np.linalg.norm(v.center)) / max(focal, 1e-9))
     return float(np.median(sizes))
+
+
+def converge_schedule(max_steps: int, full_side: int, device_type: str) -> Schedule:
+    """The device's schedule for a run that decides its remeshes online: none yet, no anneal before the cap
+    (the plan sets `remesh_steps`, `anneal_from` and `iterations` as the phases settle)."""
+    return dataclasses.replace(make_schedule(max_steps, full_side, device_type), remesh_steps=[],
+                               anneal_from=max(int(max_steps), 1))
 
 
 def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule:
