@@ -172,3 +172,27 @@ def test_anneal_from_moves_the_cosine_tail() -> None:
     tail = conv.__class__(**{**conv.__dict__, "remesh_steps": [80, 160, 240], "anneal_from": 240, "iterations": 640})
     assert tail.lr_factor(239) == 1.0 and tail.lr_factor(440) == pytest.approx(0.5 * (1 + tail.final_lr_ratio))
     assert tail.lr_factor(640) == pytest.approx(tail.final_lr_ratio)
+
+
+@pytest.mark.slow
+def test_converging_run_stops_before_its_cap(tmp_path: Path) -> None:
+    """A draft run on a Cycles-rendered Suzanne ends on its own: every phase settled, fewer steps than the cap."""
+    from scenegen import render_job_subprocess
+
+    job = render_job_subprocess(tmp_path / "job", mesh="suzanne", n_views=16, resolution=128, samples=4)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "backend", "reconstruct", str(job), "--out", str(out),
+                           "--quality", "draft", "--texture-size", "64", "--symmetry", "off", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "result.json").read_text())
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    totals = [x["total"] for x in lines if x.get("type") == "progress" and x["stage"] == "optimize"]
+    assert result["quality"] == "draft" and result["stop_reason"] == "converged", result["convergence"]
+    assert result["iterations"] < LEVELS["draft"].max_steps
+    phases = result["convergence"]["phases"]
+    assert len(phases) == 3 and all(p["reason"] == "converged" for p in phases)
+    assert [r["step"] for r in result["remeshes"][1:]] == [p["end_step"] for p in phases]
+    assert result["iterations"] == phases[-1]["end_step"] + LEVELS["draft"].tail_steps
+    assert totals[0] == LEVELS["draft"].max_steps and totals[-1] == result["iterations"]
