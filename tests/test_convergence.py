@@ -102,7 +102,7 @@ def grow(size_px: float) -> np.ndarray:
 
 
 def test_monitor_settles_when_the_surface_only_jitters_and_the_loss_is_flat() -> None:
-    """A big first move, then jitter at 2 % of it and a flat loss: converged at the first check after min."""
+    """A big first move, then even jitter and a flat loss: converged at the first check after min."""
     monitor = PhaseMonitor(RULE, PIXEL, start_step=100, min_steps=75, max_steps=150)
     moves = [jitter(10.0, 0)] + [jitter(0.2, k) for k in range(1, 6)]
     out = run_monitor(monitor, moves, [1.0, 0.5, 0.49, 0.489, 0.489, 0.489])
@@ -118,6 +118,13 @@ def test_monitor_waits_while_the_surface_travels() -> None:
     out = run_monitor(monitor, moves, [1.0] + [0.5] * 5)
     assert out == [None] * 5 + ["cap"]
     assert monitor.travel[-1] == pytest.approx(1.0, abs=0.02)
+
+
+def test_monitor_waits_while_the_drift_still_falls() -> None:
+    """A surface whose moves still shrink by more than the plateau fraction per check is still settling."""
+    monitor = PhaseMonitor(RULE, PIXEL, start_step=0, min_steps=75, max_steps=125)
+    moves = [jitter(size, k) for k, size in enumerate((10.0, 6.0, 4.5, 3.0, 1.5))]
+    assert run_monitor(monitor, moves, [0.5] * 5) == [None] * 4 + ["cap"]
 
 
 def test_monitor_waits_while_the_loss_falls() -> None:

@@ -19,7 +19,7 @@ class QualityLevel:
     max_steps: int  # cap on the whole run
     drift_px: float  # a surface moving less than this (rendered pixels per check) has stopped
     loss_change: float  # relative change of the mean loss between checks under which it has stopped falling
-    plateau: float  # a phase has settled when its drift per check fell under this fraction of its first one
+    plateau: float  # a phase's drift has levelled off when it falls by less than this fraction of its first drift
     description: str = ""
 
 

@@ -16,7 +16,7 @@ class StopRule:
 
     drift_px: float  # drift per check under which the surface has stopped whatever its start
     loss_change: float  # relative change of the window-mean loss under which the loss has stopped falling
-    plateau: float  # fraction of the phase's first drift under which the drift has settled
+    plateau: float  # the drift has levelled off when it falls by less than this fraction of the phase's first
     check_every: int = 25  # steps between two measurements
     travel_ratio: float = 0.85  # net move over two checks / their summed drifts above which the surface travels
 
@@ -58,9 +58,10 @@ class PhaseMonitor:
     is measured from the phase's starting surface), so the optimiser's step-to-step jitter mostly cancels.
 
     The drift is the vertices' mean move along the surface normal (sliding along the surface does not count).
-    The phase settles when the drift per check fell under `plateau` x the phase's first drift (or under the
-    absolute `drift_px`) without travelling (the last two checks' moves not lined up one after the other),
-    and the window-mean loss changed by less than `loss_change` since the previous check.
+    The phase settles when the drift per check has levelled off (it fell by less than `plateau` x the phase's
+    first drift since the previous check) or is under the absolute `drift_px`, without travelling (the last two
+    checks' moves not lined up one after the other: what is left is the optimiser's jitter), and the window-mean
+    loss changed by less than `loss_change` since the previous check.
     """
 
     rule: StopRule
@@ -110,14 +111,15 @@ class PhaseMonitor:
         return abs(self.losses[-1] - self.losses[-2]) / max(abs(self.losses[-2]), 1e-12)
 
     def settled(self) -> bool:
-        """Drift under its plateau (or the absolute threshold), not travelling, loss flat."""
+        """The drift has levelled off (it fell by less than `plateau` x the phase's first drift since the last
+        check) or is under the absolute threshold, what is left is jitter (not travelling), and the loss is flat."""
         if len(self.drifts) < 2 or not self.travel:
             return False
         drift = self.drifts[-1]
-        still = drift < self.rule.drift_px or drift < self.rule.plateau * self.drifts[0]
+        level = self.drifts[-2] - drift < self.rule.plateau * self.drifts[0]
         change = self.loss_change()
-        return still and self.travel[-1] < self.rule.travel_ratio and change is not None \
-            and change < self.rule.loss_change
+        return (drift < self.rule.drift_px or level) and self.travel[-1] < self.rule.travel_ratio \
+            and change is not None and change < self.rule.loss_change
 
     def summary(self, step: int, reason: str) -> dict:
         """result.json's record of the phase: steps, drifts (px), last loss change, why it ended."""
