@@ -129,6 +129,7 @@ def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -
         assert key in result
     assert result["device"] == "cpu" and result["iterations"] == 40 and result["stop_reason"] == "iterations"
     assert result["topology"]["ran"] is False and result["topology"]["reason"]
+    assert result["mask_consensus"] == {"ran": True, "reason": "ran", "contradicted": [], "pixels": {}}
     dec = result["decimation"]
     assert dec["applied"] and dec["faces_before"] > 1000 >= dec["faces_after"] and dec["max_faces"] == 1000
     assert 0 < dec["chamfer_l1_norm"] < 0.01
