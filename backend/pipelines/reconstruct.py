@@ -104,6 +104,16 @@ def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, stat
     return res.vertices, res.faces, h0, {"vertices": v, "faces": f}
 
 
+@dataclass
+class ImageLosses:
+    """One step's image losses of a mesh, and the shading samples (detached) the shader's extra steps reuse."""
+
+    mask: torch.Tensor
+    shading: torch.Tensor
+    samples: list[tuple] = field(default_factory=list)
+    fracs: list[float] = field(default_factory=list)  # each view group's share of the step's views
+
+
 class Optimizer:
     """Neural deferred shading over vertex positions and shader weights, with remeshing."""
 
@@ -229,9 +239,9 @@ class Optimizer:
             out.append(self.order.pop())
         return out
 
-    def step(self, step: int) -> dict[str, torch.Tensor]:
-        """One optimisation step; returns the loss values as 0-d tensors (read them only when reporting:
-        on a GPU each read is a host-device synchronisation)."""
+    def image_losses(self, verts: torch.Tensor, faces: torch.Tensor, step: int) -> ImageLosses:
+        """Mask and shading losses of a mesh (vertices differentiable, faces int32) in this step's views, as the
+        mesh stage and the topology stage both render it."""
         sch = self.schedule
         phase = sch.phase(step)
         level = self.views.level(sch.max_sides[min(phase, len(sch.max_sides) - 1)])
@@ -241,29 +251,45 @@ class Optimizer:
         groups: dict[tuple[int, int], list[int]] = {}
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)
-        verts = self.vertices()
         refined = self.refining(step)
-        samples: list[tuple] = []  # the shading samples, detached, for the shader's extra steps
-        fracs: list[float] = []  # each view group's share of the step's views
-        total_mask = torch.zeros((), device=self.device)
-        total_shade = torch.zeros((), device=self.device)
+        out = ImageLosses(torch.zeros((), device=self.device), torch.zeros((), device=self.device))
         for size, members in groups.items():
             member_ids = torch.tensor(members, device=self.device)
             mvps, cam = self.batch_cameras(level, members, refined, member_ids)
-            gb = render_gbuffer(self.rasterizer, verts, self.f, mvps, size)
+            gb = render_gbuffer(self.rasterizer, verts, faces, mvps, size)
             target_mask = torch.stack([level.masks[i] for i in members])
             target_rgb = torch.stack([level.images[i] for i in members])
             frac = len(members) / len(ids)
             vw = None if self.refiner is None else self.refiner.weights[member_ids]
-            total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask, vw)
-            total_shade = total_shade + frac * self.shade(gb, target_mask, target_rgb, cam,
-                                                          max(1, int(sch.shade_pixels * frac)), vw, samples)
-            fracs.append(frac)
+            out.mask = out.mask + frac * mask_loss(gb.coverage, target_mask, vw)
+            out.shading = out.shading + frac * self.shade(gb, target_mask, target_rgb, cam,
+                                                          max(1, int(sch.shade_pixels * frac)), vw, out.samples)
+            out.fracs.append(frac)
+        return out
+
+    def shader_update(self, image: ImageLosses) -> None:
+        """The shader's step from its gradients, then its extra shader-only steps on the same (detached) samples."""
+        self.shader_opt.step()
+        for _ in range(self.schedule.shader_extra_steps):
+            self.shader_opt.zero_grad(set_to_none=True)
+            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w)
+                        for (p, n, d, t, w), frac in zip(image.samples, image.fracs))
+            extra.backward()
+            self.shader_opt.step()
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the loss values as 0-d tensors (read them only when reporting:
+        on a GPU each read is a host-device synchronisation)."""
+        sch = self.schedule
+        phase = sch.phase(step)
+        verts = self.vertices()
+        refined = self.refining(step)
+        image = self.image_losses(verts, self.f, step)
         lap = laplacian_loss(verts, self.topo)
         nc = normal_consistency_loss(verts, self.f_long, self.topo)
         wt = self.weights
-        loss = wt["mask"] * total_mask + wt["shading"] * total_shade + wt["laplacian"] * lap + wt["normal"] * nc
-        losses = {"mask": total_mask, "shading": total_shade, "laplacian": lap, "normal": nc}
+        loss = wt["mask"] * image.mask + wt["shading"] * image.shading + wt["laplacian"] * lap + wt["normal"] * nc
+        losses = {"mask": image.mask, "shading": image.shading, "laplacian": lap, "normal": nc}
         if self.plane is not None:
             from backend.post.symmetry import mirror_loss
 
@@ -279,13 +305,7 @@ class Optimizer:
         self.shader_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.v_opt.step()
-        self.shader_opt.step()
-        for _ in range(sch.shader_extra_steps):
-            self.shader_opt.zero_grad(set_to_none=True)
-            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w)
-                        for (p, n, d, t, w), frac in zip(samples, fracs))
-            extra.backward()
-            self.shader_opt.step()
+        self.shader_update(image)
         if refined:
             self.refiner.step(sch.lr_factor(step) * self.refiner.settings.remesh_decay
                               ** max(phase - sch.phase(self.refine_from), 0))
