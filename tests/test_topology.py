@@ -162,3 +162,53 @@ def test_stage_turns_a_genus_0_start_around_a_torus_into_a_torus() -> None:
     assert mesh_genus(out.vertices, out.faces) == 1
     r = np.linalg.norm(out.vertices[:, :2], axis=1)
     assert 0.3 < r.min() and r.max() < 0.92 and np.abs(out.vertices[:, 2]).max() < 0.35
+
+
+def test_auto_runs_for_a_file_start_automatic_masks_a_handle_or_a_disagreeing_view() -> None:
+    from backend.topology.decide import should_run
+
+    assert should_run("off", True, True, 3, 0.5)[0] is False
+    assert should_run("on", False, False, 0, 0.0) == (True, "topology is on")
+    assert should_run("auto", True, False, 0, 0.0)[0] is True
+    assert should_run("auto", False, True, 0, 0.0)[0] is True
+    assert should_run("auto", False, False, 1, 0.0)[0] is True
+    assert should_run("auto", False, False, 0, 0.09)[0] is True
+    run, reason = should_run("auto", False, False, 0, 0.07)
+    assert run is False and reason.startswith("auto")
+
+
+def test_accept_needs_a_genus_change_and_silhouettes_no_worse() -> None:
+    from backend.topology.decide import accept
+
+    assert accept(0, 1, 0.05, 0.02)[0] is True
+    assert accept(0, 0, 0.05, 0.01)[0] is False
+    assert accept(2, 1, 0.02, 0.03)[0] is False
+    assert accept(2, 1, 0.02, 0.022)[0] is True  # within the slack of the coarser grid
+
+
+def test_silhouette_disagreement_sees_the_covered_hole() -> None:
+    from backend.optim.viewset import ViewSet
+    from backend.raster import get_rasterizer
+    from backend.topology.decide import silhouette_disagreement
+
+    views = traced_views(torus_sdf)
+    rast = get_rasterizer("torch", "cpu")
+    level = ViewSet(views, rast.device).level(64)
+    torus = extract_surface(on_grid(torus_sdf), SPEC)
+    blob = extract_surface(on_grid(lambda p: np.linalg.norm(p * np.array([1.0, 1.0, 2.5]), axis=-1) - 0.85), SPEC)
+    good = silhouette_disagreement(rast, *torus, level.mvps, level.masks, level.sizes)
+    bad = silhouette_disagreement(rast, *blob, level.mvps, level.masks, level.sizes)
+    assert good.max() < 0.08
+    assert bad[1::2].min() > 0.15 and bad.max() > good.max()  # the high views look through the hole
+
+
+def test_photos_job_folder_says_its_masks_were_automatic(tmp_path) -> None:
+    import json
+
+    from backend.pipelines.topology_run import sfm_masks_automatic
+
+    assert sfm_masks_automatic(tmp_path) is False
+    (tmp_path / "sfm.json").write_text(json.dumps({"masks": "automatic"}))
+    assert sfm_masks_automatic(tmp_path) is True
+    (tmp_path / "sfm.json").write_text(json.dumps({"masks": "given"}))
+    assert sfm_masks_automatic(tmp_path) is False

@@ -27,6 +27,7 @@ from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewLevel, ViewSet
 from backend.pipelines.finish import commit_result, post_process
+from backend.pipelines.topology_run import TopologyHook
 from backend.post.denoise import bilateral_normal_denoise
 from backend.post.geometry import offset_along_normals
 from backend.runtime.protocol import Reporter
@@ -392,8 +393,9 @@ def _to_world(vertices: np.ndarray, c: np.ndarray, s: float) -> np.ndarray:
 
 
 def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, reporter: Reporter,
-             writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int) -> dict:
-    """Run the schedule; returns the last losses."""
+             writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int,
+             topology: TopologyHook | None = None) -> dict:
+    """Run the schedule (the topology hook before each remesh); returns the last losses."""
     sch = opt.schedule
     hw = max(((v.height, v.width) for v in opt.views.views), key=lambda t: t[0] * t[1])
     opt.set_mesh(vertices, faces)
@@ -403,6 +405,8 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
     for step in range(sch.iterations):
         reporter.check_cancel()
         if step in sch.remesh_steps:
+            if topology is not None:
+                topology(opt, step, h)
             v, f = opt.mesh()
             area = float(face_areas(v, f).sum())
             h = sch.edge_length(mean_edge_length(v, f), area)
@@ -460,23 +464,17 @@ def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state
     return views, {"cameras": cams, "camera_focal_scale": focal}
 
 
-def topology_info(setting: str) -> dict:
-    """result.json `topology`: whether the genus-changing stage ran, and why not (it is not built yet)."""
-    if setting == "off":
-        return {"ran": False, "reason": "topology is off: the surface keeps the genus of its starting mesh"}
-    return {"ran": False, "reason": "the topology stage is not available yet: the surface keeps the genus of its "
-                                    "starting mesh"}
-
-
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
                 schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
-                extra_result: dict | None = None, warnings: list[str] | None = None) -> dict:
+                extra_result: dict | None = None, warnings: list[str] | None = None,
+                masks_automatic: bool = False) -> dict:
     """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
 
     `schedule_overrides` replaces fields of the device's schedule, `refine_overrides` those of the camera
     refinement's settings (benchmarks and ablations). `extra_result` adds keys to result.json (the photos
     command's "sfm" and "cameras"; refined cameras win over its "cameras"). `warnings` start result.json's
-    warnings (e.g. the masks made automatically before the run).
+    warnings (e.g. the masks made automatically before the run); `masks_automatic` says the masks were made
+    automatically (the topology stage's `auto` runs then).
     """
     from backend.raster import get_rasterizer
 
@@ -521,7 +519,11 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         opt = Optimizer(ViewSet(views, device), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
         if refine:
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
-        losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every)
+        hook = TopologyHook(settings["topology"], bool(settings.get("initial_mesh")), masks_automatic, reporter,
+                            state.elapsed)
+        losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, hook)
+        if hook.info["ran"]:
+            state.timings["topology"] = round(hook.seconds, 3)
         plan.oom_retries = opt.oom_retries
         v, f = opt.mesh()
         if opt.schedule.silhouette_offset() > 0:
@@ -529,7 +531,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         if opt.schedule.denoise_iterations > 0:
             v = bilateral_normal_denoise(v, f, normal_iterations=opt.schedule.denoise_iterations)
         vw = _to_world(v, c, s)
-        state.timings["optimize"] = round(time.monotonic() - t, 3)
+        state.timings["optimize"] = round(time.monotonic() - t - state.timings.get("topology", 0.0), 3)
 
         cameras: dict = {}
         if refine:
@@ -551,7 +553,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         }
         result.update(extra_result or {})
         result.update(cameras)
-        result["topology"] = topology_info(settings["topology"])
+        result["topology"] = hook.info
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)
     except BaseException:

@@ -12,12 +12,14 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from backend.geometry.remesh import guarded_remesh
+from backend.optim.large_steps import UniformAdam
 from backend.topology.carve import apply_carving, carved_nodes
 from backend.topology.extract import extract_surface, field_normals, grid_gradient
 from backend.topology.sdf_grid import GridSpec, close_border, signed_distance
 
 REMESH_TIMEOUT_S = 120.0
 REDISTANCE_CHUNK = 1 << 15  # points per signed-distance call, so a cancel is seen between chunks
+REDISTANCE_BAND = 4.0  # node spacings around the surface that redistancing recomputes
 
 
 class ImageLossSource(Protocol):
@@ -43,6 +45,8 @@ class TopologySettings:
     smooth_weight: float = 0.05  # ... blended in by this weight every step
     redistance_every: int = 10
     carve_fraction: float = 0.1
+    grad_sigma: float = 1.0  # the grid gradient is Gaussian-smoothed over this many node spacings before the step
+    uniform: bool = True  # one Adam step size for the whole grid (UniformAdam) instead of one per node
 
 
 @dataclass
@@ -57,27 +61,33 @@ class TopologyOutcome:
     message: str = ""
 
 
-def redistance(values: np.ndarray, spec: GridSpec, poll: Callable[[], None]) -> np.ndarray:
-    """The signed distance to the field's own zero level set (the field unchanged when it has none)."""
-    v, f = extract_surface(values, spec)
-    if len(f) == 0:
-        return values
-    pts = spec.points()
-    out = np.empty(len(pts))
-    for start in range(0, len(pts), REDISTANCE_CHUNK):
+def chunked_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                     poll: Callable[[], None]) -> np.ndarray:
+    """Signed distance of many points, in chunks with a cancel check between them."""
+    out = np.empty(len(points))
+    for start in range(0, len(points), REDISTANCE_CHUNK):
         poll()
-        out[start:start + REDISTANCE_CHUNK] = signed_distance(pts[start:start + REDISTANCE_CHUNK], v, f)
-    return close_border(out.reshape(values.shape), spec.spacing)
+        out[start:start + REDISTANCE_CHUNK] = signed_distance(points[start:start + REDISTANCE_CHUNK], vertices, faces)
+    return out
 
 
 def initial_field(vertices: np.ndarray, faces: np.ndarray, spec: GridSpec, poll: Callable[[], None]) -> np.ndarray:
-    """Signed distance grid of the current mesh (in chunks, polling for a cancel between them)."""
-    pts = spec.points()
-    out = np.empty(len(pts))
-    for start in range(0, len(pts), REDISTANCE_CHUNK):
-        poll()
-        out[start:start + REDISTANCE_CHUNK] = signed_distance(pts[start:start + REDISTANCE_CHUNK], vertices, faces)
-    return close_border(out.reshape(spec.res, spec.res, spec.res), spec.spacing)
+    """Signed distance grid of the current mesh."""
+    field = chunked_distance(spec.points(), vertices, faces, poll)
+    return close_border(field.reshape(spec.res, spec.res, spec.res), spec.spacing)
+
+
+def redistance(values: np.ndarray, spec: GridSpec, poll: Callable[[], None],
+               band: float = REDISTANCE_BAND) -> np.ndarray:
+    """Nodes within `band` spacings of the zero level set get their exact signed distance to it (the updates
+    only reach nodes near the surface; farther ones keep their values); unchanged when there is no surface."""
+    v, f = extract_surface(values, spec)
+    if len(f) == 0:
+        return values
+    near = np.abs(values).ravel() < band * spec.spacing
+    out = np.array(values, dtype=np.float64).ravel()
+    out[near] = chunked_distance(spec.points()[near], v, f, poll)
+    return close_border(out.reshape(values.shape), spec.spacing)
 
 
 def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.ndarray, edge_length: float,
@@ -88,11 +98,10 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
     """Optimise a signed distance grid initialised from the mesh through the image losses of schedule step
     `step`; returns its zero level set remeshed to `edge_length` (the input mesh if the surface vanished)."""
     t0 = time.monotonic()
-    carved = carved_nodes(opt.views.views, spec, settings.carve_fraction)
-    poll()
+    carved = carved_nodes(opt.views.views, spec, settings.carve_fraction, poll=poll)
     field = apply_carving(initial_field(vertices, faces, spec, poll), carved, spec.spacing)
     values = torch.nn.Parameter(torch.tensor(field, dtype=torch.float32, device=opt.device))
-    grid_opt = torch.optim.Adam([values], lr=settings.lr_spacings * spec.spacing)
+    grid_opt = (UniformAdam if settings.uniform else torch.optim.Adam)([values], lr=settings.lr_spacings * spec.spacing)
     done = 0
     for i in range(settings.steps):
         poll()
@@ -109,7 +118,11 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
         with torch.no_grad():
             normals = field_normals(values.detach(), verts.detach(), spec)
             grid_opt.zero_grad(set_to_none=True)
-            values.grad = grid_gradient(verts.grad, verts.detach(), normals, spec)
+            grad = grid_gradient(verts.grad, verts.detach(), normals, spec)
+            if settings.grad_sigma > 0:
+                grad = torch.tensor(gaussian_filter(grad.cpu().numpy(), settings.grad_sigma, mode="constant"),
+                                    device=opt.device)
+            values.grad = grad
         grid_opt.step()
         field = values.detach().cpu().numpy().astype(np.float64)
         smooth = gaussian_filter(field, settings.smooth_sigma, mode="nearest")
