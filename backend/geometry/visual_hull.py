@@ -69,6 +69,14 @@ def _kth_smallest(sils: list[Silhouette], pts: np.ndarray, tolerance: int) -> np
     return smallest[k - 1]
 
 
+def outside_counts(sils: list[Silhouette], points: np.ndarray) -> np.ndarray:
+    """Per point, how many views see it outside their mask (mask value under 0.5, behind the camera or off-image)."""
+    counts = np.zeros(len(points), dtype=np.int32)
+    for sil in sils:
+        counts += sample_mask(sil, points) < 0.5
+    return counts
+
+
 def grid_axes(lo: np.ndarray, hi: np.ndarray, res: int) -> list[np.ndarray]:
     """Axis coordinates of a res^3 grid spanning [lo, hi]."""
     return [np.linspace(lo[i], hi[i], res) for i in range(3)]

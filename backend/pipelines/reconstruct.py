@@ -28,6 +28,7 @@ from backend.optim.schedule import Schedule, make_schedule
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewLevel, ViewSet
 from backend.pipelines.finish import commit_result, post_process
+from backend.pipelines.topology_run import TopologyHook
 from backend.post.denoise import bilateral_normal_denoise
 from backend.post.geometry import offset_along_normals
 from backend.runtime.protocol import Reporter
@@ -107,6 +108,16 @@ def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, stat
         reporter.log(f"warning: {state.warnings[-1]}")
     state.remeshes.append(info)
     return res.vertices, res.faces, h0, {"vertices": v, "faces": f}
+
+
+@dataclass
+class ImageLosses:
+    """One step's image losses of a mesh, and the shading samples (detached) the shader's extra steps reuse."""
+
+    mask: torch.Tensor
+    shading: torch.Tensor
+    samples: list[tuple] = field(default_factory=list)
+    fracs: list[float] = field(default_factory=list)  # each view group's share of the step's views
 
 
 class Optimizer:
@@ -234,9 +245,9 @@ class Optimizer:
             out.append(self.order.pop())
         return out
 
-    def step(self, step: int) -> dict[str, torch.Tensor]:
-        """One optimisation step; returns the loss values as 0-d tensors (read them only when reporting:
-        on a GPU each read is a host-device synchronisation)."""
+    def image_losses(self, verts: torch.Tensor, faces: torch.Tensor, step: int) -> ImageLosses:
+        """Mask and shading losses of a mesh (vertices differentiable, faces int32) in this step's views, as the
+        mesh stage and the topology stage both render it."""
         sch = self.schedule
         phase = sch.phase(step)
         level = self.views.level(sch.max_sides[min(phase, len(sch.max_sides) - 1)])
@@ -246,29 +257,45 @@ class Optimizer:
         groups: dict[tuple[int, int], list[int]] = {}
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)
-        verts = self.vertices()
         refined = self.refining(step)
-        samples: list[tuple] = []  # the shading samples, detached, for the shader's extra steps
-        fracs: list[float] = []  # each view group's share of the step's views
-        total_mask = torch.zeros((), device=self.device)
-        total_shade = torch.zeros((), device=self.device)
+        out = ImageLosses(torch.zeros((), device=self.device), torch.zeros((), device=self.device))
         for size, members in groups.items():
             member_ids = torch.tensor(members, device=self.device)
             mvps, cam = self.batch_cameras(level, members, refined, member_ids)
-            gb = render_gbuffer(self.rasterizer, verts, self.f, mvps, size)
+            gb = render_gbuffer(self.rasterizer, verts, faces, mvps, size)
             target_mask = torch.stack([level.masks[i] for i in members])
             target_rgb = torch.stack([level.images[i] for i in members])
             frac = len(members) / len(ids)
             vw = None if self.refiner is None else self.refiner.weights[member_ids]
-            total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask, vw, level.mask_weights(members))
-            total_shade = total_shade + frac * self.shade(gb, target_mask, target_rgb, cam,
-                                                          max(1, int(sch.shade_pixels * frac)), vw, samples)
-            fracs.append(frac)
+            out.mask = out.mask + frac * mask_loss(gb.coverage, target_mask, vw, level.mask_weights(members))
+            out.shading = out.shading + frac * self.shade(gb, target_mask, target_rgb, cam,
+                                                          max(1, int(sch.shade_pixels * frac)), vw, out.samples)
+            out.fracs.append(frac)
+        return out
+
+    def shader_update(self, image: ImageLosses) -> None:
+        """The shader's step from its gradients, then its extra shader-only steps on the same (detached) samples."""
+        self.shader_opt.step()
+        for _ in range(self.schedule.shader_extra_steps):
+            self.shader_opt.zero_grad(set_to_none=True)
+            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w)
+                        for (p, n, d, t, w), frac in zip(image.samples, image.fracs))
+            extra.backward()
+            self.shader_opt.step()
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the loss values as 0-d tensors (read them only when reporting:
+        on a GPU each read is a host-device synchronisation)."""
+        sch = self.schedule
+        phase = sch.phase(step)
+        verts = self.vertices()
+        refined = self.refining(step)
+        image = self.image_losses(verts, self.f, step)
         lap = laplacian_loss(verts, self.topo)
         nc = normal_consistency_loss(verts, self.f_long, self.topo)
         wt = self.weights
-        loss = wt["mask"] * total_mask + wt["shading"] * total_shade + wt["laplacian"] * lap + wt["normal"] * nc
-        losses = {"mask": total_mask, "shading": total_shade, "laplacian": lap, "normal": nc}
+        loss = wt["mask"] * image.mask + wt["shading"] * image.shading + wt["laplacian"] * lap + wt["normal"] * nc
+        losses = {"mask": image.mask, "shading": image.shading, "laplacian": lap, "normal": nc}
         if self.plane is not None:
             from backend.post.symmetry import mirror_loss
 
@@ -284,13 +311,7 @@ class Optimizer:
         self.shader_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.v_opt.step()
-        self.shader_opt.step()
-        for _ in range(sch.shader_extra_steps):
-            self.shader_opt.zero_grad(set_to_none=True)
-            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w)
-                        for (p, n, d, t, w), frac in zip(samples, fracs))
-            extra.backward()
-            self.shader_opt.step()
+        self.shader_update(image)
         if refined:
             self.refiner.step(sch.lr_factor(step) * self.refiner.settings.remesh_decay
                               ** max(phase - sch.phase(self.refine_from), 0))
@@ -377,8 +398,9 @@ def _to_world(vertices: np.ndarray, c: np.ndarray, s: float) -> np.ndarray:
 
 
 def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, reporter: Reporter,
-             writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int) -> dict:
-    """Run the schedule; returns the last losses."""
+             writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int,
+             topology: TopologyHook | None = None) -> dict:
+    """Run the schedule (the topology hook before each remesh); returns the last losses."""
     sch = opt.schedule
     hw = max(((v.height, v.width) for v in opt.views.views), key=lambda t: t[0] * t[1])
     opt.set_mesh(vertices, faces)
@@ -388,6 +410,8 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
     for step in range(sch.iterations):
         reporter.check_cancel()
         if step in sch.remesh_steps:
+            if topology is not None:
+                topology(opt, step, h)
             v, f = opt.mesh()
             area = float(face_areas(v, f).sum())
             h = sch.edge_length(mean_edge_length(v, f), area)
@@ -445,14 +469,6 @@ def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state
     return views, {"cameras": cams, "camera_focal_scale": focal}
 
 
-def topology_info(setting: str) -> dict:
-    """result.json `topology`: whether the genus-changing stage ran, and why not (it is not built yet)."""
-    if setting == "off":
-        return {"ran": False, "reason": "topology is off: the surface keeps the genus of its starting mesh"}
-    return {"ran": False, "reason": "the topology stage is not available yet: the surface keeps the genus of its "
-                                    "starting mesh"}
-
-
 def mask_consensus(views: list[View], schedule: Schedule, refine: bool, start_mesh: bool, state: RunState,
                    reporter: Reporter) -> MaskTrust:
     """The masks' consensus over the hull's box (normalised views), logged, its warning added to the run's."""
@@ -474,13 +490,15 @@ def mask_consensus(views: list[View], schedule: Schedule, refine: bool, start_me
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
                 schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
-                extra_result: dict | None = None, warnings: list[str] | None = None) -> dict:
+                extra_result: dict | None = None, warnings: list[str] | None = None,
+                masks_automatic: bool = False) -> dict:
     """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
 
     `schedule_overrides` replaces fields of the device's schedule, `refine_overrides` those of the camera
     refinement's settings (benchmarks and ablations). `extra_result` adds keys to result.json (the photos
     command's "sfm" and "cameras"; refined cameras win over its "cameras"). `warnings` start result.json's
-    warnings (e.g. the masks made automatically before the run).
+    warnings (e.g. the masks made automatically before the run); `masks_automatic` says the masks were made
+    automatically (the topology stage's `auto` runs then).
     """
     from backend.raster import get_rasterizer
 
@@ -526,7 +544,12 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         opt = Optimizer(ViewSet(views, device, trust.weights), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
         if refine:
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
-        losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every)
+        masks_automatic = masks_automatic or any(v.mask_auto for v in scene.views)
+        hook = TopologyHook(settings["topology"], bool(settings.get("initial_mesh")), masks_automatic, reporter,
+                            state.elapsed)
+        losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, hook)
+        if hook.info["ran"]:
+            state.timings["topology"] = round(hook.seconds, 3)
         plan.oom_retries = opt.oom_retries
         v, f = opt.mesh()
         if opt.schedule.silhouette_offset() > 0:
@@ -534,7 +557,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         if opt.schedule.denoise_iterations > 0:
             v = bilateral_normal_denoise(v, f, normal_iterations=opt.schedule.denoise_iterations)
         vw = _to_world(v, c, s)
-        state.timings["optimize"] = round(time.monotonic() - t, 3)
+        state.timings["optimize"] = round(time.monotonic() - t - state.timings.get("topology", 0.0), 3)
 
         cameras: dict = {}
         if refine:
@@ -556,7 +579,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         }
         result.update(extra_result or {})
         result.update(cameras)
-        result["topology"] = topology_info(settings["topology"])
+        result["topology"] = hook.info
         result["mask_consensus"] = trust.info()
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)
