@@ -57,4 +57,5 @@ def test_punch_job_punches_alpha_and_mask_files(tmp_path: Path) -> None:
     holes = [mask_holes(v.mask)[1] for v in after.views]
     assert holes == [1, 0, 1]
     assert np.array_equal(before.views[1].mask, after.views[1].mask)
-    assert (before.views[0].mask & ~after.views[0].mask).sum() == (before.views[2].mask & ~after.views[2].mask).sum() > 40
+    cut = [(b.mask & ~a.mask).sum() for b, a in zip(before.views, after.views)]
+    assert cut[0] == cut[2] > 40 and cut[1] == 0

@@ -523,7 +523,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
 
         reporter.stage("optimize")
         t = time.monotonic()
-        opt = Optimizer(ViewSet(views, device, trust.weights), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
+        opt = Optimizer(ViewSet(views, device, trust.weights), rasterizer, schedule, int(settings["seed"]),
+                        settings["symmetry"])
         if refine:
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every)
