@@ -24,10 +24,41 @@ def punch_mask(mask: np.ndarray, center: tuple[float, float], radius: float) -> 
     return out
 
 
+def tube_point(vertices: np.ndarray) -> np.ndarray:
+    """A point on the core circle of a torus-like ring of vertices: its centre moved along the ring plane's first
+    axis by the mean distance of the vertices from the ring's axis."""
+    v = np.asarray(vertices, dtype=np.float64)
+    centre = v.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((v - centre).T))
+    axis, first = vecs[:, 0], vecs[:, 2]
+    d = v - centre
+    radial = np.linalg.norm(d - np.outer(d @ axis, axis), axis=1)
+    return centre + float(radial.mean()) * first
+
+
 def project(K: np.ndarray, R: np.ndarray, t: np.ndarray, point: np.ndarray) -> tuple[float, float]:
     """(row, col) of a world point in an OpenCV camera."""
     x = np.asarray(K, float) @ (np.asarray(R, float) @ np.asarray(point, float) + np.asarray(t, float))
     return float(x[1] / x[2]), float(x[0] / x[2])
+
+
+def disk_inside(mask: np.ndarray, center: tuple[float, float], radius: float, margin: float = 2.0) -> bool:
+    """Whether a disk of radius + margin pixels around center lies wholly inside the mask (a punch there leaves an
+    enclosed hole)."""
+    mask = np.asarray(mask, bool)
+    disk = ~punch_mask(np.ones(mask.shape, dtype=bool), center, radius + margin)
+    r, c = center
+    inside_image = margin + radius <= min(r, c, mask.shape[0] - r, mask.shape[1] - c)
+    return bool(inside_image and disk.any() and mask[disk].all())
+
+
+def enclosed_views(views: list, point: np.ndarray, radius_px: float, k: int) -> list[int]:
+    """k view indices, spread over the list, where a disk of radius_px at the world point's projection lies
+    inside the mask (views with K, R, t, mask); fewer when fewer qualify."""
+    ok = [i for i, v in enumerate(views) if disk_inside(v.mask, project(v.K, v.R, v.t, point), radius_px)]
+    if len(ok) <= k:
+        return ok
+    return [ok[int(j * len(ok) / k)] for j in range(k)]
 
 
 def punch_job(src: Path, dst: Path, views: list[int], point: np.ndarray, radius_px: float) -> list[str]:

@@ -22,7 +22,7 @@ class ViewLevel:
     pixel_weights: list[torch.Tensor | None]  # (H, W, 1) mask-loss weight per pixel, None where all are 1
 
     def mask_weights(self, members: list[int]) -> torch.Tensor | None:
-        """The views' mask-loss pixel weights stacked (B, H, W, 1), ones for views without; None when no view has any."""
+        """The views' mask-loss pixel weights stacked (B, H, W, 1), ones for views without; None when none has any."""
         if all(self.pixel_weights[i] is None for i in members):
             return None
         return torch.stack([torch.ones_like(self.masks[i]) if self.pixel_weights[i] is None else self.pixel_weights[i]

@@ -541,7 +541,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
 
         reporter.stage("optimize")
         t = time.monotonic()
-        opt = Optimizer(ViewSet(views, device, trust.weights), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
+        opt = Optimizer(ViewSet(views, device, trust.weights), rasterizer, schedule, int(settings["seed"]),
+                        settings["symmetry"])
         if refine:
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
         masks_automatic = masks_automatic or any(v.mask_auto for v in scene.views)
