@@ -100,6 +100,9 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-faces", type=int, help="output face budget: decimate the optimised mesh to at most N faces")
     p.add_argument("--refine-cameras", action="store_true", default=None,
                    help="optimise per-view camera corrections with the mesh (for imperfect camera poses)")
+    p.add_argument("--topology", choices=["auto", "on", "off"],
+                   help="the stage that lets the surface change genus (open or close handles): auto runs it when "
+                        "the start mesh, the masks or the first phase's mesh give reason to (default auto)")
     p.add_argument("--preview-every", type=int, default=0, help="write previews/mesh_<step>.ply every N steps")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout even on a terminal")
 
@@ -107,8 +110,9 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
 def settings_overrides(args: argparse.Namespace) -> dict:
     """Job settings given on the command line (they win over job.json)."""
     names = {"device": "device", "rasterizer": "rasterizer", "iterations": "iterations",
-             "quality": "quality", "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed", "initial_mesh": "initial_mesh",
-             "max_faces": "max_faces", "refine_cameras": "refine_cameras"}
+             "quality": "quality", "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed",
+             "initial_mesh": "initial_mesh", "max_faces": "max_faces", "refine_cameras": "refine_cameras",
+             "topology": "topology"}
     return {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
 
 
@@ -128,6 +132,9 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     scene.settings.update(settings_overrides(args))
     validate_scene(scene, require_masks=False)
     warnings: list[str] = []
+    from backend.pipelines.topology_run import sfm_masks_automatic
+
+    masks_automatic = any(v.mask is None for v in scene.views) or sfm_masks_automatic(args.job)
     if any(v.mask is None for v in scene.views):
         from backend.capture.scene_masks import fill_missing_masks
 
@@ -136,7 +143,8 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     reporter.expect(estimate_run_seconds(scene))
     from backend.pipelines.reconstruct import reconstruct
 
-    reconstruct(scene, args.out, reporter, preview_every=args.preview_every, warnings=warnings)
+    reconstruct(scene, args.out, reporter, preview_every=args.preview_every, warnings=warnings,
+                masks_automatic=masks_automatic)
     return report_done(reporter)
 
 

@@ -27,7 +27,7 @@ from test_cli import sphere_job  # noqa: F401 - the module-scoped job fixture
 from test_points import sphere_points
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["load", "visual_hull", "optimize", "decimate", "symmetry", "uv", "texture", "write"]
+STAGES = ["load", "visual_hull", "optimize", "topology", "decimate", "symmetry", "uv", "texture", "write"]
 CANCEL_LIMIT_S = 2.0
 EXIT_CANCELLED = 130
 HOLD_ENV = "BACKEND_TEST_HOLD_AT"
@@ -42,10 +42,10 @@ def backend(args: list[str], hold_at: str, stdout: object, stderr: object) -> su
                             env={**os.environ, "PYTHONPATH": str(ROOT), HOLD_ENV: hold_at})
 
 
-def reconstruct_args(job: Path, out: Path, texture_size: int) -> list[str]:
-    """A short reconstruction of the sphere job into out."""
+def reconstruct_args(job: Path, out: Path, texture_size: int, topology: str = "auto") -> list[str]:
+    """A short reconstruction of the sphere job into out (the topology stage runs with topology "on")."""
     return ["reconstruct", str(job), "--out", str(out), "--iterations", "6", "--texture-size", str(texture_size),
-            "--max-faces", "600"]
+            "--max-faces", "600", "--topology", topology]
 
 
 def cancel_in_stage(job: Path, out: Path, stage: str) -> tuple[float, int, str, list[str]]:
@@ -54,7 +54,8 @@ def cancel_in_stage(job: Path, out: Path, stage: str) -> tuple[float, int, str, 
     The run is held just before its result folder is moved into place, so it cannot finish before the
     signal arrives, however late that is.
     """
-    proc = backend(reconstruct_args(job, out, 4096), "commit:before", subprocess.PIPE, subprocess.PIPE)
+    proc = backend(reconstruct_args(job, out, 4096, "on" if stage == "topology" else "auto"), "commit:before",
+                   subprocess.PIPE, subprocess.PIPE)
     seen: list[str] = []
     try:
         for line in proc.stdout:
@@ -95,6 +96,32 @@ def test_sigterm_in_each_stage_exits_within_2_s_without_results(sphere_job: Path
     assert elapsed <= CANCEL_LIMIT_S, f"exit {elapsed:.2f} s after SIGTERM in stage {stage}"
     assert not out.exists(), sorted(p.name for p in out.iterdir())
     assert not leftovers(tmp_path), "a staging folder was left behind"
+
+
+def test_sigterm_in_the_middle_of_the_topology_stage_exits_within_2_s(sphere_job: Path,  # noqa: F811
+                                                                       tmp_path: Path) -> None:
+    """Past its start, the topology stage too (grid steps, redistancing) gives way within 2 s."""
+    out = tmp_path / "out"
+    proc = backend(reconstruct_args(sphere_job, out, 64, "on"), "commit:before", subprocess.PIPE, subprocess.PIPE)
+    try:
+        for line in proc.stdout:
+            msg = json.loads(line)
+            if msg["type"] == "progress" and msg["stage"] == "topology" and msg["step"] >= 25:
+                break
+            assert msg["type"] != "done", "the run finished before the topology stage reached step 25"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        elapsed = time.monotonic() - t0
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(f"cancel in the topology stage at step 25: exit {code} after {elapsed:.2f} s", file=sys.stderr)
+    assert code == EXIT_CANCELLED, err[-2000:]
+    assert elapsed <= CANCEL_LIMIT_S
+    assert not out.exists() and not leftovers(tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,10 @@ def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -
                 "faces", "losses"):
         assert key in result
     assert result["device"] == "cpu" and result["iterations"] == 40 and result["stop_reason"] == "iterations"
-    assert result["topology"]["ran"] is False and result["topology"]["reason"]
+    topo = result["topology"]
+    assert topo["ran"] is False and topo["reason"].startswith("auto") and topo["genus_before"] == 0
+    assert topo["disagreement_before"] < 0.08 and "topology" not in result["timings_s"]
+    assert result["mask_consensus"] == {"ran": True, "reason": "ran", "contradicted": [], "pixels": {}}
     dec = result["decimation"]
     assert dec["applied"] and dec["faces_before"] > 1000 >= dec["faces_after"] and dec["max_faces"] == 1000
     assert 0 < dec["chamfer_l1_norm"] < 0.01
@@ -179,3 +182,30 @@ def test_convert_and_compare_commands(sphere_job: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout)
     assert 0.005 < metrics["chamfer_l1"] < 0.02
+
+
+@pytest.mark.slow
+def test_topology_on_runs_the_stage_at_the_first_remesh(sphere_job: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_backend("reconstruct", str(sphere_job), "--out", str(out), "--iterations", "12", "--topology", "on",
+                       "--texture-size", "64", "--max-faces", "1000", "--json", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = json_lines(proc.stdout)
+    stages = [x["name"] for x in lines if x["type"] == "stage"]
+    assert stages == ["load", "visual_hull", "optimize", "topology", "optimize", "decimate", "symmetry", "uv",
+                      "texture", "write"]
+    topo_lines = [x for x in lines if x["type"] == "progress" and x["stage"] == "topology"]
+    assert topo_lines[-1]["step"] == topo_lines[-1]["total"] == 100 and "mask" in topo_lines[-1]["losses"]
+    opt_steps = [x["step"] for x in lines if x["type"] == "progress" and x["stage"] == "optimize"]
+    assert opt_steps == sorted(opt_steps) and opt_steps[-1] == 12
+    result = json.loads((out / "result.json").read_text())
+    topo = result["topology"]
+    assert topo["ran"] is True and topo["reason"] == "topology is on" and topo["steps"] == 100
+    assert topo["genus_before"] == 0 and topo["genus_after"] == 0 and topo["accepted"] is False
+    assert 0 <= topo["disagreement_after"] < 0.1 and topo["worst_view"].startswith("cam_")
+    assert topo["seconds"] > 0 and result["timings_s"]["topology"] == pytest.approx(topo["seconds"], abs=1e-3)
+
+
+def test_bad_topology_flag_is_refused(sphere_job: Path, tmp_path: Path) -> None:
+    proc = run_backend("reconstruct", str(sphere_job), "--out", str(tmp_path / "out"), "--topology", "maybe")
+    assert proc.returncode == 2 and "--topology" in proc.stderr

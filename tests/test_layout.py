@@ -1,8 +1,8 @@
 """The code's layout (docs/ARCHITECTURE.md, Layout): imports read with `ast`, no module imports run.
 
 Backend floors: the commands (`cli`, `__main__`) -> `pipelines/` -> the stages (`io`, `geometry`, `optim`, `post`,
-`points`, `raster`) -> `cameras/`, `mesh/` -> `runtime/`. Add-on floors: panels -> operators -> helpers (runner,
-gather, import, run session) -> pure maths. Imports inside functions count; imports under `if TYPE_CHECKING:` do not.
+`points`, `raster`, `topology`) -> `cameras/`, `mesh/` -> `runtime/`. Add-on floors: panels -> operators -> helpers
+(runner, gather, import, run session) -> pure maths. Imports inside functions count; imports under `if TYPE_CHECKING:` do not.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND, ADDON = "backend", "blender_addon"
-STAGES = ("io", "geometry", "optim", "post", "points", "raster")
+STAGES = ("io", "geometry", "optim", "post", "points", "raster", "topology")
 
 
 def module_name(path: Path) -> str:

@@ -320,21 +320,12 @@ def test_design_settings_block_is_accepted(job: Path) -> None:
     assert scene.settings["topology"] == "auto"
 
 
-def test_topology_off_runs_on_is_not_available_yet(job: Path) -> None:
-    edit(job, lambda d: d["settings"].update({"topology": "off"}))
-    assert load_job(job).settings["topology"] == "off"
-    edit(job, lambda d: d["settings"].update({"topology": "on"}))
-    err = load_error(job)
-    assert "topology" in err.message and "not available yet" in err.message and '"auto"' in err.hint
+def test_topology_setting_takes_auto_on_off(job: Path) -> None:
+    for value in ("off", "on", "auto"):
+        edit(job, lambda d: d["settings"].update({"topology": value}))
+        scene = load_job(job)
+        validate_scene(scene)
+        assert scene.settings["topology"] == value
     edit(job, lambda d: d["settings"].update({"topology": "sometimes"}))
     err = load_error(job)
     assert "topology" in err.message and "auto, on, off" in err.hint
-
-
-def test_result_records_that_the_topology_stage_did_not_run() -> None:
-    from backend.pipelines.reconstruct import topology_info
-
-    for setting in ("auto", "off"):
-        info = topology_info(setting)
-        assert info["ran"] is False and info["reason"]
-    assert "off" in topology_info("off")["reason"] and "not available" in topology_info("auto")["reason"]

@@ -70,10 +70,6 @@ def validate_settings(settings: dict | None) -> dict:
         raise JobError(f"setting 'image_scale' is {s!r}, outside the allowed range",
                        f"use a number from {lo} to {hi}, e.g. 0.5 to halve the images")
     check_initial_mesh(out["initial_mesh"])
-    if out["topology"] == "on":
-        raise JobError("setting 'topology' is 'on', but the topology stage (surfaces that change genus) is not "
-                       "available yet", 'use "auto" or "off": both run without it for now, and result.json says so '
-                       'under "topology"')
     return out
 
 

@@ -17,7 +17,7 @@ DEFAULT_SETTINGS: dict = {
     "initial_mesh": None,  # a mesh or point-cloud file to start from instead of the visual hull
     "max_faces": None,  # output face budget; None: DEFAULT_MAX_FACES
     "refine_cameras": False,  # optimise per-view pose corrections (and a shared focal scale) with the mesh
-    "topology": "auto",  # auto / on / off: the stage that lets the surface change genus (not built yet: "on" is refused)
+    "topology": "auto",  # auto / on / off: the signed-distance stage that lets the surface change genus (issue 24)
 }
 DEFAULT_MAX_FACES = 200_000
 
@@ -32,6 +32,7 @@ class View:
     K: np.ndarray  # (3, 3) float64
     R: np.ndarray  # (3, 3) float64, world-to-camera rotation
     t: np.ndarray  # (3,) float64
+    mask_auto: bool = False  # the mask was made automatically (from photos): trusted less where views disagree
 
     @property
     def width(self) -> int:

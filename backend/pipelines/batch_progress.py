@@ -9,8 +9,9 @@ from typing import IO
 from backend.runtime.protocol import _clean
 
 # Rough share of a run's time per stage, used until a job's progress lines carry eta_s.
-STAGE_WEIGHTS = {"load": 0.01, "sfm": 0.1, "masks": 0.03, "visual_hull": 0.05, "optimize": 0.7, "decimate": 0.01,
-                 "symmetry": 0.03, "uv": 0.03, "texture": 0.05, "write": 0.01}
+# The topology stage runs inside optimize (at its first remesh): no weight of its own.
+STAGE_WEIGHTS = {"load": 0.01, "sfm": 0.1, "masks": 0.03, "visual_hull": 0.05, "topology": 0.0, "optimize": 0.7,
+                 "decimate": 0.01, "symmetry": 0.03, "uv": 0.03, "texture": 0.05, "write": 0.01}
 FINAL = ("done", "failed", "cancelled")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from backend.runtime.result import atomic_write_bytes, write_json
 
-STAGE_ORDER = ("load", "sfm", "masks", "visual_hull", "optimize", "decimate", "symmetry", "uv", "texture", "write")
+STAGE_ORDER = ("load", "sfm", "masks", "visual_hull", "topology", "optimize", "decimate", "symmetry", "uv", "texture", "write")
 METRIC_KEYS = ("chamfer_l1_norm", "normal_consistency", "fscore")
 CSV_FIRST = ("name", "status", "skipped", "attempts", "error", "hint", "device", "rasterizer", "faces",
              "vertices", "seconds", *METRIC_KEYS)

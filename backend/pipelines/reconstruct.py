@@ -21,6 +21,7 @@ from backend.optim.alignment import (alignment_warning, camera_entries, refined_
 from backend.optim.camera_refine import CameraRefiner, RefineSettings
 from backend.optim.large_steps import SmoothParam, UniformAdam
 from backend.optim.losses import Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss
+from backend.optim.mask_trust import MaskTrust, weigh_masks
 from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, plan_memory,
                                   release_cached)
 from backend.optim.render import GBuffer, render_gbuffer
@@ -30,12 +31,14 @@ from backend.optim.stopping import PhasePlan
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewLevel, ViewSet
 from backend.pipelines.finish import commit_result, post_process
+from backend.pipelines.topology_run import TopologyHook
 from backend.post.denoise import bilateral_normal_denoise
 from backend.post.geometry import offset_along_normals
 from backend.runtime.protocol import Reporter
 from backend.runtime.result import ResultWriter
 
 REMESH_TIMEOUT_S = 120.0
+HULL_BOX = (np.full(3, -1.05), np.full(3, 1.05))  # the visual hull's box in the normalised frame
 
 
 @dataclass
@@ -55,7 +58,7 @@ class RunState:
 
 def normalized_views(views: list[View], c: np.ndarray, s: float) -> list[View]:
     """Views with translations moved into the normalised frame X' = (X - c) / s."""
-    return [View(v.name, v.image, v.mask, v.K, v.R, normalize_extrinsics(v.R, v.t, c, s)) for v in views]
+    return [View(v.name, v.image, v.mask, v.K, v.R, normalize_extrinsics(v.R, v.t, c, s), v.mask_auto) for v in views]
 
 
 def scene_bbox(scene: Scene, refine_cameras: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -70,20 +73,23 @@ def scene_bbox(scene: Scene, refine_cameras: bool = False) -> tuple[np.ndarray, 
     return bbox
 
 
-def hull_tolerance(views: list[View], refine_cameras: bool) -> dict:
+def hull_tolerance(views: list[View], refine_cameras: bool, hull_vote: float = 0.0) -> dict:
     """visual_hull's tolerance arguments: with camera refinement a voxel survives outside the masks of ~10 %
-    of the views, masks dilated by ~1 % of the image side (the cameras are not trusted); else its defaults."""
+    of the views, masks dilated by ~1 % of the image side (the cameras are not trusted); else outside the masks
+    of `hull_vote` x the views (0: strict, the masks dilated by a pixel)."""
     if not refine_cameras:
-        return {}
+        return {"vote_tolerance": hull_vote}
     side = max(max(v.width, v.height) for v in views)
     return {"tolerance": max(1, round(0.1 * len(views))), "dilate_px": max(2, math.ceil(0.01 * side))}
 
 
 def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, state: RunState,
                  source: str | None = None, c: np.ndarray | None = None,
-                 s: float = 1.0, refine_cameras: bool = False) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    """Visual hull (misalignment-tolerant when refining cameras), or the mesh / point-cloud surface of the
-    `initial_mesh` file `source`, in normalised space, remeshed to the first phase's edge length."""
+                 s: float = 1.0, refine_cameras: bool = False,
+                 repairs: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """Visual hull (misalignment-tolerant when refining cameras; `repairs` filled into the masks), or the mesh /
+    point-cloud surface of the `initial_mesh` file `source`, in normalised space, remeshed to the first phase's
+    edge length."""
     if source:
         from backend.points.start_mesh import check_inside, load_start_mesh
 
@@ -92,8 +98,8 @@ def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, stat
         check_inside(v, Path(source).name)
         reporter.log(f"initial mesh from {kind} file {source}: {len(v)} vertices, {len(f)} faces")
     else:
-        lo, hi = np.full(3, -1.05), np.full(3, 1.05)
-        v, f = visual_hull(views, (lo, hi), res=128, **hull_tolerance(views, refine_cameras))
+        v, f = visual_hull(views, HULL_BOX, res=128, repairs=repairs,
+                           **hull_tolerance(views, refine_cameras, schedule.hull_vote))
     reporter.check_cancel()
     area = float(face_areas(v, f).sum())
     h0 = max(math.sqrt(area / (0.433 * min(schedule.initial_faces, schedule.max_faces))), schedule.min_edge)
@@ -105,6 +111,16 @@ def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, stat
         reporter.log(f"warning: {state.warnings[-1]}")
     state.remeshes.append(info)
     return res.vertices, res.faces, h0, {"vertices": v, "faces": f}
+
+
+@dataclass
+class ImageLosses:
+    """One step's image losses of a mesh, and the shading samples (detached) the shader's extra steps reuse."""
+
+    mask: torch.Tensor
+    shading: torch.Tensor
+    samples: list[tuple] = field(default_factory=list)
+    fracs: list[float] = field(default_factory=list)  # each view group's share of the step's views
 
 
 class Optimizer:
@@ -237,9 +253,9 @@ class Optimizer:
             out.append(self.order.pop())
         return out
 
-    def step(self, step: int) -> dict[str, torch.Tensor]:
-        """One optimisation step; returns the loss values as 0-d tensors (read them only when reporting:
-        on a GPU each read is a host-device synchronisation)."""
+    def image_losses(self, verts: torch.Tensor, faces: torch.Tensor, step: int) -> ImageLosses:
+        """Mask and shading losses of a mesh (vertices differentiable, faces int32) in this step's views, as the
+        mesh stage and the topology stage both render it."""
         sch = self.schedule
         phase = sch.phase(step)
         level = self.views.level(sch.max_sides[min(phase, len(sch.max_sides) - 1)])
@@ -249,29 +265,45 @@ class Optimizer:
         groups: dict[tuple[int, int], list[int]] = {}
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)
-        verts = self.vertices()
         refined = self.refining(step)
-        samples: list[tuple] = []  # the shading samples, detached, for the shader's extra steps
-        fracs: list[float] = []  # each view group's share of the step's views
-        total_mask = torch.zeros((), device=self.device)
-        total_shade = torch.zeros((), device=self.device)
+        out = ImageLosses(torch.zeros((), device=self.device), torch.zeros((), device=self.device))
         for size, members in groups.items():
             member_ids = torch.tensor(members, device=self.device)
             mvps, cam = self.batch_cameras(level, members, refined, member_ids)
-            gb = render_gbuffer(self.rasterizer, verts, self.f, mvps, size)
+            gb = render_gbuffer(self.rasterizer, verts, faces, mvps, size)
             target_mask = torch.stack([level.masks[i] for i in members])
             target_rgb = torch.stack([level.images[i] for i in members])
             frac = len(members) / len(ids)
             vw = None if self.refiner is None else self.refiner.weights[member_ids]
-            total_mask = total_mask + frac * mask_loss(gb.coverage, target_mask, vw)
-            total_shade = total_shade + frac * self.shade(gb, target_mask, target_rgb, cam,
-                                                          max(1, int(sch.shade_pixels * frac)), vw, samples)
-            fracs.append(frac)
+            out.mask = out.mask + frac * mask_loss(gb.coverage, target_mask, vw, level.mask_weights(members))
+            out.shading = out.shading + frac * self.shade(gb, target_mask, target_rgb, cam,
+                                                          max(1, int(sch.shade_pixels * frac)), vw, out.samples)
+            out.fracs.append(frac)
+        return out
+
+    def shader_update(self, image: ImageLosses) -> None:
+        """The shader's step from its gradients, then its extra shader-only steps on the same (detached) samples."""
+        self.shader_opt.step()
+        for _ in range(self.schedule.shader_extra_steps):
+            self.shader_opt.zero_grad(set_to_none=True)
+            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w)
+                        for (p, n, d, t, w), frac in zip(image.samples, image.fracs))
+            extra.backward()
+            self.shader_opt.step()
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the loss values as 0-d tensors (read them only when reporting:
+        on a GPU each read is a host-device synchronisation)."""
+        sch = self.schedule
+        phase = sch.phase(step)
+        verts = self.vertices()
+        refined = self.refining(step)
+        image = self.image_losses(verts, self.f, step)
         lap = laplacian_loss(verts, self.topo)
         nc = normal_consistency_loss(verts, self.f_long, self.topo)
         wt = self.weights
-        loss = wt["mask"] * total_mask + wt["shading"] * total_shade + wt["laplacian"] * lap + wt["normal"] * nc
-        losses = {"mask": total_mask, "shading": total_shade, "laplacian": lap, "normal": nc}
+        loss = wt["mask"] * image.mask + wt["shading"] * image.shading + wt["laplacian"] * lap + wt["normal"] * nc
+        losses = {"mask": image.mask, "shading": image.shading, "laplacian": lap, "normal": nc}
         if self.plane is not None:
             from backend.post.symmetry import mirror_loss
 
@@ -287,13 +319,7 @@ class Optimizer:
         self.shader_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.v_opt.step()
-        self.shader_opt.step()
-        for _ in range(sch.shader_extra_steps):
-            self.shader_opt.zero_grad(set_to_none=True)
-            extra = sum(frac * shading_loss(self.shader(p, n, d), t, w)
-                        for (p, n, d, t, w), frac in zip(samples, fracs))
-            extra.backward()
-            self.shader_opt.step()
+        self.shader_update(image)
         if refined:
             self.refiner.step(sch.lr_factor(step) * self.refiner.settings.remesh_decay
                               ** max(phase - sch.phase(self.refine_from), 0))
@@ -379,9 +405,10 @@ def _to_world(vertices: np.ndarray, c: np.ndarray, s: float) -> np.ndarray:
     return vertices * s + c
 
 
-def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> None:
+def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> float:
     """Remesh the current surface at the schedule's next edge length (the current mesh stays if the remesher
-    fails), restart the vertex optimiser on it, grow the regularisers, and find the symmetry plane when due."""
+    fails), restart the vertex optimiser on it, grow the regularisers, and find the symmetry plane when due;
+    returns the edge length."""
     sch = opt.schedule
     v, f = opt.mesh()
     area = float(face_areas(v, f).sum())
@@ -398,6 +425,7 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> No
         from backend.post.symmetry import detect_symmetry
 
         opt.plane, _ = detect_symmetry(res.vertices, res.faces)
+    return h
 
 
 class Window:
@@ -450,9 +478,11 @@ def end_phase(opt: Optimizer, plan: PhasePlan, monitor: PhaseMonitor, done: int,
     opt.schedule = dataclasses.replace(opt.schedule, **changes)
 
 
-def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, reporter: Reporter, writer: ResultWriter,
-             state: RunState, c: np.ndarray, s: float, preview_every: int, plan: PhasePlan) -> dict:
-    """Run the plan's steps (its remeshes fixed, or decided as the phases settle); returns the last losses."""
+def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, reporter: Reporter,
+             writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int, plan: PhasePlan,
+             topology: TopologyHook | None = None) -> dict:
+    """Run the plan's steps (its remeshes fixed, or decided as the phases settle; the topology hook before each
+    remesh); returns the last losses."""
     hw = max(((v.height, v.width) for v in opt.views.views), key=lambda t: t[0] * t[1])
     opt.set_mesh(vertices, faces)
     if plan.online and opt.refiner is not None:
@@ -468,7 +498,9 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, reporter: 
         sch = opt.schedule
         remeshing = step in sch.remesh_steps
         if remeshing:
-            remesh(opt, step, reporter, state)
+            if topology is not None:
+                topology(opt, step, h)
+            h = remesh(opt, step, reporter, state)
             monitor, window = phase_monitor(opt, plan, step), Window()
         if opt.refiner is not None and remeshing and step > opt.refine_from:
             held = opt.settle_cameras(step)
@@ -532,23 +564,36 @@ def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state
     return views, {"cameras": cams, "camera_focal_scale": focal}
 
 
-def topology_info(setting: str) -> dict:
-    """result.json `topology`: whether the genus-changing stage ran, and why not (it is not built yet)."""
-    if setting == "off":
-        return {"ran": False, "reason": "topology is off: the surface keeps the genus of its starting mesh"}
-    return {"ran": False, "reason": "the topology stage is not available yet: the surface keeps the genus of its "
-                                    "starting mesh"}
+def mask_consensus(views: list[View], schedule: Schedule, refine: bool, start_mesh: bool, state: RunState,
+                   reporter: Reporter) -> MaskTrust:
+    """The masks' consensus over the hull's box (normalised views), logged, its warning added to the run's."""
+    trust = weigh_masks(views, *HULL_BOX, schedule.mask_repair, schedule.mask_floor_user, schedule.mask_floor_auto,
+                        refine, start_mesh)
+    if not trust.ran:
+        reporter.log(f"mask consensus skipped: {trust.reason}")
+    else:
+        pixels = trust.pixels()
+        reporter.log(f"mask consensus: {len(pixels)} of {len(views)} views contradicted"
+                     + "".join(f", {n} ({p} px)" for n, p in list(pixels.items())[:10]))
+    message = trust.warning()
+    if message:
+        state.warnings.append(message)
+        reporter.log(f"warning: {message}")
+    reporter.check_cancel()
+    return trust
 
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
                 schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
-                extra_result: dict | None = None, warnings: list[str] | None = None) -> dict:
+                extra_result: dict | None = None, warnings: list[str] | None = None,
+                masks_automatic: bool = False) -> dict:
     """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
 
     `schedule_overrides` replaces fields of the device's schedule, `refine_overrides` those of the camera
     refinement's settings (benchmarks and ablations). `extra_result` adds keys to result.json (the photos
     command's "sfm" and "cameras"; refined cameras win over its "cameras"). `warnings` start result.json's
-    warnings (e.g. the masks made automatically before the run).
+    warnings (e.g. the masks made automatically before the run); `masks_automatic` says the masks were made
+    automatically (the topology stage's `auto` runs then).
     """
     from backend.raster import get_rasterizer
 
@@ -580,8 +625,9 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         hw = max(((v.height, v.width) for v in views), key=lambda t: t[0] * t[1])
         schedule, plan = plan_memory(schedule, hw, len(views), available_bytes(device), device.type)
         reporter.log(plan.describe())
+        trust = mask_consensus(views, schedule, refine, bool(settings.get("initial_mesh")), state, reporter)
         v0, f0, h0, hull = initial_mesh(views, reporter, schedule, state, settings.get("initial_mesh"), c, s,
-                                     refine)
+                                        refine, trust.repairs)
         state.timings["visual_hull"] = round(time.monotonic() - t, 3)
         if preview_every > 0:
             rel = writer.write_preview(0, _to_world(v0, c, s), f0)
@@ -590,10 +636,16 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
 
         reporter.stage("optimize")
         t = time.monotonic()
-        opt = Optimizer(ViewSet(views, device), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
+        opt = Optimizer(ViewSet(views, device, trust.weights), rasterizer, schedule, int(settings["seed"]),
+                        settings["symmetry"])
         if refine:
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
-        losses = optimize(opt, v0, f0, reporter, writer, state, c, s, preview_every, run)
+        masks_automatic = masks_automatic or any(v.mask_auto for v in scene.views)
+        hook = TopologyHook(settings["topology"], bool(settings.get("initial_mesh")), masks_automatic, reporter,
+                            state.elapsed)
+        losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, run, hook)
+        if hook.info["ran"]:
+            state.timings["topology"] = round(hook.seconds, 3)
         plan.oom_retries = opt.oom_retries
         v, f = opt.mesh()
         if opt.schedule.silhouette_offset() > 0:
@@ -601,7 +653,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         if opt.schedule.denoise_iterations > 0:
             v = bilateral_normal_denoise(v, f, normal_iterations=opt.schedule.denoise_iterations)
         vw = _to_world(v, c, s)
-        state.timings["optimize"] = round(time.monotonic() - t, 3)
+        state.timings["optimize"] = round(time.monotonic() - t - state.timings.get("topology", 0.0), 3)
 
         cameras: dict = {}
         if refine:
@@ -626,7 +678,8 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         }
         result.update(extra_result or {})
         result.update(cameras)
-        result["topology"] = topology_info(settings["topology"])
+        result["topology"] = hook.info
+        result["mask_consensus"] = trust.info()
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)
     except BaseException:

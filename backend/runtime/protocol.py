@@ -15,9 +15,10 @@ from typing import IO, Any
 from backend.runtime.errors import Cancelled
 
 # Every stage name of the protocol in run order: `reconstruct` runs load, visual_hull, optimize and the
-# post-processing (decimate .. write); `photos` adds sfm and masks before visual_hull; `points-to-mesh`
+# post-processing (decimate .. write), with `topology` (when it runs) inside optimize at its first remesh, "optimize"
+# announced again after it; `photos` adds sfm and masks before visual_hull; `points-to-mesh`
 # runs load, outliers, normals, surface, trim and the post-processing. The order gives eta_s its later stages.
-STAGES = ("load", "sfm", "masks", "visual_hull", "optimize", "outliers", "normals", "surface", "trim",
+STAGES = ("load", "sfm", "masks", "visual_hull", "topology", "optimize", "outliers", "normals", "surface", "trim",
           "decimate", "symmetry", "uv", "texture", "write")
 # Test hook (tests/test_cancel_stages.py): with this variable set to a point's name, the run stops there and
 # waits for a cancel, so a test signals at an exact stage boundary instead of racing it. Unset: no effect.

@@ -1,0 +1,87 @@
+"""The topology stage inside `reconstruct`: decided and run at the first remesh, its mesh kept or not."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backend.runtime.protocol import Reporter
+from backend.topology.decide import accept, should_run, silhouette_disagreement
+from backend.topology.genus import mesh_genus
+from backend.topology.stage import TopologySettings, run_topology_stage
+
+
+def sfm_masks_automatic(job_dir: Path) -> bool:
+    """Whether a job folder written by `photos` (its sfm.json) says its masks were made automatically."""
+    path = Path(job_dir) / "sfm.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("masks") == "automatic"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+class TopologyHook:
+    """Called by `optimize` before each remesh; acts at the first: decides, runs the stage, keeps its mesh or not,
+    and records result.json `topology` and `timings_s.topology`."""
+
+    def __init__(self, setting: str, start_from_file: bool, masks_auto: bool, reporter: Reporter,
+                 elapsed: Callable[[], float], settings: TopologySettings = TopologySettings()) -> None:
+        self.setting = setting
+        self.start_from_file = start_from_file
+        self.masks_auto = masks_auto
+        self.reporter = reporter
+        self.elapsed = elapsed
+        self.settings = settings
+        self.called = False
+        self.seconds = 0.0
+        self.info: dict = {"ran": False, "reason": "topology is off: the surface keeps the genus of its starting mesh"
+                           if setting == "off" else "the run had no remesh step, where the topology stage would run"}
+
+    def disagreement(self, opt: Any, step: int, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """Per-view silhouette disagreement of a mesh at the step's resolution, with the given cameras."""
+        sch = opt.schedule
+        level = opt.views.level(sch.max_sides[min(sch.phase(step), len(sch.max_sides) - 1)])
+        return silhouette_disagreement(opt.rasterizer, vertices, faces, level.mvps, level.masks, level.sizes)
+
+    def __call__(self, opt: Any, step: int, edge_length: float) -> None:
+        """At the first call: decide, and when it runs, hand the optimiser the stage's mesh if it is accepted."""
+        if self.called or self.setting == "off":
+            self.called = True
+            return
+        self.called = True
+        t0 = time.monotonic()
+        v, f = opt.mesh()
+        genus = mesh_genus(v, f)
+        before = self.disagreement(opt, step, v, f)
+        worst = int(np.argmax(before))
+        run, reason = should_run(self.setting, self.start_from_file, self.masks_auto, genus, float(before[worst]))
+        self.info = {"ran": run, "reason": reason, "genus_before": genus,
+                     "worst_view": opt.views.views[worst].name, "worst_view_disagreement": round(float(before[worst]), 4),
+                     "disagreement_before": round(float(before.mean()), 4)}
+        self.reporter.log(f"topology: {reason}")
+        if not run:
+            self.seconds = time.monotonic() - t0
+            return
+        self.reporter.stage("topology")
+        self.reporter.progress("topology", 0, self.settings.steps, {}, self.elapsed())
+        out = run_topology_stage(opt, v, f, edge_length, step, poll=self.reporter.check_cancel,
+                                 progress=lambda i, n, losses: self.reporter.progress("topology", i, n, losses,
+                                                                                      self.elapsed()),
+                                 settings=self.settings)
+        genus_after = mesh_genus(out.vertices, out.faces)
+        after = self.disagreement(opt, step, out.vertices, out.faces)
+        ok, why = accept(genus, genus_after, float(before.mean()), float(after.mean()))
+        if ok:
+            opt.set_mesh(out.vertices, out.faces)
+        self.seconds = time.monotonic() - t0
+        self.info.update({"genus_after": genus_after, "accepted": ok, "decision": why,
+                          "seconds": round(self.seconds, 3), "steps": out.steps,
+                          "disagreement_after": round(float(after.mean()), 4)})
+        if not out.remesh_ok:
+            self.info["remesh_message"] = out.message
+        self.reporter.log(f"topology: {why}; {'kept' if ok else 'not kept'}")
+        self.reporter.stage("optimize")

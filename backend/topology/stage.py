@@ -1,0 +1,142 @@
+"""The topology stage: the surface becomes the zero level set of a signed distance grid optimised through the
+mesh stage's own renderer, shader and image losses (MeshSDF's rule), so it may open or close handles."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+
+from backend.geometry.remesh import guarded_remesh
+from backend.optim.large_steps import UniformAdam
+from backend.topology.carve import apply_carving, carved_nodes
+from backend.topology.extract import extract_surface, field_normals, grid_gradient
+from backend.topology.sdf_grid import GridSpec, close_border, signed_distance
+
+REMESH_TIMEOUT_S = 120.0
+REDISTANCE_CHUNK = 1 << 15  # points per signed-distance call, so a cancel is seen between chunks
+REDISTANCE_BAND = 4.0  # node spacings around the surface that redistancing recomputes
+
+
+class ImageLossSource(Protocol):
+    """What the stage needs of the mesh stage's optimiser (pipelines.reconstruct.Optimizer)."""
+
+    views: Any  # ViewSet: the views in the normalised frame
+    weights: dict[str, float]
+    shader_opt: torch.optim.Optimizer
+    device: torch.device
+
+    def image_losses(self, verts: torch.Tensor, faces: torch.Tensor, step: int) -> Any: ...
+
+    def shader_update(self, image: Any) -> None: ...
+
+
+@dataclass
+class TopologySettings:
+    """How the stage spends its steps."""
+
+    steps: int = 100
+    lr_spacings: float = 0.1  # the grid's Adam step, in node spacings
+    smooth_sigma: float = 1.0  # Gaussian smoothing of the field (node spacings) ...
+    smooth_weight: float = 0.05  # ... blended in by this weight every step
+    redistance_every: int = 10
+    carve_fraction: float = 0.1
+    grad_sigma: float = 1.0  # the grid gradient is Gaussian-smoothed over this many node spacings before the step
+    uniform: bool = True  # one Adam step size for the whole grid (UniformAdam) instead of one per node
+
+
+@dataclass
+class TopologyOutcome:
+    """The stage's mesh (normalised frame, remeshed to the edge length) and what happened."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    steps: int
+    seconds: float
+    remesh_ok: bool
+    message: str = ""
+
+
+def chunked_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
+                     poll: Callable[[], None]) -> np.ndarray:
+    """Signed distance of many points, in chunks with a cancel check between them."""
+    out = np.empty(len(points))
+    for start in range(0, len(points), REDISTANCE_CHUNK):
+        poll()
+        out[start:start + REDISTANCE_CHUNK] = signed_distance(points[start:start + REDISTANCE_CHUNK], vertices, faces)
+    return out
+
+
+def initial_field(vertices: np.ndarray, faces: np.ndarray, spec: GridSpec, poll: Callable[[], None]) -> np.ndarray:
+    """Signed distance grid of the current mesh."""
+    field = chunked_distance(spec.points(), vertices, faces, poll)
+    return close_border(field.reshape(spec.res, spec.res, spec.res), spec.spacing)
+
+
+def redistance(values: np.ndarray, spec: GridSpec, poll: Callable[[], None],
+               band: float = REDISTANCE_BAND) -> np.ndarray:
+    """Nodes within `band` spacings of the zero level set get their exact signed distance to it (the updates
+    only reach nodes near the surface; farther ones keep their values); unchanged when there is no surface."""
+    v, f = extract_surface(values, spec)
+    if len(f) == 0:
+        return values
+    near = np.abs(values).ravel() < band * spec.spacing
+    out = np.array(values, dtype=np.float64).ravel()
+    out[near] = chunked_distance(spec.points()[near], v, f, poll)
+    return close_border(out.reshape(values.shape), spec.spacing)
+
+
+def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.ndarray, edge_length: float,
+                       step: int, poll: Callable[[], None],
+                       progress: Callable[[int, int, dict[str, float]], None] | None = None,
+                       settings: TopologySettings = TopologySettings(),
+                       spec: GridSpec = GridSpec()) -> TopologyOutcome:
+    """Optimise a signed distance grid initialised from the mesh through the image losses of schedule step
+    `step`; returns its zero level set remeshed to `edge_length` (the input mesh if the surface vanished)."""
+    t0 = time.monotonic()
+    carved = carved_nodes(opt.views.views, spec, settings.carve_fraction, poll=poll)
+    field = apply_carving(initial_field(vertices, faces, spec, poll), carved, spec.spacing)
+    values = torch.nn.Parameter(torch.tensor(field, dtype=torch.float32, device=opt.device))
+    grid_opt = (UniformAdam if settings.uniform else torch.optim.Adam)([values], lr=settings.lr_spacings * spec.spacing)
+    done = 0
+    for i in range(settings.steps):
+        poll()
+        v_np, f_np = extract_surface(values.detach().cpu().numpy(), spec)
+        if len(f_np) == 0:
+            break
+        verts = torch.tensor(v_np, dtype=torch.float32, device=opt.device, requires_grad=True)
+        faces_t = torch.tensor(f_np, dtype=torch.int32, device=opt.device)
+        image = opt.image_losses(verts, faces_t, step)
+        loss = opt.weights["mask"] * image.mask + opt.weights["shading"] * image.shading
+        opt.shader_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.shader_update(image)
+        with torch.no_grad():
+            normals = field_normals(values.detach(), verts.detach(), spec)
+            grid_opt.zero_grad(set_to_none=True)
+            grad = grid_gradient(verts.grad, verts.detach(), normals, spec)
+            if settings.grad_sigma > 0:
+                grad = torch.tensor(gaussian_filter(grad.cpu().numpy(), settings.grad_sigma, mode="constant"),
+                                    device=opt.device)
+            values.grad = grad
+        grid_opt.step()
+        field = values.detach().cpu().numpy().astype(np.float64)
+        smooth = gaussian_filter(field, settings.smooth_sigma, mode="nearest")
+        field = field + settings.smooth_weight * (smooth - field)
+        if (i + 1) % settings.redistance_every == 0:
+            field = redistance(field, spec, poll)
+        field = apply_carving(close_border(field, spec.spacing), carved, spec.spacing)
+        with torch.no_grad():
+            values.copy_(torch.tensor(field, dtype=torch.float32))
+        done = i + 1
+        if progress is not None:
+            progress(done, settings.steps, {"mask": float(image.mask.detach()), "shading": float(image.shading.detach())})
+    v_np, f_np = extract_surface(values.detach().cpu().numpy(), spec)
+    if len(f_np) == 0:
+        return TopologyOutcome(vertices, faces, done, time.monotonic() - t0, False, "the surface vanished")
+    res = guarded_remesh(v_np, f_np, edge_length, REMESH_TIMEOUT_S, poll=poll)
+    return TopologyOutcome(res.vertices, res.faces, done, time.monotonic() - t0, res.ok, res.message)
