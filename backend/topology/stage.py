@@ -51,10 +51,12 @@ class TopologySettings:
 
 @dataclass
 class TopologyOutcome:
-    """The stage's mesh (normalised frame, remeshed to the edge length) and what happened."""
+    """The stage's mesh (normalised frame, remeshed to the edge length), its surface as extracted (the grid's
+    zero level set, finer than the remeshed mesh's chords), and what happened."""
 
     vertices: np.ndarray
     faces: np.ndarray
+    surface: tuple[np.ndarray, np.ndarray]
     steps: int
     seconds: float
     remesh_ok: bool
@@ -137,6 +139,7 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
             progress(done, settings.steps, {"mask": float(image.mask.detach()), "shading": float(image.shading.detach())})
     v_np, f_np = extract_surface(values.detach().cpu().numpy(), spec)
     if len(f_np) == 0:
-        return TopologyOutcome(vertices, faces, done, time.monotonic() - t0, False, "the surface vanished")
+        return TopologyOutcome(vertices, faces, (vertices, faces), done, time.monotonic() - t0, False,
+                               "the surface vanished")
     res = guarded_remesh(v_np, f_np, edge_length, REMESH_TIMEOUT_S, poll=poll)
-    return TopologyOutcome(res.vertices, res.faces, done, time.monotonic() - t0, res.ok, res.message)
+    return TopologyOutcome(res.vertices, res.faces, (v_np, f_np), done, time.monotonic() - t0, res.ok, res.message)
