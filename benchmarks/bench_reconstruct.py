@@ -72,6 +72,14 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def pixel_footprint_world(views: list, centre: np.ndarray) -> float:
+    """Median over views of one image pixel's size at the object's centre, in world units: the unit in which
+    a reconstruction error is what the views can resolve (issue 23: does the plateau follow the pixel size?)."""
+    sizes = [float(np.linalg.norm(v.center - centre)) / (0.5 * (float(v.K[0, 0]) + float(v.K[1, 1])))
+             for v in views]
+    return float(np.median(sizes))
+
+
 def shaded(v: np.ndarray, f: np.ndarray, view, rasterizer) -> np.ndarray:
     """Grey headlight rendering (H, W, 3) of a mesh in a view: what the surface looks like, bumps included."""
     from backend.post.geometry import vertex_normals
@@ -172,6 +180,10 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     v, f = load_mesh(out / result["mesh"])
     final = normalised_chamfer(ref_v, ref_f, v, f)
     final_surface, final_nc = surface_metrics(ref_v, ref_f, v, f)
+    from backend.mesh.metrics import bbox_diagonal
+
+    footprint = pixel_footprint_world(scene.views, 0.5 * (ref_v.min(axis=0) + ref_v.max(axis=0)))
+    final_px = final_surface * bbox_diagonal(ref_v) / footprint
     hull_v, hull_f = load_mesh(out / result["previews"][0]["mesh"])
     hull_surface, hull_nc = surface_metrics(ref_v, ref_f, hull_v, hull_f)
     picture = out_root / f"{tag}.png"
@@ -185,6 +197,7 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
         "visual_hull_chamfer": curve[0]["chamfer"], "final_chamfer": final,
         "ratio_to_visual_hull": final / curve[0]["chamfer"],
         "visual_hull_chamfer_surface": hull_surface, "final_chamfer_surface": final_surface,
+        "pixel_footprint": footprint, "final_chamfer_px": final_px,
         "visual_hull_normal_consistency": hull_nc, "final_normal_consistency": final_nc, "picture": picture.name,
         "faces": result["faces"], "remeshes": result["remeshes"], "memory_plan": result.get("memory_plan"),
         "curve": curve,
@@ -194,7 +207,7 @@ def run_one(name: str, args: argparse.Namespace, out_root: Path) -> dict:
     print(f"[{name}] wall {wall:.1f}s  CPU {cpu:.1f}s  load {record['load_average']:.1f}  peak RSS {record['peak_rss_mb']['self']:.0f} MB{gpu_text}  "
           f"visual hull Chamfer {100 * curve[0]['chamfer']:.3f}%  final Chamfer {100 * final:.3f}% "
           f"({100 * record['ratio_to_visual_hull']:.0f}% of the hull's; point-to-surface: hull "
-          f"{100 * hull_surface:.3f}%, final {100 * final_surface:.3f}%)  normal consistency hull {hull_nc:.4f} final {final_nc:.4f}  faces {len(f)}  timings {result['timings_s']}", flush=True)
+          f"{100 * hull_surface:.3f}%, final {100 * final_surface:.3f}% = {final_px:.3f} px)  normal consistency hull {hull_nc:.4f} final {final_nc:.4f}  faces {len(f)}  timings {result['timings_s']}", flush=True)
     return record
 
 

@@ -258,7 +258,7 @@ def test_tolerant_hull_survives_a_camera_off_by_degrees() -> None:
 
     views = ring_views(12)
     views = [dataclasses.replace(v, mask=sphere_mask(v, 0.8)) for v in views]
-    assert hull_tolerance(views, False) == {}
+    assert hull_tolerance(views, False) == {"vote_tolerance": 0.0}
     assert hull_tolerance(views, True) == {"tolerance": 1, "dilate_px": 2}
     bad = list(views)
     bad[3] = dataclasses.replace(bad[3], R=so3_exp(np.array([0.0, np.radians(4.0), 0.0])) @ bad[3].R)

@@ -131,6 +131,7 @@ def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -
     topo = result["topology"]
     assert topo["ran"] is False and topo["reason"].startswith("auto") and topo["genus_before"] == 0
     assert topo["disagreement_before"] < 0.08 and "topology" not in result["timings_s"]
+    assert result["mask_consensus"] == {"ran": True, "reason": "ran", "contradicted": [], "pixels": {}}
     dec = result["decimation"]
     assert dec["applied"] and dec["faces_before"] > 1000 >= dec["faces_after"] and dec["max_faces"] == 1000
     assert 0 < dec["chamfer_l1_norm"] < 0.01

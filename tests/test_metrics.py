@@ -97,3 +97,22 @@ def test_compare_files(tmp_path) -> None:
     assert aligned["hausdorff"] < 0.06 and aligned["aligned"]
     with pytest.raises(JobError, match="not found"):
         compare_files(tmp_path / "missing.obj", b)
+
+
+def test_genus_from_euler_characteristic_per_component() -> None:
+    import trimesh
+
+    from backend.mesh.metrics import genus
+
+    torus = trimesh.creation.torus(1.0, 0.3)
+    sphere = trimesh.creation.icosphere(2)
+    assert genus(torus.vertices, torus.faces) == 1
+    assert genus(sphere.vertices, sphere.faces) == 0
+    both = trimesh.util.concatenate([torus, torus.copy().apply_translation([5.0, 0, 0]),
+                                     sphere.copy().apply_translation([0, 9.0, 0])])
+    assert genus(both.vertices, both.faces) == 2, "two tori and a sphere: the genera add up"
+    assert genus(torus.vertices, torus.faces[1:]) == 1, "a torus with a face missing (one boundary loop)"
+    split = trimesh.Trimesh(torus.vertices[torus.faces].reshape(-1, 3), np.arange(3 * len(torus.faces)).reshape(-1, 3),
+                            process=False)
+    assert genus(split.vertices, split.faces) == 1, "unwelded copies of the vertices are welded by position"
+    assert genus(np.zeros((0, 3)), np.zeros((0, 3), dtype=int)) == 0

@@ -73,6 +73,7 @@ def test_masks_from_the_bbox_match_the_alpha(rgb_job) -> None:
     scene = load_any(job)
     warnings = fill_missing_masks(scene, quiet_reporter())
     assert len(scene.views) == 16 and all(v.mask is not None for v in scene.views)
+    assert all(v.mask_auto for v in scene.views), "made masks are automatic: trusted less where views disagree"
     assert mean_iou(scene, truth) > 0.9
     assert "made automatically for 16 view(s)" in warnings[0]
 
@@ -96,6 +97,7 @@ def test_views_with_masks_keep_them(rgb_job) -> None:
     scene.points = reference_points(job)
     warnings = fill_missing_masks(scene, quiet_reporter())
     assert np.array_equal(scene.views[0].mask, given)
+    assert not scene.views[0].mask_auto and all(v.mask_auto for v in scene.views[1:])
     assert "for 15 view(s)" in warnings[0]
 
 

@@ -123,6 +123,7 @@ def fill_missing_masks(scene: Scene, reporter: Reporter) -> list[str]:
                        lo, hi, obj, background_points=background, progress=progress, poll=reporter.check_cancel)
     for i in missing:
         views[i].mask = masks[i]
+        views[i].mask_auto = True
     warnings = [f"masks were made automatically for {len(missing)} view(s) that had neither alpha nor a mask file "
                 f"({len(points)} sparse points, {source}; seeded by {'the object points' if how == 'points' else 'the bbox'})"]
     empty = [views[i].name for i in missing if not masks[i].any()]

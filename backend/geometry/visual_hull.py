@@ -39,7 +39,7 @@ def silhouettes(views: list, dilate_px: int = 1) -> list[Silhouette]:
     return out
 
 
-def _sample_mask(sil: Silhouette, points: np.ndarray) -> np.ndarray:
+def sample_mask(sil: Silhouette, points: np.ndarray) -> np.ndarray:
     """Bilinear mask value in [0, 1] at each point; 0 where the point is behind the camera or off-image."""
     x = points @ sil.R.T + sil.t
     z = x[:, 2]
@@ -61,7 +61,7 @@ def _kth_smallest(sils: list[Silhouette], pts: np.ndarray, tolerance: int) -> np
     k = min(tolerance, len(sils) - 1) + 1
     smallest = np.full((k, len(pts)), np.inf, dtype=np.float32)
     for sil in sils:
-        val = _sample_mask(sil, pts)
+        val = sample_mask(sil, pts)
         for j in range(k):
             lower = np.minimum(smallest[j], val)
             val = np.maximum(smallest[j], val)
@@ -73,11 +73,11 @@ def outside_counts(sils: list[Silhouette], points: np.ndarray) -> np.ndarray:
     """Per point, how many views see it outside their mask (mask value under 0.5, behind the camera or off-image)."""
     counts = np.zeros(len(points), dtype=np.int32)
     for sil in sils:
-        counts += _sample_mask(sil, points) < 0.5
+        counts += sample_mask(sil, points) < 0.5
     return counts
 
 
-def _grid(lo: np.ndarray, hi: np.ndarray, res: int) -> list[np.ndarray]:
+def grid_axes(lo: np.ndarray, hi: np.ndarray, res: int) -> list[np.ndarray]:
     """Axis coordinates of a res^3 grid spanning [lo, hi]."""
     return [np.linspace(lo[i], hi[i], res) for i in range(3)]
 
@@ -90,7 +90,7 @@ def carve(sils: list[Silhouette], lo: np.ndarray, hi: np.ndarray, res: int, tole
     (and their neighbours) are evaluated at full resolution; res is rounded up to an odd number.
     """
     if res <= 48:
-        pts = np.stack(np.meshgrid(*_grid(lo, hi, res), indexing="ij"), axis=-1).reshape(-1, 3)
+        pts = np.stack(np.meshgrid(*grid_axes(lo, hi, res), indexing="ij"), axis=-1).reshape(-1, 3)
         return _kth_smallest(sils, pts, tolerance).reshape(res, res, res)
     rc = (res + 2) // 2
     rf = 2 * rc - 1
@@ -106,7 +106,7 @@ def carve(sils: list[Silhouette], lo: np.ndarray, hi: np.ndarray, res: int, tole
             for c in range(3):
                 todo[cells[:, 0] + a, cells[:, 1] + b, cells[:, 2] + c] = True
     idx = np.argwhere(todo)
-    axes = _grid(lo, hi, rf)
+    axes = grid_axes(lo, hi, rf)
     pts = np.stack([axes[0][idx[:, 0]], axes[1][idx[:, 1]], axes[2][idx[:, 2]]], axis=1)
     fine[todo] = _kth_smallest(sils, pts, tolerance)
     return fine
@@ -193,19 +193,32 @@ def empty_hull_error(sils: list[Silhouette], tolerance: int) -> JobError:
     return JobError(message, hint)
 
 
+def hull_masks(views: list, repairs: list[np.ndarray | None] | None) -> list:
+    """The views with each mask united with its repaired pixels (holes that only this view carves)."""
+    if repairs is None:
+        return views
+    return [v if r is None else Silhouette(np.asarray(v.K, float), np.asarray(v.R, float), np.asarray(v.t, float),
+                                          np.asarray(v.mask, bool) | r)
+            for v, r in zip(views, repairs)]
+
+
 def visual_hull(views: list, bbox: tuple[np.ndarray, np.ndarray] | None = None, res: int = 128,
-                dilate_px: int | None = None, tolerance: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                dilate_px: int | None = None, tolerance: int | None = None, vote_tolerance: float = 0.0,
+                repairs: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Visual hull mesh (vertices, faces) of the views' masks inside bbox (derived when None).
 
-    Tolerance to imperfect masks/cameras: with 12 views or more a voxel may fall outside one mask,
-    with fewer the masks are dilated by a pixel instead. Raises JobError (with a diagnosis of the
-    camera convention) when the hull is empty.
+    A voxel survives outside the masks of `tolerance` views (None: `vote_tolerance` x the number of views,
+    rounded; 0, strict, by default: a one-view tolerance lets the voxels that a single view sees through a true
+    hole survive as spurious handles); a strict hull dilates the masks by a pixel instead. `repairs` (per view
+    a bool image or None) are pixels added to the masks: holes the other views contradict
+    (`mask_consensus.contradicted_masks`). Raises JobError (with a diagnosis of the camera convention) when the
+    hull is empty.
     """
     if tolerance is None:
-        tolerance = 1 if len(views) >= 12 else 0
+        tolerance = int(round(vote_tolerance * len(views)))
     if dilate_px is None:
         dilate_px = 0 if tolerance > 0 else 1
-    sils = silhouettes(views, dilate_px)
+    sils = silhouettes(hull_masks(views, repairs), dilate_px)
     if bbox is None:
         bbox = derive_bbox(sils, tolerance=tolerance)
         if bbox is None:

@@ -44,7 +44,7 @@ def scale_view(view: View, scale: float) -> View:
     K[0] *= nw / w
     K[1] *= nh / h
     K[2] = [0.0, 0.0, 1.0]
-    return View(view.name, image, mask, K, view.R.copy(), view.t.copy())
+    return View(view.name, image, mask, K, view.R.copy(), view.t.copy(), view.mask_auto)
 
 
 def _load_view(entry: dict, root: Path) -> View:
@@ -100,8 +100,18 @@ def _load_bbox(value) -> tuple[np.ndarray, np.ndarray] | None:
     return lo, hi
 
 
+def automatic_masks(root: Path) -> bool:
+    """Whether the job folder's sfm.json (written by the photos command) says its masks were made automatically."""
+    try:
+        report = json.loads((Path(root) / "sfm.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(report, dict) and report.get("masks") == "automatic"
+
+
 def load_job(path: Path) -> Scene:
-    """Read a job folder (or its job.json) into a Scene, applying settings['image_scale']."""
+    """Read a job folder (or its job.json) into a Scene, applying settings['image_scale']; the views' masks count
+    as automatic (`View.mask_auto`) when sfm.json says "masks": "automatic"."""
     path = Path(path)
     job_file = path if path.is_file() else path / "job.json"
     root = job_file.parent
@@ -124,6 +134,9 @@ def load_job(path: Path) -> Scene:
         raw = {**raw, "initial_mesh": str(root / raw["initial_mesh"])}
     settings = validate_settings(raw)
     views = [_load_view(v, root) for v in views_json]
+    if automatic_masks(root):
+        for v in views:
+            v.mask_auto = v.mask is not None
     scale = float(settings["image_scale"])
     if not math.isclose(scale, 1.0):
         views = [scale_view(v, scale) for v in views]

@@ -31,6 +31,7 @@ class View:
     K: np.ndarray  # (3, 3) float64
     R: np.ndarray  # (3, 3) float64, world-to-camera rotation
     t: np.ndarray  # (3,) float64
+    mask_auto: bool = False  # the mask was made automatically (from photos): trusted less where views disagree
 
     @property
     def width(self) -> int:

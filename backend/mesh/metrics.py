@@ -108,3 +108,38 @@ def compare_files(a_path: str | Path, b_path: str | Path, align: bool = False, f
                 "transform": transform.tolist()})
     return out
 
+
+
+def genus(vertices: np.ndarray, faces: np.ndarray) -> int:
+    """Genus of a triangle mesh (vertices welded by position): per connected component (2 - V + E - F - b) / 2
+    from its Euler characteristic and b boundary loops, summed over the components."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    if len(faces) == 0:
+        return 0
+    _, weld = np.unique(np.asarray(vertices, dtype=np.float64), axis=0, return_inverse=True)
+    f = weld.reshape(-1)[faces]
+    used, f = np.unique(f, return_inverse=True)
+    f = f.reshape(-1, 3)
+    nv = len(used)
+    half = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+    edges, uses = np.unique(half, axis=0, return_counts=True)
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(nv, nv))
+    n_comp, comp = connected_components(graph, directed=False)
+    v_count = np.bincount(comp, minlength=n_comp)
+    e_count = np.bincount(comp[edges[:, 0]], minlength=n_comp)
+    f_count = np.bincount(comp[f[:, 0]], minlength=n_comp)
+    border = edges[uses == 1]
+    loops = np.zeros(n_comp, dtype=np.int64)
+    if len(border):
+        bv, bidx = np.unique(border, return_inverse=True)
+        bgraph = coo_matrix((np.ones(len(border)), (bidx.reshape(-1, 2)[:, 0], bidx.reshape(-1, 2)[:, 1])),
+                            shape=(len(bv), len(bv)))
+        n_loops, loop_of = connected_components(bgraph, directed=False)
+        first = np.zeros(n_loops, dtype=np.int64)
+        first[loop_of] = bv
+        loops = np.bincount(comp[first], minlength=n_comp)
+    chi = v_count - e_count + f_count
+    return int(np.sum((2 - chi - loops) // 2))

@@ -50,7 +50,7 @@ def refined_views(views: list[View], rotations: np.ndarray, centres: np.ndarray,
         K = np.array(v.K, dtype=np.float64)
         K[0, :2] *= focal
         K[1, 1] *= focal
-        out.append(View(v.name, v.image, v.mask, K, R, denormalize_pose(R, -R @ centres[i], c, s)))
+        out.append(View(v.name, v.image, v.mask, K, R, denormalize_pose(R, -R @ centres[i], c, s), v.mask_auto))
     return out
 
 

@@ -9,11 +9,16 @@ import torch
 from backend.geometry.mesh_ops import unique_edges
 
 
-def mask_loss(coverage: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """L1 between antialiased coverage and the target mask (B, H, W, 1), views optionally weighted (B,)."""
+def mask_loss(coverage: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+              pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 between antialiased coverage and the target mask (B, H, W, 1), views optionally weighted (B,) and
+    pixels optionally weighted (B, H, W, 1): the pixels of a mask that the other views contradict count less."""
+    err = (coverage - target).abs()
+    if pixel_weight is not None:
+        err = err * pixel_weight
     if weight is None:
-        return (coverage - target).abs().mean()
-    return ((coverage - target).abs().mean(dim=(1, 2, 3)) * weight).mean()
+        return err.mean()
+    return (err.mean(dim=(1, 2, 3)) * weight).mean()
 
 
 def shading_loss(color: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -45,6 +45,15 @@ class Schedule:
     smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
     final_lr_ratio: float = 1.0  # the vertex step decays (cosine) to this fraction over the last phase
     uniform_adam: bool = True  # with smoothing: one step size for all of u (Large Steps) or Adam per coordinate
+    # Masks as evidence (issue 24): enclosed mask holes that only their own view carves are filled for the visual
+    # hull (backend/geometry/mask_consensus.py) and their pixels weighted down in the mask loss to the view's floor:
+    # the user's masks keep full weight (their say in the hull only is overruled), automatic masks (made from
+    # photos) get 0.1. hull_vote: share of the views a hull voxel may fall outside of without camera refinement
+    # (0: strict; a 1-view tolerance left spurious handles: BENCHMARKS.md "Masks as evidence").
+    mask_repair: bool = True
+    hull_vote: float = 0.0
+    mask_floor_user: float = 1.0
+    mask_floor_auto: float = 0.1
 
     def phase(self, step: int) -> int:
         """Number of remeshes done before this step."""

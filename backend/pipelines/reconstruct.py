@@ -20,6 +20,7 @@ from backend.optim.alignment import (alignment_warning, camera_entries, refined_
 from backend.optim.camera_refine import CameraRefiner, RefineSettings
 from backend.optim.large_steps import SmoothParam, UniformAdam
 from backend.optim.losses import Topology, laplacian_loss, mask_loss, normal_consistency_loss, shading_loss
+from backend.optim.mask_trust import MaskTrust, weigh_masks
 from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, plan_memory,
                                   release_cached)
 from backend.optim.render import GBuffer, render_gbuffer
@@ -34,6 +35,7 @@ from backend.runtime.protocol import Reporter
 from backend.runtime.result import ResultWriter
 
 REMESH_TIMEOUT_S = 120.0
+HULL_BOX = (np.full(3, -1.05), np.full(3, 1.05))  # the visual hull's box in the normalised frame
 
 
 @dataclass
@@ -53,7 +55,7 @@ class RunState:
 
 def normalized_views(views: list[View], c: np.ndarray, s: float) -> list[View]:
     """Views with translations moved into the normalised frame X' = (X - c) / s."""
-    return [View(v.name, v.image, v.mask, v.K, v.R, normalize_extrinsics(v.R, v.t, c, s)) for v in views]
+    return [View(v.name, v.image, v.mask, v.K, v.R, normalize_extrinsics(v.R, v.t, c, s), v.mask_auto) for v in views]
 
 
 def scene_bbox(scene: Scene, refine_cameras: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -68,20 +70,23 @@ def scene_bbox(scene: Scene, refine_cameras: bool = False) -> tuple[np.ndarray, 
     return bbox
 
 
-def hull_tolerance(views: list[View], refine_cameras: bool) -> dict:
+def hull_tolerance(views: list[View], refine_cameras: bool, hull_vote: float = 0.0) -> dict:
     """visual_hull's tolerance arguments: with camera refinement a voxel survives outside the masks of ~10 %
-    of the views, masks dilated by ~1 % of the image side (the cameras are not trusted); else its defaults."""
+    of the views, masks dilated by ~1 % of the image side (the cameras are not trusted); else outside the masks
+    of `hull_vote` x the views (0: strict, the masks dilated by a pixel)."""
     if not refine_cameras:
-        return {}
+        return {"vote_tolerance": hull_vote}
     side = max(max(v.width, v.height) for v in views)
     return {"tolerance": max(1, round(0.1 * len(views))), "dilate_px": max(2, math.ceil(0.01 * side))}
 
 
 def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, state: RunState,
                  source: str | None = None, c: np.ndarray | None = None,
-                 s: float = 1.0, refine_cameras: bool = False) -> tuple[np.ndarray, np.ndarray, float, dict]:
-    """Visual hull (misalignment-tolerant when refining cameras), or the mesh / point-cloud surface of the
-    `initial_mesh` file `source`, in normalised space, remeshed to the first phase's edge length."""
+                 s: float = 1.0, refine_cameras: bool = False,
+                 repairs: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, np.ndarray, float, dict]:
+    """Visual hull (misalignment-tolerant when refining cameras; `repairs` filled into the masks), or the mesh /
+    point-cloud surface of the `initial_mesh` file `source`, in normalised space, remeshed to the first phase's
+    edge length."""
     if source:
         from backend.points.start_mesh import check_inside, load_start_mesh
 
@@ -90,8 +95,8 @@ def initial_mesh(views: list[View], reporter: Reporter, schedule: Schedule, stat
         check_inside(v, Path(source).name)
         reporter.log(f"initial mesh from {kind} file {source}: {len(v)} vertices, {len(f)} faces")
     else:
-        lo, hi = np.full(3, -1.05), np.full(3, 1.05)
-        v, f = visual_hull(views, (lo, hi), res=128, **hull_tolerance(views, refine_cameras))
+        v, f = visual_hull(views, HULL_BOX, res=128, repairs=repairs,
+                           **hull_tolerance(views, refine_cameras, schedule.hull_vote))
     reporter.check_cancel()
     area = float(face_areas(v, f).sum())
     h0 = max(math.sqrt(area / (0.433 * min(schedule.initial_faces, schedule.max_faces))), schedule.min_edge)
@@ -262,7 +267,7 @@ class Optimizer:
             target_rgb = torch.stack([level.images[i] for i in members])
             frac = len(members) / len(ids)
             vw = None if self.refiner is None else self.refiner.weights[member_ids]
-            out.mask = out.mask + frac * mask_loss(gb.coverage, target_mask, vw)
+            out.mask = out.mask + frac * mask_loss(gb.coverage, target_mask, vw, level.mask_weights(members))
             out.shading = out.shading + frac * self.shade(gb, target_mask, target_rgb, cam,
                                                           max(1, int(sch.shade_pixels * frac)), vw, out.samples)
             out.fracs.append(frac)
@@ -464,6 +469,25 @@ def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state
     return views, {"cameras": cams, "camera_focal_scale": focal}
 
 
+def mask_consensus(views: list[View], schedule: Schedule, refine: bool, start_mesh: bool, state: RunState,
+                   reporter: Reporter) -> MaskTrust:
+    """The masks' consensus over the hull's box (normalised views), logged, its warning added to the run's."""
+    trust = weigh_masks(views, *HULL_BOX, schedule.mask_repair, schedule.mask_floor_user, schedule.mask_floor_auto,
+                        refine, start_mesh)
+    if not trust.ran:
+        reporter.log(f"mask consensus skipped: {trust.reason}")
+    else:
+        pixels = trust.pixels()
+        reporter.log(f"mask consensus: {len(pixels)} of {len(views)} views contradicted"
+                     + "".join(f", {n} ({p} px)" for n, p in list(pixels.items())[:10]))
+    message = trust.warning()
+    if message:
+        state.warnings.append(message)
+        reporter.log(f"warning: {message}")
+    reporter.check_cancel()
+    return trust
+
+
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
                 schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
                 extra_result: dict | None = None, warnings: list[str] | None = None,
@@ -506,8 +530,9 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         hw = max(((v.height, v.width) for v in views), key=lambda t: t[0] * t[1])
         schedule, plan = plan_memory(schedule, hw, len(views), available_bytes(device), device.type)
         reporter.log(plan.describe())
+        trust = mask_consensus(views, schedule, refine, bool(settings.get("initial_mesh")), state, reporter)
         v0, f0, h0, hull = initial_mesh(views, reporter, schedule, state, settings.get("initial_mesh"), c, s,
-                                     refine)
+                                        refine, trust.repairs)
         state.timings["visual_hull"] = round(time.monotonic() - t, 3)
         if preview_every > 0:
             rel = writer.write_preview(0, _to_world(v0, c, s), f0)
@@ -516,9 +541,11 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
 
         reporter.stage("optimize")
         t = time.monotonic()
-        opt = Optimizer(ViewSet(views, device), rasterizer, schedule, int(settings["seed"]), settings["symmetry"])
+        opt = Optimizer(ViewSet(views, device, trust.weights), rasterizer, schedule, int(settings["seed"]),
+                        settings["symmetry"])
         if refine:
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
+        masks_automatic = masks_automatic or any(v.mask_auto for v in scene.views)
         hook = TopologyHook(settings["topology"], bool(settings.get("initial_mesh")), masks_automatic, reporter,
                             state.elapsed)
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, hook)
@@ -554,6 +581,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         result.update(extra_result or {})
         result.update(cameras)
         result["topology"] = hook.info
+        result["mask_consensus"] = trust.info()
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)
     except BaseException:
