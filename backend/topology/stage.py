@@ -2,6 +2,7 @@
 mesh stage's own renderer, shader and image losses (MeshSDF's rule), so it may open or close handles."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,13 @@ def redistance(values: np.ndarray, spec: GridSpec, poll: Callable[[], None],
     return close_border(out.reshape(values.shape), spec.spacing)
 
 
+def carving_views(views: list, pixel_weights: list[np.ndarray | None]) -> list:
+    """The views with the pixels the mask consensus repaired (mask-loss weight under 1) counted inside the mask:
+    a hole that the other views contradict carves nothing."""
+    return [v if w is None else dataclasses.replace(v, mask=np.asarray(v.mask, bool) | (np.asarray(w) < 1.0))
+            for v, w in zip(views, pixel_weights)]
+
+
 def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.ndarray, edge_length: float,
                        step: int, poll: Callable[[], None],
                        progress: Callable[[int, int, dict[str, float]], None] | None = None,
@@ -100,7 +108,8 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
     """Optimise a signed distance grid initialised from the mesh through the image losses of schedule step
     `step`; returns its zero level set remeshed to `edge_length` (the input mesh if the surface vanished)."""
     t0 = time.monotonic()
-    carved = carved_nodes(opt.views.views, spec, settings.carve_fraction, poll=poll)
+    weights = getattr(opt.views, "pixel_weights", None) or [None] * len(opt.views.views)
+    carved = carved_nodes(carving_views(opt.views.views, weights), spec, settings.carve_fraction, poll=poll)
     field = apply_carving(initial_field(vertices, faces, spec, poll), carved, spec.spacing)
     values = torch.nn.Parameter(torch.tensor(field, dtype=torch.float32, device=opt.device))
     grid_opt = (UniformAdam if settings.uniform else torch.optim.Adam)([values], lr=settings.lr_spacings * spec.spacing)
