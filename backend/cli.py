@@ -9,6 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from backend.io.quality import LEVELS
 from backend.runtime.errors import Cancelled, JobError
 from backend.runtime.protocol import Reporter
 
@@ -88,7 +89,10 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
     """The options that reconstruct and photos share."""
     p.add_argument("--device", choices=["auto", "cuda", "mps", "cpu"])
     p.add_argument("--rasterizer", choices=["auto", "nvdiffrast", "torch"])
-    p.add_argument("--iterations", type=int)
+    p.add_argument("--iterations", type=int, help="a fixed number of optimisation steps (default: stop when the "
+                                                  "mesh stops changing, bounded by --quality)")
+    p.add_argument("--quality", choices=list(LEVELS), help="how long the optimisation may run and how still the "
+                                                           "mesh must be to stop (default standard)")
     p.add_argument("--symmetry", choices=["detect", "enforce", "off"])
     p.add_argument("--texture-size", type=int)
     p.add_argument("--seed", type=int)
@@ -106,8 +110,9 @@ def add_reconstruct_options(p: argparse.ArgumentParser) -> None:
 def settings_overrides(args: argparse.Namespace) -> dict:
     """Job settings given on the command line (they win over job.json)."""
     names = {"device": "device", "rasterizer": "rasterizer", "iterations": "iterations",
-             "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed", "initial_mesh": "initial_mesh",
-             "max_faces": "max_faces", "refine_cameras": "refine_cameras", "topology": "topology"}
+             "quality": "quality", "symmetry": "symmetry", "texture_size": "texture_size", "seed": "seed",
+             "initial_mesh": "initial_mesh", "max_faces": "max_faces", "refine_cameras": "refine_cameras",
+             "topology": "topology"}
     return {key: getattr(args, attr) for attr, key in names.items() if getattr(args, attr, None) is not None}
 
 

@@ -11,15 +11,34 @@ import numpy as np
 
 JOB_VERSION = 1
 
-QUALITY_PRESETS: dict[str, dict] = {
-    "DRAFT": {"label": "Draft", "max_side": 256, "iterations": 300, "texture_size": 512, "max_faces": 30_000,
-              "description": "Fast preview: images at most 256 px, 300 iterations, 512 px texture, 30k faces"},
-    "STANDARD": {"label": "Standard", "max_side": 512, "iterations": 1000, "texture_size": 1024,
-                 "max_faces": 100_000,
-                 "description": "Images at most 512 px, 1000 iterations, 1024 px texture, 100k faces"},
-    "HIGH": {"label": "High", "max_side": 0, "iterations": 2000, "texture_size": 2048, "max_faces": 250_000,
-             "description": "Full resolution, 2000 iterations, 2048 px texture, 250k faces"},
+try:
+    from .backend.io.quality import LEVELS  # the installed add-on: backend/ is bundled inside it
+except ImportError:
+    from backend.io.quality import LEVELS  # the repository: backend/ beside blender_addon/
+
+# What each preset adds to its quality level (the level sets how long the optimisation runs and when it stops).
+PRESET_EXTRAS: dict[str, dict] = {
+    "DRAFT": {"label": "Draft", "max_side": 256, "texture_size": 512, "max_faces": 30_000,
+              "outputs": "images at most 256 px, 512 px texture, 30k faces"},
+    "STANDARD": {"label": "Standard", "max_side": 512, "texture_size": 1024, "max_faces": 100_000,
+                 "outputs": "images at most 512 px, 1024 px texture, 100k faces"},
+    "HIGH": {"label": "High", "max_side": 0, "texture_size": 2048, "max_faces": 250_000,
+             "outputs": "full resolution, 2048 px texture, 250k faces"},
 }
+
+
+def quality_presets() -> dict[str, dict]:
+    """The add-on's presets: the backend's quality LEVELS with image size, texture and face budget."""
+    out = {}
+    for key, extra in PRESET_EXTRAS.items():
+        level = LEVELS[key.lower()]
+        out[key] = {"label": extra["label"], "quality": level.name, "max_side": extra["max_side"],
+                    "texture_size": extra["texture_size"], "max_faces": extra["max_faces"],
+                    "description": f"{level.description}; {extra['outputs']}"}
+    return out
+
+
+QUALITY_PRESETS: dict[str, dict] = quality_presets()
 
 
 class GatherError(Exception):
@@ -76,10 +95,12 @@ def image_scale_for(preset: str, width: int, height: int) -> float:
 def job_settings(preset: str, device: str, width: int, height: int, symmetry: str = "detect",
                  seed: int = 0, rasterizer: str = "auto", iterations: int = 0, max_faces: int = 0,
                  refine_cameras: bool = False) -> dict:
-    """The job.json settings block for a quality preset and device (iterations, max_faces > 0 override the preset)."""
+    """The job.json settings block for a quality preset and device (iterations, max_faces > 0 override the preset;
+    without iterations the backend stops when the mesh stops changing, bounded by the preset's quality level)."""
     p = QUALITY_PRESETS[preset]
     return {"device": device.lower(), "rasterizer": rasterizer, "image_scale": image_scale_for(preset, width, height),
-            "iterations": int(iterations or p["iterations"]), "symmetry": symmetry, "texture_size": int(p["texture_size"]),
+            "iterations": int(iterations) if iterations else None, "quality": p["quality"], "symmetry": symmetry,
+            "texture_size": int(p["texture_size"]),
             "seed": int(seed), "max_faces": int(max_faces or p["max_faces"]), "refine_cameras": bool(refine_cameras)}
 
 

@@ -31,7 +31,8 @@ class PHOTOMESH_OT_reconstruct(RunOperator, bpy.types.Operator):
     idle_timeout: FloatProperty(name="Idle Timeout", default=1800.0, min=0.0, options={"SKIP_SAVE"},
                                 description="Stop the backend when it reports nothing for this many seconds")
     iterations: IntProperty(name="Iterations", default=0, min=0, options={"SKIP_SAVE"},
-                            description="Optimisation steps (0: as the quality preset says)")
+                            description="Optimisation steps (0: stop when the mesh stops changing, as the quality "
+                                        "preset's level allows)")
     preview_every: IntProperty(name="Preview Every", default=50, min=0, options={"SKIP_SAVE"},
                                description="Steps between preview meshes (0: none)")
 

@@ -92,9 +92,9 @@ def test_gather_writes_valid_job(tmp_path: Path) -> None:
     data = json.loads((job_dir / "job.json").read_text())
     assert data == job
     assert data["version"] == 1 and data["bbox"] is None
-    assert set(data["settings"]) == {"device", "rasterizer", "image_scale", "iterations", "symmetry",
+    assert set(data["settings"]) == {"device", "rasterizer", "image_scale", "iterations", "quality", "symmetry",
                                      "texture_size", "seed", "max_faces", "refine_cameras"}
-    assert data["settings"]["iterations"] == 300
+    assert data["settings"]["iterations"] is None and data["settings"]["quality"] == "draft"
     assert data["settings"]["max_faces"] == QUALITY_PRESETS["DRAFT"]["max_faces"]
     assert [v["name"] for v in data["views"]] == ["Cam.000", "Cam.001", "Cam.002"]
     for v, cam in zip(data["views"], cams):

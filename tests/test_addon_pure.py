@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from blender_addon.backend_setup import parse_check, setup_plan, summarize_check, torch_install_args
-from blender_addon.job_spec import (QUALITY_PRESETS, GatherError, ViewSpec, build_job, fit_intrinsics,
+from blender_addon.job_spec import (PRESET_EXTRAS, QUALITY_PRESETS, GatherError, ViewSpec, build_job, fit_intrinsics,
                                     image_scale_for, job_settings, match_files, safe_name)
 from blender_addon.mesh_io import read_mesh, read_obj, read_ply
 from blender_addon.png_io import png_info, write_png
@@ -129,3 +129,26 @@ def test_setup_plan_and_check_summary(tmp_path: Path) -> None:
     assert summarize_check({"python": "3.11", "torch": None})[0] is False
     ok, text = summarize_check(None, "ModuleNotFoundError: No module named 'torch'", 1)
     assert not ok and "Set up backend" in text
+
+
+def test_presets_are_the_backend_quality_levels() -> None:
+    """One definition: each add-on preset names a backend quality level, and its settings let the backend stop
+    when the mesh is done (no iteration count) unless the operator gives one."""
+    from backend.io.quality import LEVELS
+
+    assert [QUALITY_PRESETS[k]["quality"] for k in ("DRAFT", "STANDARD", "HIGH")] == list(LEVELS)
+    assert set(QUALITY_PRESETS) == set(PRESET_EXTRAS)
+    for key, preset in QUALITY_PRESETS.items():
+        level = LEVELS[preset["quality"]]
+        assert preset["description"].startswith(level.description)
+        settings = job_settings(key, "CPU", 640, 480)
+        assert settings["quality"] == level.name and settings["iterations"] is None
+    assert job_settings("DRAFT", "CPU", 640, 480, iterations=40)["iterations"] == 40
+
+
+def test_preset_settings_pass_the_backend_validation() -> None:
+    from backend.io.validate import validate_settings
+
+    for key in QUALITY_PRESETS:
+        out = validate_settings(job_settings(key, "AUTO", 1600, 1200, iterations=0))
+        assert out["quality"] == QUALITY_PRESETS[key]["quality"]

@@ -148,6 +148,28 @@ def test_small_full_run_writes_result_folder(sphere_job: Path, tmp_path: Path) -
     assert result["symmetry"] is not None and result["symmetry"]["score"] < 0.01
 
 
+def test_quality_flag_and_fixed_iterations_reach_the_settings() -> None:
+    """--quality on reconstruct and photos; no --iterations leaves the setting to the job (null: converge)."""
+    from backend.cli import build_parser, settings_overrides
+
+    parser = build_parser()
+    for command in (["reconstruct", "J", "--out", "O"], ["photos", "P", "--out", "O"]):
+        assert settings_overrides(parser.parse_args([*command, "--quality", "high"])) == {"quality": "high"}
+        assert settings_overrides(parser.parse_args([*command, "--iterations", "500"])) == {"iterations": 500}
+        assert settings_overrides(parser.parse_args(command)) == {}
+        with pytest.raises(SystemExit):
+            parser.parse_args([*command, "--quality", "ultra"])
+
+
+def test_batch_set_quality_becomes_the_flag() -> None:
+    from backend.cli import build_parser
+    from backend.pipelines.batch_plan import parse_set, settings_flags, subparser
+
+    parser = build_parser()
+    for command in ("reconstruct", "photos"):
+        assert settings_flags(subparser(parser, command), parse_set(["quality=draft"])) == ["--quality", "draft"]
+
+
 def test_convert_and_compare_commands(sphere_job: Path, tmp_path: Path) -> None:
     proc = run_backend("convert", str(sphere_job), "--to", "job", str(tmp_path / "copy"))
     assert proc.returncode == 0, proc.stderr

@@ -107,6 +107,7 @@ def test_photos_mesh_matches_the_object(photos_run, capture: Path) -> None:
     out, proc = photos_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "result.json").read_text())
+    assert result["mask_consensus"]["ran"], "automatic masks of 20 photos: the consensus weighs them"
     truth = truth_cameras(capture)
     cams = result["cameras"]
     _, _, S = align_cameras([c["R"] for c in cams], [c["t"] for c in cams],

@@ -187,7 +187,8 @@ def test_nan_anywhere(job: Path, key: str) -> None:
 
 @pytest.mark.parametrize("setting,value", [("device", "gpu"), ("rasterizer", "opengl"), ("symmetry", "yes"),
                                            ("iterations", 0), ("texture_size", 10.5), ("image_scale", 2),
-                                           ("seed", -1), ("iterations", True)])
+                                           ("seed", -1), ("iterations", True), ("quality", "ultra"),
+                                           ("quality", None)])
 def test_bad_setting_values_named(job: Path, setting: str, value) -> None:
     edit(job, lambda d: d["settings"].update({setting: value}))
     err = load_error(job)
@@ -245,6 +246,23 @@ def test_refine_cameras_must_be_a_boolean(job: Path) -> None:
     assert load_job(job).settings["refine_cameras"] is True
 
 
+def test_iterations_null_converges_by_quality_level(job: Path) -> None:
+    """Without iterations the run stops when the mesh is done (the default); a number keeps a fixed schedule."""
+    from backend.io.quality import DEFAULT_QUALITY, LEVELS
+    from backend.io.views import DEFAULT_SETTINGS
+
+    assert DEFAULT_SETTINGS["iterations"] is None and DEFAULT_SETTINGS["quality"] == DEFAULT_QUALITY
+    for quality in LEVELS:
+        edit(job, lambda d: d["settings"].update({"iterations": None, "quality": quality}))
+        settings = load_job(job).settings
+        assert settings["iterations"] is None and settings["quality"] == quality
+    edit(job, lambda d: d["settings"].update({"iterations": 300}))
+    assert load_job(job).settings["iterations"] == 300
+    edit(job, lambda d: d["settings"].update({"quality": "best"}))
+    err = load_error(job)
+    assert "quality" in err.message and "draft, standard, high" in err.hint
+
+
 def test_max_faces_null_and_in_range_pass(job: Path) -> None:
     for value in (None, 500, 200_000):
         edit(job, lambda d: d["settings"].update({"max_faces": value}))
@@ -295,7 +313,7 @@ DESIGN_SETTINGS = {"device": "auto", "rasterizer": "auto", "image_scale": 1, "it
 def test_design_settings_block_is_accepted(job: Path) -> None:
     from backend.io.views import DEFAULT_SETTINGS
 
-    assert set(DEFAULT_SETTINGS) == set(DESIGN_SETTINGS)
+    assert set(DEFAULT_SETTINGS) == set(DESIGN_SETTINGS) | {"quality"}  # quality: ours (docs/ARCHITECTURE.md)
     edit(job, lambda d: d.update(settings=dict(DESIGN_SETTINGS)))
     scene = load_job(job)
     validate_scene(scene)

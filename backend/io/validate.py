@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.cameras.projection import is_rotation
+from backend.io.quality import LEVELS
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
 from backend.runtime.errors import JobError
 
@@ -18,16 +19,17 @@ CHOICES = {
     "rasterizer": ("auto", "nvdiffrast", "torch"),
     "symmetry": ("detect", "enforce", "off"),
     "topology": ("auto", "on", "off"),
+    "quality": tuple(LEVELS),
 }
 # Allowed ranges of the numeric settings, inclusive; (what to write, what it does) goes into the hint.
 INT_RANGES: dict[str, tuple[int, int, str]] = {
-    "iterations": (1, 1_000_000, "e.g. 2000 (the reference setting)"),
+    "iterations": (1, 1_000_000, "e.g. 2000 (the reference setting), or null to stop when the mesh is done"),
     "texture_size": (16, 8192, "the texture's side in pixels, e.g. 2048"),
     "seed": (0, 2**31 - 1, "any whole number, e.g. 0"),
     "max_faces": (500, 10_000_000, "the output face budget, e.g. 200000, or null for the default"),
 }
 IMAGE_SCALE_RANGE = (0.01, 1.0)
-NULLABLE = ("max_faces",)
+NULLABLE = ("max_faces", "iterations")
 BOOL_SETTINGS = ("refine_cameras",)
 PATH_SETTINGS = ("initial_mesh",)  # file paths, checked by check_initial_mesh
 CONVENTION_HINT = ("R must be a world-to-camera rotation in the OpenCV convention (x right, y down, z forward); "

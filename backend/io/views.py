@@ -9,7 +9,8 @@ DEFAULT_SETTINGS: dict = {
     "device": "auto",
     "rasterizer": "auto",
     "image_scale": 1,
-    "iterations": 2000,
+    "iterations": None,  # None: stop when the mesh stops changing, bounded by `quality`; a number: that many steps
+    "quality": "standard",  # draft / standard / high: backend/io/quality.py LEVELS (used when iterations is None)
     "symmetry": "detect",
     "texture_size": 2048,
     "seed": 0,

@@ -45,6 +45,7 @@ class Schedule:
     smoothing: float = 0.0  # Large Steps lambda of (I + lambda L); 0 optimises positions directly with Adam
     final_lr_ratio: float = 1.0  # the vertex step decays (cosine) to this fraction over the last phase
     uniform_adam: bool = True  # with smoothing: one step size for all of u (Large Steps) or Adam per coordinate
+    anneal_from: int | None = None  # the step the cosine anneal starts at; None: the last remesh step
     # Masks as evidence (issue 24): enclosed mask holes that only their own view carves are filled for the visual
     # hull (backend/geometry/mask_consensus.py) and their pixels weighted down in the mask loss to the view's floor:
     # the user's masks keep full weight (their say in the hull only is overruled), automatic masks (made from
@@ -60,11 +61,12 @@ class Schedule:
         return sum(step >= s for s in self.remesh_steps)
 
     def lr_factor(self, step: int) -> float:
-        """Vertex step multiplier: 1, then a cosine decay to final_lr_ratio over the last phase.
+        """Vertex step multiplier: 1, then a cosine decay to final_lr_ratio from `anneal_from` (by default the
+        last remesh) to the end.
 
         Annealing the step at the end takes the optimiser's jitter out of the mesh that is handed back.
         """
-        start = self.remesh_steps[-1] if self.remesh_steps else 0
+        start = self.anneal_from if self.anneal_from is not None else self.remesh_steps[-1] if self.remesh_steps else 0
         if step < start or self.iterations <= start:
             return 1.0
         x = (step - start) / max(self.iterations - start, 1)
@@ -98,6 +100,13 @@ def pixel_footprint(views: list, max_side: int) -> float:
         focal = 0.5 * (float(v.K[0, 0]) + float(v.K[1, 1])) * scale
         sizes.append(float(np.linalg.norm(v.center)) / max(focal, 1e-9))
     return float(np.median(sizes))
+
+
+def converge_schedule(max_steps: int, full_side: int, device_type: str) -> Schedule:
+    """The device's schedule for a run that decides its remeshes online: none yet, no anneal before the cap
+    (the plan sets `remesh_steps`, `anneal_from` and `iterations` as the phases settle)."""
+    return dataclasses.replace(make_schedule(max_steps, full_side, device_type), remesh_steps=[],
+                               anneal_from=max(int(max_steps), 1))
 
 
 def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule:

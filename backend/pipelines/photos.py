@@ -14,7 +14,6 @@ from backend.post.estimate import estimate_run_seconds
 from backend.runtime.protocol import Reporter
 
 JOB_DIR = "job"
-CPU_ITERATIONS = 500  # photos' default on CPU: the plateau is reached by then (BENCHMARKS, issue 23's table)
 
 
 def sfm_report(sfm, frame_scale: float) -> dict:
@@ -108,11 +107,7 @@ def photos_to_mesh(photos_dir: Path, out_dir: Path, reporter: Reporter, settings
     from backend.io.job import load_job
     from backend.io.validate import validate_scene
 
-    from backend.raster import resolve_device
-
     settings = dict(settings or {})
-    if "iterations" not in settings and resolve_device(settings.get("device", "auto")).type == "cpu":
-        settings["iterations"] = CPU_ITERATIONS
     job_dir, report = prepare_job(photos_dir, out_dir, reporter, settings, masks_dir, max_image_size)
     if prepare_only:
         return {"job": str(job_dir), "sfm": report}

@@ -14,6 +14,7 @@ from backend.cameras.projection import normalization, normalize_extrinsics
 from backend.geometry.mesh_ops import face_areas, mean_edge_length
 from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
+from backend.io.quality import quality_level
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
 from backend.optim.alignment import (alignment_warning, camera_entries, refined_views, silhouette_iou, unaligned,
                                      view_weights)
@@ -24,7 +25,9 @@ from backend.optim.mask_trust import MaskTrust, weigh_masks
 from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, plan_memory,
                                   release_cached)
 from backend.optim.render import GBuffer, render_gbuffer
-from backend.optim.schedule import Schedule, make_schedule
+from backend.optim.convergence import PhaseMonitor, StopRule, phase_budget
+from backend.optim.schedule import Schedule, converge_schedule, make_schedule
+from backend.optim.stopping import PhasePlan
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewLevel, ViewSet
 from backend.pipelines.finish import commit_result, post_process
@@ -226,6 +229,11 @@ class Optimizer:
             self.x = torch.nn.Parameter(x)
             self.v_opt = torch.optim.Adam([self.x], lr=self.lr_v)
 
+    @torch.no_grad()
+    def positions(self) -> torch.Tensor:
+        """Current vertex positions, detached."""
+        return self.vertices().detach()
+
     def vertices(self) -> torch.Tensor:
         """Current vertex positions, differentiable in the optimised parameter."""
         return self.x if self.param is None else self.param.vertices()
@@ -397,41 +405,108 @@ def _to_world(vertices: np.ndarray, c: np.ndarray, s: float) -> np.ndarray:
     return vertices * s + c
 
 
-def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, reporter: Reporter,
-             writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int,
-             topology: TopologyHook | None = None) -> dict:
-    """Run the schedule (the topology hook before each remesh); returns the last losses."""
+def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> float:
+    """Remesh the current surface at the schedule's next edge length (the current mesh stays if the remesher
+    fails), restart the vertex optimiser on it, grow the regularisers, and find the symmetry plane when due;
+    returns the edge length."""
     sch = opt.schedule
+    v, f = opt.mesh()
+    area = float(face_areas(v, f).sum())
+    h = sch.edge_length(mean_edge_length(v, f), area)
+    res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel)
+    state.remeshes.append({"step": step, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h,
+                           "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message})
+    if not res.ok:
+        state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
+        reporter.log(f"warning: {state.warnings[-1]}")
+    opt.set_mesh(res.vertices, res.faces)
+    opt.after_remesh()
+    if opt.symmetry_mode == "enforce" and sch.phase(step) == sch.symmetry_from_phase:
+        from backend.post.symmetry import detect_symmetry
+
+        opt.plane, _ = detect_symmetry(res.vertices, res.faces)
+    return h
+
+
+class Window:
+    """Sums of the vertex positions and the loss over the steps since the last check: the monitor compares
+    window means, so the optimiser's step-to-step jitter does not count as the surface moving."""
+
+    def __init__(self) -> None:
+        self.positions: torch.Tensor | None = None
+        self.loss: torch.Tensor | None = None
+        self.steps = 0
+
+    def add(self, positions: torch.Tensor, loss: torch.Tensor) -> None:
+        """One step's vertex positions and total loss (kept on the device: no synchronisation)."""
+        if self.positions is None:
+            self.positions, self.loss = torch.zeros_like(positions), torch.zeros_like(loss)
+        self.positions += positions
+        self.loss += loss
+        self.steps += 1
+
+    def means(self) -> tuple[np.ndarray, float]:
+        """Mean positions (numpy) and mean loss of the window; the window starts again empty."""
+        out = ((self.positions / self.steps).cpu().numpy().astype(np.float64), float(self.loss) / self.steps)
+        self.positions, self.loss, self.steps = None, None, 0
+        return out
+
+
+def phase_monitor(opt: Optimizer, plan: PhasePlan, step: int) -> PhaseMonitor | None:
+    """The monitor of the phase starting at `step` (None when the plan is fixed or its remeshes are all done)."""
+    if not plan.online or plan.phases_left() <= 0:
+        return None
+    low, high = phase_budget(plan.level, step, plan.phases_left())
+    monitor = PhaseMonitor(StopRule.from_level(plan.level), opt.schedule.pixel_size, step, low, high)
+    monitor.start(*opt.mesh())
+    return monitor
+
+
+def end_phase(opt: Optimizer, plan: PhasePlan, monitor: PhaseMonitor, done: int, reason: str,
+              reporter: Reporter) -> None:
+    """The monitored phase ended after `done` steps: the plan remeshes there; the schedule learns the remesh
+    and, after the last one, the end of the run and the start of its anneal."""
+    plan.end_phase(done, monitor.summary(done, reason))
+    record = plan.phases[-1]
+    reporter.log(f"phase {record['phase']} {reason} after {record['steps']} steps (drift {record['drift_px']} px "
+                 f"per check, first {record['start_drift_px']} px; loss change {record['loss_change']})")
+    if opt.refiner is not None and len(plan.remesh_steps) == 1:
+        opt.refine_from = done
+    changes: dict = {"remesh_steps": list(plan.remesh_steps)}
+    if plan.end is not None:
+        changes.update(anneal_from=done, iterations=plan.end)
+    opt.schedule = dataclasses.replace(opt.schedule, **changes)
+
+
+def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, reporter: Reporter,
+             writer: ResultWriter, state: RunState, c: np.ndarray, s: float, preview_every: int, plan: PhasePlan,
+             topology: TopologyHook | None = None) -> dict:
+    """Run the plan's steps (its remeshes fixed, or decided as the phases settle; the topology hook before each
+    remesh); returns the last losses."""
     hw = max(((v.height, v.width) for v in opt.views.views), key=lambda t: t[0] * t[1])
     opt.set_mesh(vertices, faces)
-    report_every = max(1, sch.iterations // 200)
+    if plan.online and opt.refiner is not None:
+        opt.refine_from = plan.cap
+    report_every = max(1, plan.cap // 200)
     last_report = time.monotonic()
     losses: dict = {}
-    for step in range(sch.iterations):
+    monitor = phase_monitor(opt, plan, 0)
+    window = Window()
+    step = 0
+    while plan.running(step):
         reporter.check_cancel()
-        if step in sch.remesh_steps:
+        sch = opt.schedule
+        remeshing = step in sch.remesh_steps
+        if remeshing:
             if topology is not None:
                 topology(opt, step, h)
-            v, f = opt.mesh()
-            area = float(face_areas(v, f).sum())
-            h = sch.edge_length(mean_edge_length(v, f), area)
-            res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel)
-            state.remeshes.append({"step": step, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h,
-                                   "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message})
-            if not res.ok:
-                state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
-                reporter.log(f"warning: {state.warnings[-1]}")
-            opt.set_mesh(res.vertices, res.faces)
-            opt.after_remesh()
-            if opt.symmetry_mode == "enforce" and sch.phase(step) == sch.symmetry_from_phase:
-                from backend.post.symmetry import detect_symmetry
-
-                opt.plane, _ = detect_symmetry(res.vertices, res.faces)
-        if opt.refiner is not None and step in sch.remesh_steps and step > opt.refine_from:
+            h = remesh(opt, step, reporter, state)
+            monitor, window = phase_monitor(opt, plan, step), Window()
+        if opt.refiner is not None and remeshing and step > opt.refine_from:
             held = opt.settle_cameras(step)
             reporter.log(f"{held} of {len(opt.views)} views held on their given cameras (corrections under "
                          f"{opt.refiner.settings.settle_px:g} px)")
-        if opt.refiner is not None and (step in sch.remesh_steps and step >= opt.refine_from or step == opt.refine_from):
+        if opt.refiner is not None and (remeshing and step >= opt.refine_from or step == opt.refine_from):
             ious = opt.check_alignment(step)
             reporter.log(f"alignment at step {step}: silhouette IoU median {np.median(ious):.3f}, lowest "
                          f"{ious.min():.3f} ({opt.views.views[int(ious.argmin())].name})")
@@ -439,17 +514,37 @@ def optimize(opt: Optimizer, vertices: np.ndarray, faces: np.ndarray, h: float, 
             group["lr"] = opt.lr_v * sch.lr_factor(step)
         losses = opt.guarded_step(step, reporter, hw)
         done = step + 1
-        if done % report_every == 0 or done == sch.iterations or time.monotonic() - last_report > 1.0:
-            reporter.progress("optimize", done, sch.iterations, loss_values(losses), state.elapsed())
+        if monitor is not None:
+            window.add(opt.positions(), losses["total"])
+            if monitor.due(done):
+                reason = monitor.check(done, *window.means())
+                if reason is not None:
+                    end_phase(opt, plan, monitor, done, reason, reporter)
+                    monitor = None
+        last = not plan.running(done)
+        if done % report_every == 0 or last or time.monotonic() - last_report > 1.0:
+            reporter.progress("optimize", done, plan.total(), loss_values(losses), state.elapsed())
             last_report = time.monotonic()
-        if preview_every > 0 and (done % preview_every == 0 or done == sch.iterations):
+        if preview_every > 0 and (done % preview_every == 0 or last):
             v, f = opt.mesh()
             rel = writer.write_preview(done, _to_world(v, c, s), f)
             state.previews.append({"mesh": rel, "step": done, "elapsed_s": round(state.elapsed(), 3)})
             reporter.preview(rel, done)
+        step = done
     if opt.refiner is not None:
-        opt.check_alignment(sch.iterations)
+        opt.check_alignment(step)
     return loss_values(losses)
+
+
+def run_plan(settings: dict, full_side: int, device_type: str) -> tuple[Schedule, PhasePlan]:
+    """The schedule and plan of a job: `iterations` given, the fixed schedule of that many steps; null, the
+    `quality` level's converging plan."""
+    if settings.get("iterations") is not None:
+        schedule = make_schedule(int(settings["iterations"]), full_side, device_type)
+        return schedule, PhasePlan.fixed(schedule.remesh_steps, schedule.iterations)
+    level = quality_level(settings.get("quality"))
+    plan = PhasePlan.converging(level)
+    return converge_schedule(plan.cap, full_side, device_type), plan
 
 
 def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state: RunState,
@@ -523,7 +618,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         c, s = normalization(bmin, bmax)
         views = normalized_views(scene.views, c, s)
         full_side = max(max(v.width, v.height) for v in views)
-        schedule = make_schedule(int(settings["iterations"]), full_side, device.type)
+        schedule, run = run_plan(settings, full_side, device.type)
         if schedule_overrides:
             schedule = dataclasses.replace(schedule, **schedule_overrides)
         schedule = schedule.with_footprint(views)
@@ -548,7 +643,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         masks_automatic = masks_automatic or any(v.mask_auto for v in scene.views)
         hook = TopologyHook(settings["topology"], bool(settings.get("initial_mesh")), masks_automatic, reporter,
                             state.elapsed)
-        losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, hook)
+        losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, run, hook)
         if hook.info["ran"]:
             state.timings["topology"] = round(hook.seconds, 3)
         plan.oom_retries = opt.oom_retries
@@ -570,8 +665,11 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         result = {
             "version": 1,
             "device": str(device), "rasterizer": rasterizer.name,
-            "iterations": schedule.iterations,
-            "stop_reason": "iterations",  # the optimisation always runs its iterations (a cancel leaves no result)
+            "iterations": run.total(),  # the steps run (a cancel leaves no result)
+            "stop_reason": run.stop_reason(),
+            "quality": None if not run.online else run.level.name,
+            "convergence": None if not run.online else {"phases": run.phases,
+                                                        "tail_steps": run.total() - run.remesh_steps[-1]},
             "losses": losses,
             "bbox": {"min": bmin.tolist(), "max": bmax.tolist()},
             "normalization": {"center": c.tolist(), "scale": s},

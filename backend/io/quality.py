@@ -1,0 +1,43 @@
+"""Quality levels: how long the optimisation may run and when it counts as done.
+
+The one definition the command line's `--quality`, the job setting `quality` and the Blender add-on's presets
+share (the add-on imports this module from the backend bundled inside it). Standard library only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QualityLevel:
+    """Step bounds and convergence thresholds of one level (steps are optimisation steps)."""
+
+    name: str
+    phase_min_steps: int  # a phase (the steps between two remeshes) runs at least this long
+    phase_max_steps: int  # and at most this long, settled or not
+    tail_steps: int  # steps after the last remesh, the vertex step annealed over them
+    max_steps: int  # cap on the whole run
+    drift_px: float  # a surface moving less than this (rendered pixels per check) has stopped
+    loss_change: float  # relative change of the mean loss between checks under which it has stopped falling
+    plateau: float  # a phase's drift has levelled off when it falls by less than this fraction of its first drift
+    description: str = ""
+
+
+LEVELS: dict[str, QualityLevel] = {
+    "draft": QualityLevel("draft", 50, 100, 150, 450, drift_px=0.2, loss_change=0.05, plateau=0.10,
+                          description="Fast preview: phases of 50-100 steps, 150 after the last remesh, at most 450"),
+    "standard": QualityLevel("standard", 75, 150, 400, 900, drift_px=0.1, loss_change=0.03, plateau=0.05,
+                             description="Stops when the mesh stops changing: phases of 75-150 steps, 400 after "
+                                         "the last remesh, at most 900"),
+    "high": QualityLevel("high", 150, 400, 800, 2200, drift_px=0.05, loss_change=0.02, plateau=0.03,
+                         description="Longer phases (150-400 steps), 800 steps after the last remesh, at most 2200"),
+}
+DEFAULT_QUALITY = "standard"
+
+
+def quality_level(name: str | None) -> QualityLevel:
+    """The level called `name` (None: the default level); KeyError names the levels that exist."""
+    key = DEFAULT_QUALITY if name is None else str(name).lower()
+    if key not in LEVELS:
+        raise KeyError(f"unknown quality {name!r}; levels: {', '.join(LEVELS)}")
+    return LEVELS[key]

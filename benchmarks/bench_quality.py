@@ -1,0 +1,105 @@
+"""Stop when done (issue 23): a quality level's converging run beside fixed step counts on the same scenes.
+
+`python benchmarks/bench_quality.py --meshes spot,teapot,suzanne --configs standard,fixed2000,fixed500`
+renders (once, cached like bench_reconstruct.py) 24 Cycles views at 256 px per mesh, reconstructs each with
+every config (`draft` / `standard` / `high`: a converging run at that level; `fixedN`: the fixed schedule of N
+steps) on the CPU, and prints steps run, stop reason, wall and CPU seconds, Chamfer L1 (exact point to surface,
+% of the reference's bbox diagonal) and normal consistency as a Markdown table; writes OUT/quality.json.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_reconstruct import mesh_source, parse_res, surface_metrics  # noqa: E402
+
+
+def config_settings(config: str) -> dict:
+    """Job settings of a config name: a quality level, or fixedN for N fixed steps."""
+    from backend.io.quality import LEVELS
+
+    if config in LEVELS:
+        return {"iterations": None, "quality": config}
+    if config.startswith("fixed") and config[5:].isdigit():
+        return {"iterations": int(config[5:])}
+    raise SystemExit(f"unknown config {config!r}: use {', '.join(LEVELS)} or fixedN")
+
+
+def scene_job(name: str, args: argparse.Namespace) -> Path:
+    """The rendered job of a mesh (rendered once into the jobs folder, as bench_reconstruct.py names it)."""
+    from scenegen import render_job_subprocess
+
+    job = args.jobs_dir / f"{name}_{args.views}v_{args.res}"
+    if not (job / "job.json").is_file():
+        render_job_subprocess(job, mesh=mesh_source(name), n_views=args.views, resolution=parse_res(args.res),
+                              samples=args.samples, timeout=3600)
+    return job
+
+
+def run(name: str, config: str, args: argparse.Namespace) -> dict:
+    """Reconstruct one mesh with one config; the figures of the table."""
+    from backend.io.detect import load_any
+    from backend.io.validate import validate_scene
+    from backend.mesh.metrics import load_mesh
+    from backend.pipelines.reconstruct import reconstruct
+    from backend.runtime.protocol import Reporter
+
+    job = scene_job(name, args)
+    scene = load_any(job)
+    scene.settings.update(device="cpu", symmetry="off", texture_size=args.texture_size, **config_settings(config))
+    validate_scene(scene)
+    out = args.out / "runs" / f"{name}_{config}"
+    t, c = time.monotonic(), time.process_time()
+    result = reconstruct(scene, out, Reporter(stream=io.StringIO(), json_mode=True, quiet_logs=True))
+    wall, cpu = time.monotonic() - t, time.process_time() - c
+    ref_v, ref_f = load_mesh(job / "reference.obj")
+    v, f = load_mesh(out / result["mesh"])
+    chamfer, nc = surface_metrics(ref_v, ref_f, v, f)
+    record = {"mesh": name, "config": config, "steps": result["iterations"], "stop_reason": result["stop_reason"],
+              "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "optimize_s": result["timings_s"].get("optimize"),
+              "chamfer_pct": round(100 * chamfer, 4), "normal_consistency": round(nc, 4),
+              "load_average": round(os.getloadavg()[0], 2), "convergence": result.get("convergence")}
+    print(json.dumps({k: v for k, v in record.items() if k != "convergence"}), flush=True)
+    return record
+
+
+def table(records: list[dict]) -> str:
+    """The Markdown table of the records."""
+    rows = ["| mesh | config | steps | stop | Chamfer % | NC | CPU s | wall s | load |", "|---" * 9 + "|"]
+    rows += [f"| {r['mesh']} | {r['config']} | {r['steps']} | {r['stop_reason']} | {r['chamfer_pct']:.4f} | "
+             f"{r['normal_consistency']:.4f} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} | {r['load_average']:.1f} |"
+             for r in records]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every mesh x config, print the table."""
+    ap = argparse.ArgumentParser(prog="python benchmarks/bench_quality.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--meshes", default="spot,teapot,suzanne")
+    ap.add_argument("--configs", default="standard,fixed2000,fixed500")
+    ap.add_argument("--views", type=int, default=24)
+    ap.add_argument("--res", default="256")
+    ap.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
+    ap.add_argument("--texture-size", type=int, default=256)
+    ap.add_argument("--out", type=Path, default=REPO / "bench_out" / "quality")
+    ap.add_argument("--jobs-dir", type=Path, default=REPO / "bench_out" / "jobs")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    records = [run(m.strip(), c.strip(), args) for m in args.meshes.split(",") if m.strip()
+               for c in args.configs.split(",") if c.strip()]
+    (args.out / "quality.json").write_text(json.dumps(records, indent=2))
+    print(table(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
