@@ -229,3 +229,20 @@ def test_holes_the_mask_consensus_repaired_carve_no_tunnel() -> None:
     assert mesh_genus(*extract_surface(raw, SPEC)) == 1  # two of twelve views (the 10 % vote) carve a tunnel
     repaired = apply_carving(start, carved_nodes(carving_views(views, weights), SPEC), SPEC.spacing)
     assert mesh_genus(*extract_surface(repaired, SPEC)) == 0
+
+
+def test_field_smoothing_keeps_the_surface_where_it_is() -> None:
+    from backend.topology.stage import smooth_field
+
+    radius = 0.3
+    start = on_grid(lambda p: sphere_sdf(p, radius=radius))
+
+    def mean_radius(keep: bool) -> float:
+        field = start
+        for _ in range(20):
+            field = smooth_field(field, 1.0, 0.5, SPEC.spacing, keep)
+        v, _ = extract_surface(field, SPEC)
+        return float(np.linalg.norm(v, axis=1).mean())
+
+    assert radius - mean_radius(False) > 0.2 * SPEC.spacing  # blurring alone shrinks the sphere
+    assert abs(mean_radius(True) - radius) < 0.1 * SPEC.spacing

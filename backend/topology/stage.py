@@ -46,6 +46,7 @@ class TopologySettings:
     smooth_weight: float = 0.05  # ... blended in by this weight every step
     redistance_every: int = 10
     carve_fraction: float = 0.1
+    keep_level: bool = True  # smoothing moves the surface near it by no net amount (no shrinking)
     grad_sigma: float = 1.0  # the grid gradient is Gaussian-smoothed over this many node spacings before the step
     uniform: bool = True  # one Adam step size for the whole grid (UniformAdam) instead of one per node
 
@@ -93,6 +94,17 @@ def redistance(values: np.ndarray, spec: GridSpec, poll: Callable[[], None],
     return close_border(out.reshape(values.shape), spec.spacing)
 
 
+def smooth_field(field: np.ndarray, sigma: float, weight: float, spacing: float, keep_level: bool) -> np.ndarray:
+    """The field blended with its Gaussian blur; with keep_level, less the blur's mean change over the nodes within
+    two spacings of the surface (blurring alone shrinks convex parts, as curvature flow)."""
+    change = weight * (gaussian_filter(field, sigma, mode="nearest") - field)
+    if keep_level:
+        near = np.abs(field) < 2.0 * spacing
+        if near.any():
+            change = change - change[near].mean()
+    return field + change
+
+
 def carving_views(views: list, pixel_weights: list[np.ndarray | None]) -> list:
     """The views with the pixels the mask consensus repaired (mask-loss weight under 1) counted inside the mask:
     a hole that the other views contradict carves nothing."""
@@ -136,8 +148,8 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
             values.grad = grad
         grid_opt.step()
         field = values.detach().cpu().numpy().astype(np.float64)
-        smooth = gaussian_filter(field, settings.smooth_sigma, mode="nearest")
-        field = field + settings.smooth_weight * (smooth - field)
+        field = smooth_field(field, settings.smooth_sigma, settings.smooth_weight, spec.spacing,
+                             settings.keep_level)
         if (i + 1) % settings.redistance_every == 0:
             field = redistance(field, spec, poll)
         field = apply_carving(close_border(field, spec.spacing), carved, spec.spacing)
