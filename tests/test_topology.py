@@ -212,3 +212,37 @@ def test_photos_job_folder_says_its_masks_were_automatic(tmp_path) -> None:
     assert sfm_masks_automatic(tmp_path) is True
     (tmp_path / "sfm.json").write_text(json.dumps({"masks": "given"}))
     assert sfm_masks_automatic(tmp_path) is False
+
+
+def test_holes_the_mask_consensus_repaired_carve_no_tunnel() -> None:
+    from backend.topology.stage import carving_views
+
+    views = traced_views(lambda p: sphere_sdf(p, radius=0.5))
+    weights: list = [None] * len(views)
+    for i in (0, 6):  # opposite cameras: their holes line up through the sphere
+        hole = np.zeros_like(views[i].mask)
+        hole[26:38, 26:38] = True
+        views[i] = View(views[i].name, views[i].image, views[i].mask & ~hole, views[i].K, views[i].R, views[i].t)
+        weights[i] = np.where(hole, 0.1, 1.0).astype(np.float32)
+    start = grid_from_mesh(*extract_surface(on_grid(sphere_sdf), SPEC), SPEC)
+    raw = apply_carving(start, carved_nodes(views, SPEC), SPEC.spacing)
+    assert mesh_genus(*extract_surface(raw, SPEC)) == 1  # two of twelve views (the 10 % vote) carve a tunnel
+    repaired = apply_carving(start, carved_nodes(carving_views(views, weights), SPEC), SPEC.spacing)
+    assert mesh_genus(*extract_surface(repaired, SPEC)) == 0
+
+
+def test_field_smoothing_keeps_the_surface_where_it_is() -> None:
+    from backend.topology.stage import smooth_field
+
+    radius = 0.3
+    start = on_grid(lambda p: sphere_sdf(p, radius=radius))
+
+    def mean_radius(keep: bool) -> float:
+        field = start
+        for _ in range(20):
+            field = smooth_field(field, 1.0, 0.5, SPEC.spacing, keep)
+        v, _ = extract_surface(field, SPEC)
+        return float(np.linalg.norm(v, axis=1).mean())
+
+    assert radius - mean_radius(False) > 0.2 * SPEC.spacing  # blurring alone shrinks the sphere
+    assert abs(mean_radius(True) - radius) < 0.1 * SPEC.spacing

@@ -73,7 +73,7 @@ class TopologyHook:
                                                                                       self.elapsed()),
                                  settings=self.settings)
         genus_after = mesh_genus(out.vertices, out.faces)
-        after = self.disagreement(opt, step, out.vertices, out.faces)
+        after = self.disagreement(opt, step, *out.surface)
         ok, why = accept(genus, genus_after, float(before.mean()), float(after.mean()))
         if ok:
             opt.set_mesh(out.vertices, out.faces)

@@ -10,6 +10,8 @@ from backend.geometry.visual_hull import outside_counts, silhouettes
 from backend.topology.sdf_grid import GridSpec
 
 CARVE_FRACTION = 0.1  # a node is carved when at least this share of the views see it outside their mask
+CARVE_MARGIN = 0.05  # carved nodes are set at least this many node spacings outside (just the sign: a larger
+# value pulls the surface between a carved node and an inside one inwards)
 
 
 def carved_nodes(views: list, spec: GridSpec, fraction: float = CARVE_FRACTION, dilate_px: int = 1,
@@ -27,5 +29,5 @@ def carved_nodes(views: list, spec: GridSpec, fraction: float = CARVE_FRACTION, 
 
 
 def apply_carving(values: np.ndarray, carved: np.ndarray, spacing: float) -> np.ndarray:
-    """The field with every carved node pushed outside (at least half a node spacing positive)."""
-    return np.where(carved, np.maximum(values, 0.5 * spacing), values)
+    """The field with every carved node pushed outside (positive by at least CARVE_MARGIN node spacings)."""
+    return np.where(carved, np.maximum(values, CARVE_MARGIN * spacing), values)

@@ -2,6 +2,7 @@
 mesh stage's own renderer, shader and image losses (MeshSDF's rule), so it may open or close handles."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,16 +46,19 @@ class TopologySettings:
     smooth_weight: float = 0.05  # ... blended in by this weight every step
     redistance_every: int = 10
     carve_fraction: float = 0.1
+    keep_level: bool = True  # smoothing moves the surface near it by no net amount (no shrinking)
     grad_sigma: float = 1.0  # the grid gradient is Gaussian-smoothed over this many node spacings before the step
     uniform: bool = True  # one Adam step size for the whole grid (UniformAdam) instead of one per node
 
 
 @dataclass
 class TopologyOutcome:
-    """The stage's mesh (normalised frame, remeshed to the edge length) and what happened."""
+    """The stage's mesh (normalised frame, remeshed to the edge length), its surface as extracted (the grid's
+    zero level set, finer than the remeshed mesh's chords), and what happened."""
 
     vertices: np.ndarray
     faces: np.ndarray
+    surface: tuple[np.ndarray, np.ndarray]
     steps: int
     seconds: float
     remesh_ok: bool
@@ -90,6 +94,24 @@ def redistance(values: np.ndarray, spec: GridSpec, poll: Callable[[], None],
     return close_border(out.reshape(values.shape), spec.spacing)
 
 
+def smooth_field(field: np.ndarray, sigma: float, weight: float, spacing: float, keep_level: bool) -> np.ndarray:
+    """The field blended with its Gaussian blur; with keep_level, less the blur's mean change over the nodes within
+    two spacings of the surface (blurring alone shrinks convex parts, as curvature flow)."""
+    change = weight * (gaussian_filter(field, sigma, mode="nearest") - field)
+    if keep_level:
+        near = np.abs(field) < 2.0 * spacing
+        if near.any():
+            change = change - change[near].mean()
+    return field + change
+
+
+def carving_views(views: list, pixel_weights: list[np.ndarray | None]) -> list:
+    """The views with the pixels the mask consensus repaired (mask-loss weight under 1) counted inside the mask:
+    a hole that the other views contradict carves nothing."""
+    return [v if w is None else dataclasses.replace(v, mask=np.asarray(v.mask, bool) | (np.asarray(w) < 1.0))
+            for v, w in zip(views, pixel_weights)]
+
+
 def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.ndarray, edge_length: float,
                        step: int, poll: Callable[[], None],
                        progress: Callable[[int, int, dict[str, float]], None] | None = None,
@@ -98,7 +120,8 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
     """Optimise a signed distance grid initialised from the mesh through the image losses of schedule step
     `step`; returns its zero level set remeshed to `edge_length` (the input mesh if the surface vanished)."""
     t0 = time.monotonic()
-    carved = carved_nodes(opt.views.views, spec, settings.carve_fraction, poll=poll)
+    weights = getattr(opt.views, "pixel_weights", None) or [None] * len(opt.views.views)
+    carved = carved_nodes(carving_views(opt.views.views, weights), spec, settings.carve_fraction, poll=poll)
     field = apply_carving(initial_field(vertices, faces, spec, poll), carved, spec.spacing)
     values = torch.nn.Parameter(torch.tensor(field, dtype=torch.float32, device=opt.device))
     grid_opt = (UniformAdam if settings.uniform else torch.optim.Adam)([values], lr=settings.lr_spacings * spec.spacing)
@@ -125,8 +148,8 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
             values.grad = grad
         grid_opt.step()
         field = values.detach().cpu().numpy().astype(np.float64)
-        smooth = gaussian_filter(field, settings.smooth_sigma, mode="nearest")
-        field = field + settings.smooth_weight * (smooth - field)
+        field = smooth_field(field, settings.smooth_sigma, settings.smooth_weight, spec.spacing,
+                             settings.keep_level)
         if (i + 1) % settings.redistance_every == 0:
             field = redistance(field, spec, poll)
         field = apply_carving(close_border(field, spec.spacing), carved, spec.spacing)
@@ -137,6 +160,7 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
             progress(done, settings.steps, {"mask": float(image.mask.detach()), "shading": float(image.shading.detach())})
     v_np, f_np = extract_surface(values.detach().cpu().numpy(), spec)
     if len(f_np) == 0:
-        return TopologyOutcome(vertices, faces, done, time.monotonic() - t0, False, "the surface vanished")
+        return TopologyOutcome(vertices, faces, (vertices, faces), done, time.monotonic() - t0, False,
+                               "the surface vanished")
     res = guarded_remesh(v_np, f_np, edge_length, REMESH_TIMEOUT_S, poll=poll)
-    return TopologyOutcome(res.vertices, res.faces, done, time.monotonic() - t0, res.ok, res.message)
+    return TopologyOutcome(res.vertices, res.faces, (v_np, f_np), done, time.monotonic() - t0, res.ok, res.message)
