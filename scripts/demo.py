@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel")
     ap.add_argument("--quality", default="DRAFT", choices=["DRAFT", "STANDARD", "HIGH"])
     ap.add_argument("--iterations", type=int, default=500,
-                    help="optimisation steps (Draft's own 300 leave the textureless monkey bumpier; 0: the preset's)")
+                    help="optimisation steps (0: stop when the mesh stops changing, bounded by the preset's quality level)")
     args = ap.parse_args(argv)
     out = args.out.resolve()
     if out.exists():
