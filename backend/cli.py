@@ -132,9 +132,6 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     scene.settings.update(settings_overrides(args))
     validate_scene(scene, require_masks=False)
     warnings: list[str] = []
-    from backend.pipelines.topology_run import sfm_masks_automatic
-
-    masks_automatic = any(v.mask is None for v in scene.views) or sfm_masks_automatic(args.job)
     if any(v.mask is None for v in scene.views):
         from backend.capture.scene_masks import fill_missing_masks
 
@@ -143,8 +140,7 @@ def cmd_reconstruct(args: argparse.Namespace, reporter: Reporter) -> int:
     reporter.expect(estimate_run_seconds(scene))
     from backend.pipelines.reconstruct import reconstruct
 
-    reconstruct(scene, args.out, reporter, preview_every=args.preview_every, warnings=warnings,
-                masks_automatic=masks_automatic)
+    reconstruct(scene, args.out, reporter, preview_every=args.preview_every, warnings=warnings)
     return report_done(reporter)
 
 

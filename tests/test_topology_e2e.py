@@ -13,7 +13,7 @@ import pytest
 import trimesh
 
 from backend.mesh.metrics import genus, load_mesh
-from backend.topology.genus import mesh_genus
+from backend.mesh.metrics import genus as mesh_genus
 
 ROOT = Path(__file__).resolve().parents[1]
 

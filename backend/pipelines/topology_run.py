@@ -1,27 +1,16 @@
 """The topology stage inside `reconstruct`: decided and run at the first remesh, its mesh kept or not."""
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from backend.mesh.metrics import genus as mesh_genus
 from backend.runtime.protocol import Reporter
 from backend.topology.decide import accept, should_run, silhouette_disagreement
-from backend.topology.genus import mesh_genus
 from backend.topology.stage import TopologySettings, run_topology_stage
-
-
-def sfm_masks_automatic(job_dir: Path) -> bool:
-    """Whether a job folder written by `photos` (its sfm.json) says its masks were made automatically."""
-    path = Path(job_dir) / "sfm.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("masks") == "automatic"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 class TopologyHook:
