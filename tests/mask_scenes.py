@@ -6,6 +6,8 @@ from typing import Callable
 
 import numpy as np
 
+from tests.lens_helpers import look_at
+
 Sdf = Callable[[np.ndarray], np.ndarray]
 
 
@@ -20,15 +22,6 @@ def torus_sdf(major: float = 0.6, minor: float = 0.25) -> Sdf:
         q = np.linalg.norm(p[..., :2], axis=-1) - major
         return np.hypot(q, p[..., 2]) - minor
     return sdf
-
-
-def look_at(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OpenCV world-to-camera pose of a camera at c looking at the origin, z up."""
-    z = -c / np.linalg.norm(c)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    r = np.stack([x, np.cross(z, x), z])
-    return r, -r @ c
 
 
 def camera_centres(n: int, distance: float = 3.0, max_elevation_deg: float = 60.0) -> np.ndarray:

@@ -9,17 +9,9 @@ import trimesh
 
 from backend.geometry.visual_hull import visual_hull
 from backend.runtime.errors import JobError
+from tests.lens_helpers import look_at
 
 FLIP = np.diag([1.0, -1.0, -1.0])
-
-
-def look_at(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OpenCV world-to-camera pose of a camera at c looking at the origin, z up."""
-    z = -c / np.linalg.norm(c)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    r = np.stack([x, np.cross(z, x), z])
-    return r, -r @ c
 
 
 def sphere_views(n: int = 12, radius: float = 0.5, res: int = 96, f: float = 120.0) -> list[SimpleNamespace]:
