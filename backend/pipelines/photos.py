@@ -123,8 +123,7 @@ def photos_to_mesh(photos_dir: Path, out_dir: Path, reporter: Reporter, settings
     from backend.pipelines.reconstruct import reconstruct
 
     return reconstruct(scene, out_dir, reporter, preview_every=preview_every,
-                       extra_result={"sfm": report, "cameras": photo_camera_entries(scene)},
-                       masks_automatic=report.get("masks") == "automatic")
+                       extra_result={"sfm": report, "cameras": photo_camera_entries(scene)})
 
 
 def photo_camera_entries(scene) -> list[dict]:

@@ -585,15 +585,14 @@ def mask_consensus(views: list[View], schedule: Schedule, refine: bool, start_me
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
                 schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
-                extra_result: dict | None = None, warnings: list[str] | None = None,
-                masks_automatic: bool = False) -> dict:
+                extra_result: dict | None = None, warnings: list[str] | None = None) -> dict:
     """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
 
     `schedule_overrides` replaces fields of the device's schedule, `refine_overrides` those of the camera
     refinement's settings (benchmarks and ablations). `extra_result` adds keys to result.json (the photos
     command's "sfm" and "cameras"; refined cameras win over its "cameras"). `warnings` start result.json's
-    warnings (e.g. the masks made automatically before the run); `masks_automatic` says the masks were made
-    automatically (the topology stage's `auto` runs then).
+    warnings (e.g. the masks made automatically before the run). Views with `mask_auto` masks make the topology
+    stage's `auto` run.
     """
     from backend.raster import get_rasterizer
 
@@ -640,7 +639,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
                         settings["symmetry"])
         if refine:
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
-        masks_automatic = masks_automatic or any(v.mask_auto for v in scene.views)
+        masks_automatic = any(v.mask_auto for v in scene.views)  # photos' or filled-in masks: auto runs topology
         hook = TopologyHook(settings["topology"], bool(settings.get("initial_mesh")), masks_automatic, reporter,
                             state.elapsed)
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, run, hook)
