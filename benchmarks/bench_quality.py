@@ -35,12 +35,16 @@ def config_settings(config: str) -> dict:
 
 
 def scene_job(name: str, args: argparse.Namespace) -> Path:
-    """The rendered job of a mesh (rendered once into the jobs folder, as bench_reconstruct.py names it)."""
+    """The rendered job of a mesh (rendered once into the jobs folder, as bench_reconstruct.py names it; `mug` is
+    bench_topology.py's genus-1 mug)."""
     from scenegen import render_job_subprocess
 
     job = args.jobs_dir / f"{name}_{args.views}v_{args.res}"
     if not (job / "job.json").is_file():
-        render_job_subprocess(job, mesh=mesh_source(name), n_views=args.views, resolution=parse_res(args.res),
+        from bench_topology import mug_mesh
+
+        source = str(mug_mesh(args.jobs_dir / "mug.obj")) if name == "mug" else mesh_source(name)
+        render_job_subprocess(job, mesh=source, n_views=args.views, resolution=parse_res(args.res),
                               samples=args.samples, timeout=3600)
     return job
 

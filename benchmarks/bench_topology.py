@@ -70,7 +70,7 @@ def enclosing_start(reference: Path, out: Path) -> Path:
     return out
 
 
-def run(job: Path, out: Path, args: argparse.Namespace, **settings: object) -> dict:
+def run(job: Path, out: Path, args: argparse.Namespace, stage: dict | None = None, **settings: object) -> dict:
     """One reconstruction; its result.json plus wall time, genus and Chamfer to the reference."""
     from bench_reconstruct import surface_metrics
 
@@ -86,7 +86,8 @@ def run(job: Path, out: Path, args: argparse.Namespace, **settings: object) -> d
     validate_scene(scene)
     with open(out.with_suffix(".jsonl"), "w") as log:
         t = time.monotonic()
-        result = reconstruct(scene, out, Reporter(stream=log, json_mode=True, quiet_logs=True))
+        result = reconstruct(scene, out, Reporter(stream=log, json_mode=True, quiet_logs=True),
+                             topology_overrides=stage)
         wall = time.monotonic() - t
     v, f = load_mesh(out / result["mesh"])
     chamfer, nc = surface_metrics(*load_mesh(job / "reference.obj"), v, f)
@@ -104,35 +105,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--out", type=Path, default=REPO / "bench_out" / "topology")
+    ap.add_argument("--grid-res", type=int, default=None, help="the stage's grid (default: from the edge length)")
+    ap.add_argument("--reuse-base", action="store_true",
+                    help="take the baseline run from an earlier topology_<object>.json instead of running it again")
     args = ap.parse_args(argv)
+    stage = {"grid_res": args.grid_res} if args.grid_res else None
+    record = args.out / f"topology_{args.object}.json"
     args.out.mkdir(parents=True, exist_ok=True)
     name = args.object
     job = rendered_job(name, args)
     runs = args.out / "runs"
     runs.mkdir(exist_ok=True)
+    reused = json.loads(record.read_text())["base"] if args.reuse_base and record.is_file() else None
     if name == "spot":
-        base = run(job, runs / f"{name}_off", args, topology="off")
-        other = run(job, runs / f"{name}_auto", args, topology="auto")
+        base = reused or run(job, runs / f"{name}_off", args, topology="off")
+        other = run(job, runs / f"{name}_auto", args, stage, topology="auto")
         labels = ("topology off", "topology auto")
     else:
         from backend.mesh.metrics import load_mesh
-        from backend.topology.genus import mesh_genus
+        from backend.mesh.metrics import genus as mesh_genus
 
         start = enclosing_start(job / "reference.obj", args.out / f"{name}_start.obj")
         print(f"[{name}] reference genus {mesh_genus(*load_mesh(job / 'reference.obj'))}, start genus "
               f"{mesh_genus(*load_mesh(start))}", flush=True)
-        base = run(job, runs / f"{name}_hull_off", args, topology="off")
-        other = run(job, runs / f"{name}_start_on", args, topology="on", initial_mesh=str(start))
+        base = reused or run(job, runs / f"{name}_hull_off", args, topology="off")
+        other = run(job, runs / f"{name}_start_on", args, stage, topology="on", initial_mesh=str(start))
         labels = ("visual hull, topology off", "genus-0 start, topology on")
     for label, r in zip(labels, (base, other)):
         t = r["topology"]
         print(f"[{name}] {label}: genus {r['genus']}  Chamfer {100 * r['chamfer']:.3f}%  NC "
               f"{r['normal_consistency']:.4f}  wall {r['wall_s']:.1f}s  load {r['load_average']:.1f}  topology: "
               f"ran {t['ran']}, {t.get('genus_before')} -> {t.get('genus_after')}, accepted {t.get('accepted')}, "
-              f"{t.get('seconds')} s ({t['reason']})", flush=True)
+              f"{t.get('seconds')} s, grid {t.get('grid_res')}, edge {t.get('edge_length')} ({t['reason']}; "
+              f"{t.get('decision')})", flush=True)
     ratio = other["chamfer"] / base["chamfer"]
     print(f"[{name}] Chamfer ratio {ratio:.3f}x, wall {base['wall_s']:.1f} s vs {other['wall_s']:.1f} s", flush=True)
-    (args.out / f"topology_{name}.json").write_text(json.dumps({"object": name, "views": args.views, "res": args.res,
+    record.write_text(json.dumps({"object": name, "views": args.views, "res": args.res,
                                                                "iterations": args.iterations, "base": base,
                                                                "other": other, "chamfer_ratio": ratio}, indent=2))
     return 0

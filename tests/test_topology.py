@@ -164,6 +164,16 @@ def test_stage_turns_a_genus_0_start_around_a_torus_into_a_torus() -> None:
     assert 0.3 < r.min() and r.max() < 0.92 and np.abs(out.vertices[:, 2]).max() < 0.35
 
 
+def test_grid_spacing_follows_the_edge_length_within_its_bounds() -> None:
+    from backend.topology.stage import MAX_RES, MIN_RES, TopologySettings, grid_for
+
+    assert grid_for(0.08, TopologySettings()).res == MIN_RES  # coarse mesh: the smallest grid
+    fine = grid_for(0.025, TopologySettings())
+    assert MIN_RES < fine.res < MAX_RES and fine.spacing <= 0.025
+    assert grid_for(0.001, TopologySettings()).res == MAX_RES
+    assert grid_for(0.001, TopologySettings(grid_res=80)).res == 80
+
+
 def test_auto_runs_for_a_file_start_automatic_masks_a_handle_or_a_disagreeing_view() -> None:
     from backend.topology.decide import should_run
 

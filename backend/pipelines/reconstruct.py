@@ -32,6 +32,7 @@ from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewLevel, ViewSet
 from backend.pipelines.finish import commit_result, post_process
 from backend.pipelines.topology_run import TopologyHook
+from backend.topology.stage import TopologySettings
 from backend.post.denoise import bilateral_normal_denoise
 from backend.post.geometry import offset_along_normals
 from backend.runtime.protocol import Reporter
@@ -585,11 +586,12 @@ def mask_consensus(views: list[View], schedule: Schedule, refine: bool, start_me
 
 def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: int = 0,
                 schedule_overrides: dict | None = None, refine_overrides: dict | None = None,
-                extra_result: dict | None = None, warnings: list[str] | None = None) -> dict:
+                extra_result: dict | None = None, warnings: list[str] | None = None,
+                topology_overrides: dict | None = None) -> dict:
     """Reconstruct a validated scene into out_dir (written atomically); returns result.json's content.
 
     `schedule_overrides` replaces fields of the device's schedule, `refine_overrides` those of the camera
-    refinement's settings (benchmarks and ablations). `extra_result` adds keys to result.json (the photos
+    refinement's settings, `topology_overrides` those of the topology stage (benchmarks and ablations). `extra_result` adds keys to result.json (the photos
     command's "sfm" and "cameras"; refined cameras win over its "cameras"). `warnings` start result.json's
     warnings (e.g. the masks made automatically before the run). Views with `mask_auto` masks make the topology
     stage's `auto` run.
@@ -641,7 +643,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
         masks_automatic = any(v.mask_auto for v in scene.views)  # photos' or filled-in masks: auto runs topology
         hook = TopologyHook(settings["topology"], bool(settings.get("initial_mesh")), masks_automatic, reporter,
-                            state.elapsed)
+                            state.elapsed, TopologySettings(**(topology_overrides or {})))
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, run, hook)
         if hook.info["ran"]:
             state.timings["topology"] = round(hook.seconds, 3)

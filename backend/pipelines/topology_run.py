@@ -68,7 +68,8 @@ class TopologyHook:
             opt.set_mesh(out.vertices, out.faces)
         self.seconds = time.monotonic() - t0
         self.info.update({"genus_after": genus_after, "accepted": ok, "decision": why,
-                          "seconds": round(self.seconds, 3), "steps": out.steps,
+                          "seconds": round(self.seconds, 3), "steps": out.steps, "grid_res": out.grid_res,
+                          "edge_length": round(float(edge_length), 5),
                           "disagreement_after": round(float(after.mean()), 4)})
         if not out.remesh_ok:
             self.info["remesh_message"] = out.message

@@ -21,6 +21,7 @@ from backend.topology.sdf_grid import GridSpec, close_border, signed_distance
 REMESH_TIMEOUT_S = 120.0
 REDISTANCE_CHUNK = 1 << 15  # points per signed-distance call, so a cancel is seen between chunks
 REDISTANCE_BAND = 4.0  # node spacings around the surface that redistancing recomputes
+MIN_RES, MAX_RES = 64, 128  # the grid's nodes per axis when chosen from the edge length
 
 
 class ImageLossSource(Protocol):
@@ -49,6 +50,8 @@ class TopologySettings:
     keep_level: bool = True  # smoothing moves the surface near it by no net amount (no shrinking)
     grad_sigma: float = 1.0  # the grid gradient is Gaussian-smoothed over this many node spacings before the step
     uniform: bool = True  # one Adam step size for the whole grid (UniformAdam) instead of one per node
+    grid_res: int | None = None  # nodes per axis; None: from the mesh's edge length (grid_for)
+    edges_per_spacing: float = 1.0  # ... a node spacing of this many edge lengths, within MIN_RES..MAX_RES
 
 
 @dataclass
@@ -63,6 +66,17 @@ class TopologyOutcome:
     seconds: float
     remesh_ok: bool
     message: str = ""
+    grid_res: int = 0
+
+
+def grid_for(edge_length: float, settings: TopologySettings) -> GridSpec:
+    """The stage's grid: `settings.grid_res` nodes per axis, or a spacing of `edges_per_spacing` edge lengths
+    (thin parts a few edges across must span several nodes, or the field's smoothing erases them)."""
+    if settings.grid_res is not None:
+        return GridSpec(res=int(settings.grid_res))
+    lo, hi = GridSpec().lo, GridSpec().hi
+    res = int(np.ceil((hi - lo) / (settings.edges_per_spacing * max(edge_length, 1e-6)))) + 1
+    return GridSpec(res=int(np.clip(res, MIN_RES, MAX_RES)))
 
 
 def chunked_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -116,10 +130,12 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
                        step: int, poll: Callable[[], None],
                        progress: Callable[[int, int, dict[str, float]], None] | None = None,
                        settings: TopologySettings = TopologySettings(),
-                       spec: GridSpec = GridSpec()) -> TopologyOutcome:
-    """Optimise a signed distance grid initialised from the mesh through the image losses of schedule step
-    `step`; returns its zero level set remeshed to `edge_length` (the input mesh if the surface vanished)."""
+                       spec: GridSpec | None = None) -> TopologyOutcome:
+    """Optimise a signed distance grid (`spec`, or `grid_for` the edge length) initialised from the mesh through
+    the image losses of schedule step `step`; returns its zero level set remeshed to `edge_length` (the input
+    mesh if the surface vanished)."""
     t0 = time.monotonic()
+    spec = spec if spec is not None else grid_for(edge_length, settings)
     weights = getattr(opt.views, "pixel_weights", None) or [None] * len(opt.views.views)
     carved = carved_nodes(carving_views(opt.views.views, weights), spec, settings.carve_fraction, poll=poll)
     field = apply_carving(initial_field(vertices, faces, spec, poll), carved, spec.spacing)
@@ -161,6 +177,7 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
     v_np, f_np = extract_surface(values.detach().cpu().numpy(), spec)
     if len(f_np) == 0:
         return TopologyOutcome(vertices, faces, (vertices, faces), done, time.monotonic() - t0, False,
-                               "the surface vanished")
+                               "the surface vanished", spec.res)
     res = guarded_remesh(v_np, f_np, edge_length, REMESH_TIMEOUT_S, poll=poll)
-    return TopologyOutcome(res.vertices, res.faces, (v_np, f_np), done, time.monotonic() - t0, res.ok, res.message)
+    return TopologyOutcome(res.vertices, res.faces, (v_np, f_np), done, time.monotonic() - t0, res.ok, res.message,
+                           spec.res)
