@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--out", type=Path, default=REPO / "bench_out" / "topology")
-    ap.add_argument("--grid-res", type=int, default=None, help="the stage's grid (default: from the edge length)")
+    ap.add_argument("--grid-res", type=int, default=None, help="the stage's grid, nodes per axis (default 64)")
     ap.add_argument("--reuse-base", action="store_true",
                     help="take the baseline run from an earlier topology_<object>.json instead of running it again")
     args = ap.parse_args(argv)

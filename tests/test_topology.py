@@ -164,16 +164,6 @@ def test_stage_turns_a_genus_0_start_around_a_torus_into_a_torus() -> None:
     assert 0.3 < r.min() and r.max() < 0.92 and np.abs(out.vertices[:, 2]).max() < 0.35
 
 
-def test_grid_spacing_follows_the_edge_length_within_its_bounds() -> None:
-    from backend.topology.stage import MAX_RES, MIN_RES, TopologySettings, grid_for
-
-    assert grid_for(0.08, TopologySettings()).res == MIN_RES  # coarse mesh: the smallest grid
-    fine = grid_for(0.025, TopologySettings())
-    assert MIN_RES < fine.res < MAX_RES and fine.spacing <= 0.025
-    assert grid_for(0.001, TopologySettings()).res == MAX_RES
-    assert grid_for(0.001, TopologySettings(grid_res=80)).res == 80
-
-
 def test_auto_runs_for_a_file_start_automatic_masks_a_handle_or_a_disagreeing_view() -> None:
     from backend.topology.decide import should_run
 
@@ -227,20 +217,3 @@ def test_holes_the_mask_consensus_repaired_carve_no_tunnel() -> None:
     assert mesh_genus(*extract_surface(raw, SPEC)) == 1  # two of twelve views (the 10 % vote) carve a tunnel
     repaired = apply_carving(start, carved_nodes(carving_views(views, weights), SPEC), SPEC.spacing)
     assert mesh_genus(*extract_surface(repaired, SPEC)) == 0
-
-
-def test_field_smoothing_keeps_the_surface_where_it_is() -> None:
-    from backend.topology.stage import smooth_field
-
-    radius = 0.3
-    start = on_grid(lambda p: sphere_sdf(p, radius=radius))
-
-    def mean_radius(keep: bool) -> float:
-        field = start
-        for _ in range(20):
-            field = smooth_field(field, 1.0, 0.5, SPEC.spacing, keep)
-        v, _ = extract_surface(field, SPEC)
-        return float(np.linalg.norm(v, axis=1).mean())
-
-    assert radius - mean_radius(False) > 0.2 * SPEC.spacing  # blurring alone shrinks the sphere
-    assert abs(mean_radius(True) - radius) < 0.1 * SPEC.spacing

@@ -16,12 +16,11 @@ from backend.geometry.remesh import guarded_remesh
 from backend.optim.large_steps import UniformAdam
 from backend.topology.carve import apply_carving, carved_nodes
 from backend.topology.extract import extract_surface, field_normals, grid_gradient
-from backend.topology.sdf_grid import GridSpec, close_border, signed_distance
+from backend.topology.sdf_grid import GRID_RES, GridSpec, close_border, signed_distance
 
 REMESH_TIMEOUT_S = 120.0
 REDISTANCE_CHUNK = 1 << 15  # points per signed-distance call, so a cancel is seen between chunks
 REDISTANCE_BAND = 4.0  # node spacings around the surface that redistancing recomputes
-MIN_RES, MAX_RES = 64, 128  # the grid's nodes per axis when chosen from the edge length
 
 
 class ImageLossSource(Protocol):
@@ -43,15 +42,11 @@ class TopologySettings:
 
     steps: int = 100
     lr_spacings: float = 0.1  # the grid's Adam step, in node spacings
-    smooth_sigma: float = 1.0  # Gaussian smoothing of the field (node spacings) ...
-    smooth_weight: float = 0.05  # ... blended in by this weight every step
     redistance_every: int = 10
     carve_fraction: float = 0.1
-    keep_level: bool = True  # smoothing moves the surface near it by no net amount (no shrinking)
     grad_sigma: float = 1.0  # the grid gradient is Gaussian-smoothed over this many node spacings before the step
     uniform: bool = True  # one Adam step size for the whole grid (UniformAdam) instead of one per node
-    grid_res: int | None = None  # nodes per axis; None: from the mesh's edge length (grid_for)
-    edges_per_spacing: float = 1.0  # ... a node spacing of this many edge lengths, within MIN_RES..MAX_RES
+    grid_res: int = GRID_RES  # the grid's nodes per axis
 
 
 @dataclass
@@ -67,16 +62,6 @@ class TopologyOutcome:
     remesh_ok: bool
     message: str = ""
     grid_res: int = 0
-
-
-def grid_for(edge_length: float, settings: TopologySettings) -> GridSpec:
-    """The stage's grid: `settings.grid_res` nodes per axis, or a spacing of `edges_per_spacing` edge lengths
-    (thin parts a few edges across must span several nodes, or the field's smoothing erases them)."""
-    if settings.grid_res is not None:
-        return GridSpec(res=int(settings.grid_res))
-    lo, hi = GridSpec().lo, GridSpec().hi
-    res = int(np.ceil((hi - lo) / (settings.edges_per_spacing * max(edge_length, 1e-6)))) + 1
-    return GridSpec(res=int(np.clip(res, MIN_RES, MAX_RES)))
 
 
 def chunked_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -108,17 +93,6 @@ def redistance(values: np.ndarray, spec: GridSpec, poll: Callable[[], None],
     return close_border(out.reshape(values.shape), spec.spacing)
 
 
-def smooth_field(field: np.ndarray, sigma: float, weight: float, spacing: float, keep_level: bool) -> np.ndarray:
-    """The field blended with its Gaussian blur; with keep_level, less the blur's mean change over the nodes within
-    two spacings of the surface (blurring alone shrinks convex parts, as curvature flow)."""
-    change = weight * (gaussian_filter(field, sigma, mode="nearest") - field)
-    if keep_level:
-        near = np.abs(field) < 2.0 * spacing
-        if near.any():
-            change = change - change[near].mean()
-    return field + change
-
-
 def carving_views(views: list, pixel_weights: list[np.ndarray | None]) -> list:
     """The views with the pixels the mask consensus repaired (mask-loss weight under 1) counted inside the mask:
     a hole that the other views contradict carves nothing."""
@@ -131,11 +105,11 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
                        progress: Callable[[int, int, dict[str, float]], None] | None = None,
                        settings: TopologySettings = TopologySettings(),
                        spec: GridSpec | None = None) -> TopologyOutcome:
-    """Optimise a signed distance grid (`spec`, or `grid_for` the edge length) initialised from the mesh through
-    the image losses of schedule step `step`; returns its zero level set remeshed to `edge_length` (the input
-    mesh if the surface vanished)."""
+    """Optimise a signed distance grid (`spec`, or `settings.grid_res` nodes per axis) initialised from the mesh
+    through the image losses of schedule step `step`; returns its zero level set remeshed to `edge_length` (the
+    input mesh if the surface vanished)."""
     t0 = time.monotonic()
-    spec = spec if spec is not None else grid_for(edge_length, settings)
+    spec = spec if spec is not None else GridSpec(res=settings.grid_res)
     weights = getattr(opt.views, "pixel_weights", None) or [None] * len(opt.views.views)
     carved = carved_nodes(carving_views(opt.views.views, weights), spec, settings.carve_fraction, poll=poll)
     field = apply_carving(initial_field(vertices, faces, spec, poll), carved, spec.spacing)
@@ -164,8 +138,6 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
             values.grad = grad
         grid_opt.step()
         field = values.detach().cpu().numpy().astype(np.float64)
-        field = smooth_field(field, settings.smooth_sigma, settings.smooth_weight, spec.spacing,
-                             settings.keep_level)
         if (i + 1) % settings.redistance_every == 0:
             field = redistance(field, spec, poll)
         field = apply_carving(close_border(field, spec.spacing), carved, spec.spacing)
