@@ -47,9 +47,10 @@ def punched(job: Path, args: argparse.Namespace) -> tuple[Path, list[str]]:
 
 
 def modes(n_views: int) -> dict[str, dict]:
-    """The schedule overrides of each way to treat the masks."""
+    """The schedule overrides of each way to treat the masks (`topology`: the defaults with the topology stage
+    on, so a tunnel the stage carved would show)."""
     return {"old": {"hull_vote": 1.0 / n_views, "mask_repair": False}, "strict": {"mask_repair": False},
-            "repair": {}}
+            "repair": {}, "topology": {}}
 
 
 def run(job: Path, tag: str, mode: str, args: argparse.Namespace) -> dict:
@@ -61,7 +62,8 @@ def run(job: Path, tag: str, mode: str, args: argparse.Namespace) -> dict:
     from backend.runtime.protocol import Reporter
 
     scene = load_job(job)
-    scene.settings.update(device="cpu", iterations=args.iterations, symmetry="off", texture_size=256)
+    scene.settings.update(device="cpu", iterations=args.iterations, symmetry="off", texture_size=256,
+                          topology="on" if mode == "topology" else "auto")
     out = args.out / "runs" / f"{tag}_{mode}"
     with open(args.out / f"{out.name}.jsonl", "w") as log:
         t = time.monotonic()
@@ -76,11 +78,13 @@ def run(job: Path, tag: str, mode: str, args: argparse.Namespace) -> dict:
               "hull_closed": bool(is_closed(*hull)),
               "hull_chamfer": normalised_chamfer(*ref, *hull), "chamfer": normalised_chamfer(*ref, *mesh),
               "chamfer_surface": surface_metrics(*ref, *mesh)[0],
-              "mask_consensus": result["mask_consensus"], "timings_s": result["timings_s"]}
+              "mask_consensus": result["mask_consensus"], "topology": result["topology"],
+              "timings_s": result["timings_s"]}
     print(f"[{job.name} {mode}] hull genus {record['hull_genus']}{'' if record['hull_closed'] else ' (open)'} Chamfer {100 * record['hull_chamfer']:.3f}%  "
           f"final genus {record['genus']} Chamfer {100 * record['chamfer']:.3f}% (point-to-surface "
           f"{100 * record['chamfer_surface']:.3f}%)  "
-          f"contradicted {record['mask_consensus']['contradicted']}  wall {wall:.0f}s  load "
+          f"contradicted {record['mask_consensus']['contradicted']}  topology ran {result['topology']['ran']} "
+          f"{result['topology'].get('decision', '')}  wall {wall:.0f}s  load "
           f"{record['load_average']:.1f}", flush=True)
     return record
 
@@ -95,17 +99,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--punch", type=int, default=2, help="views whose mask gets a hole")
     ap.add_argument("--radius", type=float, default=0.047, help="the hole's radius, share of the image side")
     ap.add_argument("--clean", default="torus,spot,teapot", help="clean meshes run old and repair ('' for none)")
+    ap.add_argument("--modes", default="old,strict,repair", help="the punched torus's runs (old, strict, repair, "
+                    "topology: repair with the topology stage on)")
+    ap.add_argument("--clean-modes", default="old,repair", help="the clean meshes' runs")
     ap.add_argument("--out", type=Path, default=REPO / "bench_out" / "mask_repair")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     job, names = punched(render("torus", args), args)
     print(f"torus: holes of radius {args.radius * args.res:.1f} px punched into {', '.join(names)}", flush=True)
-    for mode in ("old", "strict", "repair"):
+    for mode in filter(None, args.modes.split(",")):
         records.append(run(job, "torus_punched", mode, args))
     for name in filter(None, (n.strip() for n in args.clean.split(","))):
         clean = render(name, args)
-        for mode in ("old", "repair"):
+        for mode in filter(None, args.clean_modes.split(",")):
             records.append(run(clean, name, mode, args))
     (args.out / "records.json").write_text(json.dumps(records, indent=2))
     print(f"wrote {args.out / 'records.json'}")
