@@ -47,6 +47,9 @@ class TopologySettings:
     grad_sigma: float = 1.0  # the grid gradient is Gaussian-smoothed over this many node spacings before the step
     uniform: bool = True  # one Adam step size for the whole grid (UniformAdam) instead of one per node
     grid_res: int = GRID_RES  # the grid's nodes per axis
+    smooth_weight: float = 0.05  # the field blended with its one-spacing Gaussian blur by this weight every step ...
+    level_sigma: float = 3.0  # ... less the blur's mean change near the surface within this many spacings ...
+    level_band: float = 1.0  # ... over the nodes within this many spacings of the surface
 
 
 @dataclass
@@ -91,6 +94,18 @@ def redistance(values: np.ndarray, spec: GridSpec, poll: Callable[[], None],
     out = np.array(values, dtype=np.float64).ravel()
     out[near] = chunked_distance(spec.points()[near], v, f, poll)
     return close_border(out.reshape(values.shape), spec.spacing)
+
+
+def smooth_field(field: np.ndarray, weight: float, level_sigma: float, spacing: float,
+                 band: float = 1.0) -> np.ndarray:
+    """The field blended with its one-spacing Gaussian blur, less the blur's local mean change over the nodes
+    within `band` spacings of the surface (a Gaussian window of `level_sigma` spacings): noise finer than the
+    window is smoothed, while a thin part's uniform shrinking (curvature flow) is taken back."""
+    change = weight * (gaussian_filter(field, 1.0, mode="nearest") - field)
+    near = (np.abs(field) < band * spacing).astype(np.float64)
+    local = gaussian_filter(change * near, level_sigma, mode="nearest") / np.maximum(
+        gaussian_filter(near, level_sigma, mode="nearest"), 1e-6)
+    return field + change - local
 
 
 def carving_views(views: list, pixel_weights: list[np.ndarray | None]) -> list:
@@ -138,6 +153,9 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
             values.grad = grad
         grid_opt.step()
         field = values.detach().cpu().numpy().astype(np.float64)
+        if settings.smooth_weight > 0:
+            field = smooth_field(field, settings.smooth_weight, settings.level_sigma, spec.spacing,
+                                 settings.level_band)
         if (i + 1) % settings.redistance_every == 0:
             field = redistance(field, spec, poll)
         field = apply_carving(close_border(field, spec.spacing), carved, spec.spacing)
