@@ -11,7 +11,7 @@ import numpy as np
 import pycolmap
 
 EXHAUSTIVE_MAX_PHOTOS = 30     # auto: exhaustive matching up to this many photos (435 pairs), "overlap" beyond
-OVERLAP_MAX_PHOTOS = 300       # ... and up to this many (its coarse pass is exhaustive), sequential beyond
+OVERLAP_MAX_PHOTOS = 200       # ... and up to this many (its coarse pass is exhaustive: 19900 pairs), sequential beyond
 SEQUENTIAL_OVERLAP = 15        # sequential matching: each photo with its next 15 (and 2^k further ones)
 COARSE_FEATURES = 1024         # overlap: the coarse pass matches each photo's largest-scale SIFT features only
 COARSE_NEIGHBOURS = 12         # overlap: each photo is fully matched with the photos it shares most coarse inliers with
