@@ -63,7 +63,7 @@ def test_overlap_matcher_matches_the_overlapping_pairs_of_shuffled_photos(tmp_pa
     verified = steps.match(db, "overlap", names, str(tmp_path), lambda step, f: seen.append((step, f)))
     fractions = [f for step, f in seen if step == "match"]
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
-    assert any(0 < f <= steps.COARSE_SHARE for f in fractions) and any(steps.COARSE_SHARE < f < 1 for f in fractions)
+    assert steps.COARSE_SHARE in fractions                     # the coarse pass ends there, the full one goes on
     with pycolmap.Database.open(db) as database:
         name = {im.image_id: im.name for im in database.read_all_images()}
         ids, counts = database.read_two_view_geometry_num_inliers()
@@ -73,3 +73,16 @@ def test_overlap_matcher_matches_the_overlapping_pairs_of_shuffled_photos(tmp_pa
     assert verified == matched and all(d <= 3 for d in apart.values())   # COLMAP counts failed verifications too
     assert {(a, b) for i, a in enumerate(names) for b in names[i + 1:] if abs(place[a] - place[b]) <= 2} <= pairs
     assert matched < STRIP * (STRIP - 1) // 2     # not every pair was matched in full
+
+
+def test_one_call_reports_progress_from_the_database_and_matches_every_pair(tmp_path):
+    place = strip_photos(tmp_path / "photos")
+    names = sorted(place)
+    db = str(tmp_path / "database.db")
+    steps.extract(db, str(tmp_path / "photos"), [names], 320, lambda *a: None)
+    seen: list[float] = []
+    pairs = steps.exhaustive_pairs(names)
+    steps.match_pairs(db, pairs, tmp_path / "pairs.txt", lambda step, f: seen.append(f), span=(0.5, 0.9),
+                      every_s=0.002)
+    assert seen[-1] == 0.9 and seen == sorted(seen) and all(0.5 <= f <= 0.9 for f in seen)
+    assert steps.matched_pairs(db) == len(pairs) and steps.matched_pairs(str(tmp_path / "none.db")) == 0
