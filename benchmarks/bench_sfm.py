@@ -5,7 +5,8 @@ and prints registered photos, mean reprojection error, points and seconds. With 
 whose cameras.npz belongs to the photos in sorted order, e.g. DTU) it also prints the rotation and centre
 errors after the similarity fitted to the camera centres, and the focal length error; --capture CAP does the
 same against a scenegen capture's truth (CAP/truth). Prints the wall seconds of each step (from the previous step's
-last progress report to its own last) and the load average.
+last progress report to its own last), the load average, and the CPU seconds of each step's worker processes
+(counted when a worker ends, so between one step's first report and the next's: a load-independent figure).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import pickle
+import resource
 import sys
 import time
 from pathlib import Path
@@ -86,8 +88,11 @@ def main() -> None:
     else:
         last: dict[str, float] = {}
         ends: dict[str, float] = {"start": time.monotonic()}
+        cpu: dict[str, float] = {}
 
         def progress(step: str, fraction: float) -> None:
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.setdefault(step, usage.ru_utime + usage.ru_stime)
             ends.pop(step, None)
             ends[step] = time.monotonic()
             if fraction - last.get(step, -1.0) >= 0.25 or fraction >= 1.0:
@@ -101,6 +106,10 @@ def main() -> None:
         print("seconds per step (to its last report from the previous one's): "
               + ", ".join(f"{k} {t - marks[i][1]:.1f}" for i, (k, t) in enumerate(marks[1:]))
               + f"; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        firsts = list(cpu.items()) + [("end", usage.ru_utime + usage.ru_stime)]
+        print("CPU seconds of each step's child processes: "
+              + ", ".join(f"{k} {firsts[i + 1][1] - c:.1f}" for i, (k, c) in enumerate(firsts[:-1])))
     n = len(result.cameras) + len(result.unregistered) + len(result.left_out)
     print(f"{args.photos}: registered {len(result.cameras)}/{n}, unregistered {result.unregistered}, "
           f"left out {result.left_out}")
