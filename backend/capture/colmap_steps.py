@@ -79,11 +79,14 @@ def exhaustive_pairs(names: list[str]) -> list[tuple[str, str]]:
 
 
 def matched_pairs(database: str) -> int:
-    """Photo pairs the database holds a verification result for (read-only, so it can watch a running match)."""
+    """Photo pairs the database holds matches for, read through pycolmap's own SQLite (a second SQLite library in
+    the process, Python's, would break the file locks of the COLMAP call writing it: a bus error); 0 when unreadable."""
+    if not Path(database).is_file():
+        return 0
     try:
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1.0)) as db:
-            return int(db.execute("SELECT COUNT(*) FROM two_view_geometries").fetchone()[0])
-    except sqlite3.Error:
+        with pycolmap.Database.open(database) as db:
+            return int(db.num_matched_image_pairs())
+    except Exception:  # noqa: BLE001 - busy or half-written: the next look counts it
         return 0
 
 
@@ -100,8 +103,9 @@ def match_pairs(database: str, pairs: list[tuple[str, str]], pair_file: Path, re
     before, done = matched_pairs(database), threading.Event()
 
     def watch() -> None:
+        share = 0.0
         while not done.wait(every_s):
-            share = min(1.0, (matched_pairs(database) - before) / max(len(pairs), 1))
+            share = max(share, min(1.0, (matched_pairs(database) - before) / max(len(pairs), 1)))
             report("match", span[0] + (span[1] - span[0]) * share)
 
     watcher = threading.Thread(target=watch, daemon=True)
