@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="stop after OUT/job (cameras, masks, sparse points): what Blender's Import Photos runs")
     ph.add_argument("--max-image-size", type=int, default=1600,
                     help="longest side in pixels that structure from motion and the job use (default 1600)")
+    ph.add_argument("--matcher", choices=["auto", "exhaustive", "overlap", "sequential"], default="auto",
+                    help="which photo pairs structure from motion matches: exhaustive (all), overlap (those a coarse "
+                         "pass finds overlapping, any file order), sequential (file-name order); auto: exhaustive "
+                         "up to 30 photos, overlap up to 200, sequential beyond")
     add_reconstruct_options(ph)
 
     c = sub.add_parser("convert", help="convert another layout (NDS, IDR, NeRF, COLMAP) into a job folder")
@@ -155,7 +159,7 @@ def cmd_photos(args: argparse.Namespace, reporter: Reporter) -> int:
                        "Use e.g. --max-image-size 1600.")
     settings = settings_overrides(args)
     photos_to_mesh(args.photos, args.out, reporter, settings, masks_dir=args.masks,
-                   prepare_only=args.prepare_only, max_image_size=args.max_image_size,
+                   prepare_only=args.prepare_only, max_image_size=args.max_image_size, matcher=args.matcher,
                    preview_every=args.preview_every)
     reporter.done(f"{JOB_DIR}/job.json" if args.prepare_only else "result.json")
     return EXIT_OK

@@ -135,7 +135,8 @@ def test_retry_rule_and_model_choice():
     a, b = ("a", 10, 0.6), ("b", 11, 0.9)
     assert better_model(a, b) == b and better_model(a, ("c", 10, 0.4))[0] == "c" and better_model(None, a) == a
     assert better_model(None, None) is None
-    assert steps.choose_matcher("auto", 80) == "exhaustive" and steps.choose_matcher("auto", 81) == "sequential"
+    assert [steps.choose_matcher("auto", n) for n in (30, 31, 200, 201)] == ["exhaustive", "overlap", "overlap", "sequential"]
+    assert steps.choose_matcher("overlap", 10) == "overlap" and steps.choose_matcher("sequential", 10) == "sequential"
     with pytest.raises(ValueError):
         steps.choose_matcher("vocab", 10)
 

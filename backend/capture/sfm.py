@@ -72,8 +72,10 @@ def run_sfm(photos_dir: Path, work_dir: Path, *, progress: Callable[[str, float]
     progress(step, fraction) runs for steps check, extract, match, map, refine (a last bundle adjustment
     freeing the principal points, for cameras with 10+ photos), undistort; poll() runs every 50 ms
     and may raise (Cancelled) to stop at once. max_image_size bounds the longest side for feature
-    extraction and for the undistorted images. matcher: auto (exhaustive up to 80 photos, else sequential
-    in file-name order), exhaustive or sequential. JobError when the photos cannot give 3 registered cameras.
+    extraction and for the undistorted images. matcher: exhaustive (every pair), overlap (a coarse pass on the
+    largest-scale features picks the pairs that overlap, in any file order; only those are matched in full),
+    sequential (file-name order) or auto (exhaustive up to 30 photos, overlap up to 200, sequential beyond).
+    JobError when the photos cannot give 3 registered cameras.
     """
     t0 = time.monotonic()
     photos_dir, work_dir = Path(photos_dir), Path(work_dir)

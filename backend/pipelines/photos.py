@@ -26,7 +26,7 @@ def sfm_report(sfm, frame_scale: float) -> dict:
 
 
 def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: dict | None = None,
-                masks_dir: Path | None = None, max_image_size: int = 1600) -> tuple[Path, dict]:
+                masks_dir: Path | None = None, max_image_size: int = 1600, matcher: str = "auto") -> tuple[Path, dict]:
     """Structure from motion, the object's frame and its masks, written as OUT/job; returns (job dir, sfm report).
     The structure-from-motion work folder goes whatever happens, and OUT too when this run made it and it is empty."""
     photos_dir, out_dir = Path(photos_dir), Path(out_dir)
@@ -39,7 +39,7 @@ def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: d
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / ".sfm_work"
     try:
-        return build_job(photos_dir, out_dir, work, reporter, settings, masks_dir, max_image_size)
+        return build_job(photos_dir, out_dir, work, reporter, settings, masks_dir, max_image_size, matcher)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if created and not any(out_dir.iterdir()):
@@ -47,7 +47,7 @@ def prepare_job(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: d
 
 
 def build_job(photos_dir: Path, out_dir: Path, work: Path, reporter: Reporter, settings: dict | None,
-              masks_dir: Path | None, max_image_size: int) -> tuple[Path, dict]:
+              masks_dir: Path | None, max_image_size: int, matcher: str = "auto") -> tuple[Path, dict]:
     """prepare_job's work inside OUT: structure from motion in `work`, then the frame, the masks and OUT/job."""
     from backend.capture.sfm import run_sfm
 
@@ -62,7 +62,8 @@ def build_job(photos_dir: Path, out_dir: Path, work: Path, reporter: Reporter, s
             reporter.log(f"sfm: {step}")
         reporter.progress("sfm", int(round(1000 * min(max(fraction, 0.0), 1.0))), 1000)
 
-    sfm = run_sfm(photos_dir, work, progress=sfm_progress, poll=reporter.check_cancel, max_image_size=max_image_size)
+    sfm = run_sfm(photos_dir, work, progress=sfm_progress, poll=reporter.check_cancel, max_image_size=max_image_size,
+                  matcher=matcher)
     for message in sfm.warnings:
         reporter.log(f"warning: {message}")
     centers, axes, ups = camera_vectors([c.R for c in sfm.cameras], [c.t for c in sfm.cameras])
@@ -102,13 +103,13 @@ def build_job(photos_dir: Path, out_dir: Path, work: Path, reporter: Reporter, s
 
 def photos_to_mesh(photos_dir: Path, out_dir: Path, reporter: Reporter, settings: dict | None = None,
                    masks_dir: Path | None = None, prepare_only: bool = False, max_image_size: int = 1600,
-                   preview_every: int = 0) -> dict:
+                   preview_every: int = 0, matcher: str = "auto") -> dict:
     """The whole photos command: OUT/job from the photos, then (unless prepare_only) the mesh into OUT."""
     from backend.io.job import load_job
     from backend.io.validate import validate_scene
 
     settings = dict(settings or {})
-    job_dir, report = prepare_job(photos_dir, out_dir, reporter, settings, masks_dir, max_image_size)
+    job_dir, report = prepare_job(photos_dir, out_dir, reporter, settings, masks_dir, max_image_size, matcher)
     if prepare_only:
         return {"job": str(job_dir), "sfm": report}
     scene = load_job(job_dir)
