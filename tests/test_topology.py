@@ -247,3 +247,16 @@ def test_field_smoothing_removes_noise_but_keeps_a_thin_tube() -> None:
 
     assert roughness(smoothed) < 0.5 * roughness(noisy)
     assert mesh_genus(*extract_surface(smoothed, SPEC)) == 0
+
+
+def test_the_judge_prefers_a_genus_change_then_the_lowest_disagreement() -> None:
+    from backend.topology.stage import better
+
+    surf = extract_surface(on_grid(sphere_sdf), SPEC)
+    empty = (np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+    scores = {1: (False, 0.01), 25: (True, 0.05), 50: (True, 0.03), 75: (True, 0.04)}
+    best = None
+    for step, verdict in scores.items():
+        best = better(best, step, surf, lambda v, f, verdict=verdict: verdict)
+    assert best[2] == 50  # of the genus changes, the lowest disagreement; the same genus loses even at 0.01
+    assert better(best, 100, empty, lambda v, f: (True, 0.0)) is best  # an empty surface never wins

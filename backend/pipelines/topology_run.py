@@ -57,10 +57,13 @@ class TopologyHook:
             return
         self.reporter.stage("topology")
         self.reporter.progress("topology", 0, self.settings.steps, {}, self.elapsed())
+        def judge(sv: np.ndarray, sf: np.ndarray) -> tuple[bool, float]:
+            return mesh_genus(sv, sf) != genus, float(self.disagreement(opt, step, sv, sf).mean())
+
         out = run_topology_stage(opt, v, f, edge_length, step, poll=self.reporter.check_cancel,
                                  progress=lambda i, n, losses: self.reporter.progress("topology", i, n, losses,
                                                                                       self.elapsed()),
-                                 settings=self.settings)
+                                 settings=self.settings, judge=judge)
         genus_after = mesh_genus(out.vertices, out.faces)
         after = self.disagreement(opt, step, *out.surface)
         ok, why = accept(genus, genus_after, float(before.mean()), float(after.mean()))
@@ -69,6 +72,7 @@ class TopologyHook:
         self.seconds = time.monotonic() - t0
         self.info.update({"genus_after": genus_after, "accepted": ok, "decision": why,
                           "seconds": round(self.seconds, 3), "steps": out.steps, "grid_res": out.grid_res,
+                          "chosen_step": out.chosen_step,
                           "edge_length": round(float(edge_length), 5),
                           "disagreement_after": round(float(after.mean()), 4)})
         if not out.remesh_ok:

@@ -47,6 +47,7 @@ class TopologySettings:
     grad_sigma: float = 1.0  # the grid gradient is Gaussian-smoothed over this many node spacings before the step
     uniform: bool = True  # one Adam step size for the whole grid (UniformAdam) instead of one per node
     grid_res: int = GRID_RES  # the grid's nodes per axis
+    checkpoints: tuple[int, ...] = (1, 25, 50, 75)  # steps (and the last) whose surface a `judge` compares
     smooth_weight: float = 0.05  # the field blended with its one-spacing Gaussian blur by this weight every step ...
     level_sigma: float = 3.0  # ... less the blur's mean change near the surface within this many spacings ...
     level_band: float = 1.0  # ... over the nodes within this many spacings of the surface
@@ -65,6 +66,7 @@ class TopologyOutcome:
     remesh_ok: bool
     message: str = ""
     grid_res: int = 0
+    chosen_step: int = 0  # the step whose surface this is (the judge's pick among the checkpoints)
 
 
 def chunked_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
@@ -115,14 +117,28 @@ def carving_views(views: list, pixel_weights: list[np.ndarray | None]) -> list:
             for v, w in zip(views, pixel_weights)]
 
 
+def better(best: tuple | None, step: int, surface: tuple[np.ndarray, np.ndarray],
+           judge: Callable[[np.ndarray, np.ndarray], tuple[bool, float]]) -> tuple | None:
+    """The better of the best so far and this step's surface: (not changing the genus, disagreement, step,
+    surface), smallest first; an empty surface never wins."""
+    if len(surface[1]) == 0:
+        return best
+    changes, score = judge(*surface)
+    entry = (not changes, float(score), step, surface)
+    return entry if best is None or entry[:2] < best[:2] else best
+
+
 def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.ndarray, edge_length: float,
                        step: int, poll: Callable[[], None],
                        progress: Callable[[int, int, dict[str, float]], None] | None = None,
                        settings: TopologySettings = TopologySettings(),
-                       spec: GridSpec | None = None) -> TopologyOutcome:
+                       spec: GridSpec | None = None,
+                       judge: Callable[[np.ndarray, np.ndarray], tuple[bool, float]] | None = None) -> TopologyOutcome:
     """Optimise a signed distance grid (`spec`, or `settings.grid_res` nodes per axis) initialised from the mesh
     through the image losses of schedule step `step`; returns its zero level set remeshed to `edge_length` (the
-    input mesh if the surface vanished)."""
+    input mesh if the surface vanished). With a `judge` ((surface) -> (changes the genus, silhouette disagreement)),
+    the surface is the best of the checkpoints: one that changes the genus first, then the lowest disagreement (the
+    grid's first steps already drop a handle below its resolution, and later steps can drift)."""
     t0 = time.monotonic()
     spec = spec if spec is not None else GridSpec(res=settings.grid_res)
     weights = getattr(opt.views, "pixel_weights", None) or [None] * len(opt.views.views)
@@ -131,6 +147,7 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
     values = torch.nn.Parameter(torch.tensor(field, dtype=torch.float32, device=opt.device))
     grid_opt = (UniformAdam if settings.uniform else torch.optim.Adam)([values], lr=settings.lr_spacings * spec.spacing)
     done = 0
+    best: tuple | None = None
     for i in range(settings.steps):
         poll()
         v_np, f_np = extract_surface(values.detach().cpu().numpy(), spec)
@@ -164,10 +181,18 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
         done = i + 1
         if progress is not None:
             progress(done, settings.steps, {"mask": float(image.mask.detach()), "shading": float(image.shading.detach())})
+        if judge is not None and done in settings.checkpoints and done < settings.steps:
+            best = better(best, done, extract_surface(field, spec), judge)
     v_np, f_np = extract_surface(values.detach().cpu().numpy(), spec)
+    if judge is not None:
+        best = better(best, done, (v_np, f_np), judge)
+        if best is not None:
+            done_at, (v_np, f_np) = best[2], best[3]
+    else:
+        done_at = done
     if len(f_np) == 0:
         return TopologyOutcome(vertices, faces, (vertices, faces), done, time.monotonic() - t0, False,
                                "the surface vanished", spec.res)
     res = guarded_remesh(v_np, f_np, edge_length, REMESH_TIMEOUT_S, poll=poll)
     return TopologyOutcome(res.vertices, res.faces, (v_np, f_np), done, time.monotonic() - t0, res.ok, res.message,
-                           spec.res)
+                           spec.res, done_at)
