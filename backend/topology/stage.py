@@ -184,12 +184,11 @@ def run_topology_stage(opt: ImageLossSource, vertices: np.ndarray, faces: np.nda
         if judge is not None and done in settings.checkpoints and done < settings.steps:
             best = better(best, done, extract_surface(field, spec), judge)
     v_np, f_np = extract_surface(values.detach().cpu().numpy(), spec)
+    done_at = done
     if judge is not None:
         best = better(best, done, (v_np, f_np), judge)
         if best is not None:
             done_at, (v_np, f_np) = best[2], best[3]
-    else:
-        done_at = done
     if len(f_np) == 0:
         return TopologyOutcome(vertices, faces, (vertices, faces), done, time.monotonic() - t0, False,
                                "the surface vanished", spec.res)
