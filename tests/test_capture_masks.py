@@ -216,3 +216,54 @@ def test_a_stand_without_points_of_its_own_stays_in_the_masks() -> None:
     kept = [(m & q).sum() / max(q.sum(), 1) for m, q in zip(masks, post)]
     scores = [iou(m, r[1]) for m, r in zip(masks, renders)]
     assert np.mean(kept) > 0.9 and np.mean(scores) > 0.95, (np.mean(kept), np.mean(scores))
+
+
+BAR = [(np.array([-0.2, -0.2, 0.0]), np.array([0.2, 0.2, 0.5])),  # a body standing on the floor z = 0
+       (np.array([0.2, -0.03, 0.28]), np.array([0.6, 0.03, 0.34]))]  # and a thin bar sticking out of it
+
+
+def hidden(eye: np.ndarray, points: np.ndarray, boxes: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """True for the points that a box hides from the camera at eye."""
+    d = points - eye
+    out = np.zeros(len(points), dtype=bool)
+    for lo, hi in boxes:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a, b = (lo - eye) / d, (hi - eye) / d
+        near, far = np.nanmax(np.minimum(a, b), axis=1), np.nanmin(np.maximum(a, b), axis=1)
+        out |= (near < far) & (near > 0) & (near < 1 - 1e-6)
+    return out
+
+
+def test_floor_points_hidden_behind_a_thin_part_do_not_cut_it_away() -> None:
+    size = (200, 150)
+    rng = np.random.default_rng(4)
+    cams = []
+    for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False), [0.35, 0.6] * 8):
+        _, R, t = camera(az, el, 2.2)
+        cams.append((np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]]), R, t))
+    renders = [render_arch(*c, size, BAR, (0.7, 1.3, 0.8)) for c in cams]
+    body = arch_points(rng, 300, BAR[:1])  # the object's points: on the body only, none on the bar
+    r, a = np.sqrt(rng.uniform(0.05, 4.0, 3000)), rng.uniform(0, 2 * np.pi, 3000)
+    floor_pts = np.stack([r * np.cos(a), r * np.sin(a), np.zeros(3000)], 1)
+    floor_pts = floor_pts[~np.all(np.abs(floor_pts[:, :2]) < 0.2, axis=1)]
+    tracks = [~hidden(-R.T @ t, floor_pts, BAR) for _, R, t in cams]  # each view observes what it can see
+    args = ([r[0] for r in renders], [c[0] for c in cams], [c[1] for c in cams], [c[2] for c in cams],
+            np.array([-0.7, -0.4, -0.02]), np.array([0.7, 0.4, 0.6]), body, floor_pts)
+    bar = [render_arch(*c, size, BAR[1:])[1] & r[1] for c, r in zip(cams, renders)]
+
+    def kept(masks: list[np.ndarray]) -> float:
+        return float(np.mean([(m & q).sum() / max(q.sum(), 1) for m, q in zip(masks, bar)]))
+
+    every = make_masks(*args, floor=(np.array([0.0, 0.0, 1.0]), 0.0))
+    own = make_masks(*args, floor=(np.array([0.0, 0.0, 1.0]), 0.0), background_visible=tracks)
+    scores = [iou(m, r[1]) for m, r in zip(own, renders)]
+    assert kept(own) > 0.75 and kept(own) > kept(every) + 0.15 and np.mean(scores) > 0.9, \
+        (kept(every), kept(own), np.mean(scores))
+
+
+def test_visible_points_follow_the_tracks() -> None:
+    from backend.capture.seed_visibility import visible_points
+
+    vis = visible_points(3, [np.array([0, 2]), np.array([1]), np.array([], dtype=int)], 3)
+    assert [v.tolist() for v in vis] == [[True, False, False], [False, True, False], [True, False, False]]
+    assert visible_points(3, None, 3) is None

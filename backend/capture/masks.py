@@ -360,14 +360,17 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
                ts: Sequence[np.ndarray], bbox_min: np.ndarray, bbox_max: np.ndarray, object_points: np.ndarray,
                background_points: np.ndarray | None = None, progress: Callable[[float], None] | None = None,
                poll: Callable[[], None] | None = None, work_side: int = WORK_SIDE,
-               threads: int = 2, floor: tuple[np.ndarray, float] | None = None) -> list[np.ndarray]:
+               threads: int = 2, floor: tuple[np.ndarray, float] | None = None,
+               background_visible: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """Object mask (bool, photo size) of each photo; cameras, box and points share one frame.
 
     images: (H, W, 3) uint8 or float in [0, 1], undistorted; Ks, Rs, ts: their OpenCV cameras;
     bbox_min/max: the object's box; object_points: its sparse points (may be empty: the box alone seeds the
     first pass); background_points: other
     sparse points (the floor, the room), used as background seeds where they cannot be hidden
-    behind the object. progress(fraction) is called after each view of each pass and poll()
+    behind the object; background_visible (optional, per photo a bool over the background points, from
+    seed_visibility.visible_points): each photo's first pass then takes only the points it shows as seeds (a
+    point hidden behind a thin part would cut it away; the second pass seeds only outside the hull). progress(fraction) is called after each view of each pass and poll()
     between views (it may raise to cancel). Photos run `threads` at a time (OpenCV frees the GIL).
     floor: the plane (unit normal, offset) {X : normal . X = offset} the object stands on, if known:
     neighbouring photos warped onto it tell the floor from what stands on it (floor_parallax).
@@ -411,7 +414,9 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
                               [v.t for v in views], i, near[i], floor[0], floor[1])
 
     feet = footing(obj, floor) if floor is not None else None
-    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, bg, evidence(coarse, i), feet))
+    own_bg = [bg if bg is None or background_visible is None else bg[np.asarray(background_visible[i], dtype=bool)]
+              for i in range(n)]
+    first = run(lambda i: first_pass(coarse[i], lo, hi, obj, own_bg[i], evidence(coarse, i), feet))
     centres, size = hull_vote(coarse, first, lo, hi)
     tick()
 

@@ -17,6 +17,7 @@ import numpy as np
 from backend.runtime.worker import run_killable
 from backend.capture.locate import MIN_OBJECT_POINTS, camera_vectors, locate_object
 from backend.capture.masks import make_masks
+from backend.capture.seed_visibility import visible_points
 from backend.capture.triangulate import triangulate, view_pairs
 from backend.io.views import Scene
 from backend.runtime.errors import JobError
@@ -78,8 +79,8 @@ def world_box(transform: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np
 
 def object_seeds(scene: Scene, points: np.ndarray, seen: list[np.ndarray] | None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, str]:
-    """(box min, box max, object points, background points or None, how): the object's box and sparse points
-    in the scene's world frame; the job's bbox wins over the located one, points outside it are background."""
+    """(box min, box max, object points, background point indices or None, how): the object's box and sparse
+    points in the scene's world frame; the job's bbox wins over the located one, points outside it are background."""
     views = scene.views
     centers, axes, ups = camera_vectors([v.R for v in views], [v.t for v in views])
     given = None if scene.bbox is None else tuple(np.asarray(b, dtype=np.float64) for b in scene.bbox)
@@ -92,12 +93,12 @@ def object_seeds(scene: Scene, points: np.ndarray, seen: list[np.ndarray] | None
     chosen = frame.object_points
     if given is None:
         lo, hi = world_box(frame.transform, frame.bbox_min, frame.bbox_max)
-        return lo, hi, points[chosen], points[~chosen], "points"
+        return lo, hi, points[chosen], np.flatnonzero(~chosen), "points"
     inside = inside_box(points, *given)
     obj = points[chosen & inside]
     if len(obj) < MIN_OBJECT_POINTS:
-        return given[0], given[1], np.zeros((0, 3)), points[~inside], "box"
-    return given[0], given[1], obj, points[~inside], "points"
+        return given[0], given[1], np.zeros((0, 3)), np.flatnonzero(~inside), "box"
+    return given[0], given[1], obj, np.flatnonzero(~inside), "points"
 
 
 def fill_missing_masks(scene: Scene, reporter: Reporter) -> list[str]:
@@ -119,8 +120,12 @@ def fill_missing_masks(scene: Scene, reporter: Reporter) -> list[str]:
     def progress(fraction: float) -> None:
         reporter.progress("masks", int(round(1000 * (POINTS_SHARE + (1 - POINTS_SHARE) * fraction))), 1000)
 
+    visible = None
+    if background is not None and seen is not None:
+        visible = visible_points(len(background), [seen[k] for k in background], len(views))
     masks = make_masks([v.image for v in views], [v.K for v in views], [v.R for v in views], [v.t for v in views],
-                       lo, hi, obj, background_points=background, progress=progress, poll=reporter.check_cancel)
+                       lo, hi, obj, background_points=None if background is None else points[background],
+                       progress=progress, poll=reporter.check_cancel, background_visible=visible)
     for i in missing:
         views[i].mask = masks[i]
         views[i].mask_auto = True

@@ -82,12 +82,15 @@ def build_job(photos_dir: Path, out_dir: Path, work: Path, reporter: Reporter, s
         report["masks"] = "given"
     else:
         from backend.capture.masks import make_masks
+        from backend.capture.seed_visibility import visible_points
         from backend.io.images import read_image
 
         images = [np.round(read_image(c.image_path, c.name)[0] * 255).astype(np.uint8) for c in sfm.cameras]
+        background = np.flatnonzero(~frame.object_points)
+        visible = visible_points(len(background), [sfm.point_views[k] for k in background], len(sfm.cameras))
         masks = make_masks(images, [c.K for c in sfm.cameras], [p[0] for p in poses], [p[1] for p in poses],
                            frame.bbox_min, frame.bbox_max, points[frame.object_points],
-                           background_points=points[~frame.object_points],
+                           background_points=points[background], background_visible=visible,
                            progress=lambda f: reporter.progress("masks", int(round(1000 * f)), 1000),
                            poll=reporter.check_cancel, floor=frame.floor)
         report["masks"] = "automatic"
