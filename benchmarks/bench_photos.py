@@ -105,8 +105,9 @@ def mask_ious(job_dir: Path, capture: Path, stems: list[str]) -> np.ndarray:
     return np.asarray(out)
 
 
-def score_capture(name: str, capture: Path, out_root: Path, iterations: int) -> dict:
-    """Run photos and the exact-camera reference on one capture; the figures (and a picture)."""
+def score_capture(name: str, capture: Path, out_root: Path, iterations: int, exact_from: Path | None = None) -> dict:
+    """Run photos and the exact-camera reference on one capture; the figures (and a picture). exact_from: a
+    bench output folder whose <name>/exact run (same capture and steps) is reused instead of running it again."""
     from backend.capture.evaluate import align_cameras
     from backend.mesh.meshmath import apply
     from backend.mesh.metrics import compare_meshes, load_mesh
@@ -114,8 +115,12 @@ def score_capture(name: str, capture: Path, out_root: Path, iterations: int) -> 
     run_dir, exact_dir = out_root / name / "photos", out_root / name / "exact"
     t_photos, _ = run_backend(["photos", str(capture / "photos"), "--out", str(run_dir), "--iterations",
                                str(iterations)], out_root / f"{name}_photos.log")
-    t_exact, _ = run_backend(["reconstruct", str(capture / "truth" / "job"), "--out", str(exact_dir), "--iterations",
-                              str(iterations)], out_root / f"{name}_exact.log")
+    if exact_from is not None and (exact_from / name / "exact" / "result.json").is_file():
+        exact_dir = exact_from / name / "exact"
+        t_exact = json.loads((exact_from / f"{name}.json").read_text())["seconds_exact"]
+    else:
+        t_exact, _ = run_backend(["reconstruct", str(capture / "truth" / "job"), "--out", str(exact_dir),
+                                  "--iterations", str(iterations)], out_root / f"{name}_exact.log")
     result = json.loads((run_dir / "result.json").read_text())
     exact = json.loads((exact_dir / "result.json").read_text())
     truth = truth_cameras(capture)
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs-dir", type=Path, default=None, help="rendered captures cache (default OUT/jobs)")
     ap.add_argument("--iterations", type=int, default=500, help="optimisation steps of both runs")
     ap.add_argument("--render-only", action="store_true", help="only render (or reuse) the captures")
+    ap.add_argument("--exact-from", type=Path, default=None,
+                    help="reuse the exact-camera runs of an earlier output folder (same captures and steps)")
     args = ap.parse_args(argv)
     jobs_dir = args.jobs_dir or args.out / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         return 0
     for name, capture in captures.items():
-        record = score_capture(name, capture, args.out, args.iterations)
+        record = score_capture(name, capture, args.out, args.iterations, args.exact_from)
         (args.out / f"{name}.json").write_text(json.dumps(record, indent=1))
         print(json.dumps({k: v for k, v in record.items() if k != "timings"}), flush=True)
     return 0

@@ -267,3 +267,32 @@ def test_visible_points_follow_the_tracks() -> None:
     vis = visible_points(3, [np.array([0, 2]), np.array([1]), np.array([], dtype=int)], 3)
     assert [v.tolist() for v in vis] == [[True, False, False], [False, True, False], [True, False, False]]
     assert visible_points(3, None, 3) is None
+
+
+def test_see_through_finds_the_floor_under_the_arch_and_not_on_it() -> None:
+    from backend.capture.floor_parallax import neighbours, see_through
+
+    size = (200, 150)
+    cams = []
+    for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False), [0.3, 0.6] * 8):
+        _, R, t = camera(az, el, 2.2)
+        cams.append((np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]]), R, t))
+    renders = [render_arch(*c, size) for c in cams]  # the arch and the floor share one texture
+
+    def under_legs(X: np.ndarray) -> np.ndarray:
+        return (np.abs(X[:, 1]) < 0.17) & (np.abs(X[:, 0]) > 0.23) & (np.abs(X[:, 0]) < 0.47)
+
+    far = neighbours(np.array([-R.T @ t for _, R, t in cams]), 12)
+    under_found, on_object = [], []
+    for i in (3, 4, 12):  # looking through the arch: at a slant, from the front, from behind
+        K, R, t = cams[i]
+        shows = see_through([r[0] for r in renders], [c[0] for c in cams], [c[1] for c in cams],
+                            [c[2] for c in cams], i, far[i], np.array([0.0, 0.0, 1.0]), 0.0, under_legs)
+        v, u = np.mgrid[0:size[1], 0:size[0]] + 0.5
+        rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(K).T @ R
+        eye = -R.T @ t
+        X = eye + rays * (-eye[2] / np.minimum(rays[..., 2:], -1e-9))
+        opening = ~renders[i][1] & (np.abs(X[..., 0]) < 0.2) & (np.abs(X[..., 1]) < 0.12)  # floor under the lintel
+        under_found.append(shows[opening].mean())
+        on_object.append(shows[renders[i][1]].mean())
+    assert min(under_found) > 0.5 and max(on_object) < 0.02, (under_found, on_object)

@@ -9,7 +9,7 @@ without texture carry no evidence either way. Pixels near where the object meets
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -56,9 +56,10 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(g, (0, 0), 1.0) - cv2.GaussianBlur(g, (0, 0), BAND)
 
 
-def _local_ncc(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Windowed zero-mean normalised cross-correlation of two images, and where both windows have texture."""
-    k = (WINDOW, WINDOW)
+def _local_ncc(a: np.ndarray, b: np.ndarray, valid: np.ndarray, window: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed zero-mean normalised cross-correlation of two images, and where both windows have texture
+    (window: side in px, 0 for WINDOW)."""
+    k = (window or WINDOW, window or WINDOW)
     ma, mb = cv2.blur(a, k), cv2.blur(b, k)
     va = np.maximum(cv2.blur(a * a, k) - ma * ma, 0)
     vb = np.maximum(cv2.blur(b * b, k) - mb * mb, 0)
@@ -135,3 +136,59 @@ def floor_evidence(images: Sequence[np.ndarray], Ks: Sequence[np.ndarray], Rs: S
     floor &= ~cv2.dilate(fails.astype(np.uint8), _disc(r)).astype(bool)
     floor = cv2.morphologyEx(floor.astype(np.uint8), cv2.MORPH_OPEN, _disc(1)).astype(bool)
     return floor, raised
+
+
+SEE_VIEWS = 12  # views compared with each view by see_through (the nearest camera centres)
+SEE_MIN = 3  # views that must agree with the floor at a pixel for it to show the floor
+SEE_AGREE = 0.7  # their correlation there at least
+SEE_WINDOW = 7  # px: side of its correlation window
+SEE_ERODE = 2  # px: the found floor shrunk by this (an object pixel by the outline has a window mostly on the floor)
+
+
+def floor_points(K: np.ndarray, R: np.ndarray, t: np.ndarray, normal: np.ndarray, offset: float,
+                 shape: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) where each pixel's ray meets the plane normal . X = offset (behind the camera: far away)."""
+    h, w = shape
+    n = np.asarray(normal, dtype=np.float64)
+    eye = -np.asarray(R, dtype=np.float64).T @ np.asarray(t, dtype=np.float64)
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T @ np.asarray(R, dtype=np.float64)
+    denom = rays @ n
+    s = (offset - eye @ n) / np.where(np.abs(denom) > 1e-12, denom, 1e-12)
+    s = np.where(s > 0, s, 1e6)
+    return eye + rays * s[..., None]
+
+
+def see_through(images: Sequence[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[np.ndarray],
+                ts: Sequence[np.ndarray], i: int, others: Sequence[int], normal: np.ndarray, offset: float,
+                under_object: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Pixels of view i that show the floor, judged against many views (a hole through the object, a gap
+    between its parts): at least SEE_MIN of `others`, warped onto the floor, correlate above SEE_AGREE there.
+
+    Unlike floor_evidence nothing is guarded near the object: a view that the object hides the floor point from
+    simply does not agree, and chance agreement of several views on a textured window is rare. What parallax
+    cannot tell (the object's bottom, at height zero) is excluded by under_object: given (N, 3) floor points,
+    True for those under the object's footprint, where a ray meets the object before the floor. The result is
+    shrunk by SEE_ERODE px: a window centred on the object next to its outline lies mostly on the floor."""
+    shape = images[i].shape[:2]
+    grey_i = _grey(images[i])
+    below = _floor_depth_sign(Ks[i], Rs[i], ts[i], normal, offset, shape)
+    agree = np.zeros(shape, np.int32)
+    h, w = shape
+    for j in others:
+        H = plane_homography(Ks[i], Rs[i], ts[i], Ks[j], Rs[j], ts[j], normal, offset)
+        hj, wj = images[j].shape[:2]
+        warped = cv2.warpPerspective(_grey(images[j]), H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        inside = cv2.warpPerspective(np.ones((hj, wj), np.uint8), H, (w, h),
+                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0).astype(bool)
+        ncc, ok = _local_ncc(grey_i, warped, below & inside, SEE_WINDOW)
+        agree += ok & (ncc > SEE_AGREE)
+    floor = agree >= SEE_MIN
+    if floor.any():
+        X = floor_points(Ks[i], Rs[i], ts[i], normal, offset, shape)
+        ys, xs = np.nonzero(floor)
+        under = under_object(X[ys, xs])
+        floor[ys[under], xs[under]] = False
+    floor = cv2.morphologyEx(floor.astype(np.uint8), cv2.MORPH_OPEN, _disc(1))
+    return cv2.erode(floor, _disc(SEE_ERODE)).astype(bool) if SEE_ERODE > 0 else floor.astype(bool)

@@ -12,6 +12,10 @@ the floor is foreground, so a busy floor no longer fills holes (a handle's) or e
 When the object's points stop short of the floor (a stand or a foot without points of its own, whose few
 points the locator may have counted as background), the first pass's probable foreground reaches down to
 the floor under the object's lowest points (footing).
+Visible floor/background points are the ones the photo observed itself (their tracks, seed_visibility): a
+floor point other photos saw may hide behind a thin part here. The second pass also takes the floor that many
+photos (not only the nearest four) agree on, up to the object's outline (see_through): the floor seen through a
+handle's hole or beside a shadowed base, where the nearest-neighbour cue stays silent.
 """
 from __future__ import annotations
 
@@ -21,18 +25,23 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from backend.capture.floor_parallax import floor_evidence, neighbours
+from backend.capture.floor_parallax import SEE_VIEWS, floor_evidence, neighbours, see_through
 
 WORK_SIDE = 400  # longest side (px) of the images the second, final GrabCut pass runs on
 SEED_SIDE = 280  # longest side (px) of the first pass (its masks only vote on the hull)
 GRABCUT_ITERATIONS = 3
+FIRST_ITERATIONS = 2  # GrabCut iterations of the first pass
+SEE_THROUGH = True  # the second pass also takes the floor that many views agree on (floor_parallax.see_through)
+SEE_POINT_R = 2  # px (work scale): ... except within this of a projected object point (those are the object)
+FLOOR_MARGIN = 3  # px (work scale): hard foreground this near floor evidence becomes probable foreground
+FOOT_LAYERS = 2.0  # hull voxels this many voxel sizes above the floor or lower stand on it (its footprint)
 HULL_RESOLUTION = 96  # voxels along the box's longest side
 HULL_TOLERANCE = 0.04  # share of the views that see a voxel allowed to call it background
 SEED_RADIUS = 1  # px (work scale): disc drawn around each projected object point
 FOOT_SHARE = 0.05  # with a floor: the lowest share of the object points' height dropped onto it as foreground
 FOOT_GAP = 0.1  # ... when their lowest point is higher than this share of their height
-CORE_SHARE = 0.05
-REFINE_BAND = 0.01  # share of the photo's longest side: the band the full-resolution pass redoes  # without object points: the foreground core around the box's centre, share of its side
+CORE_SHARE = 0.05  # without object points: the foreground core around the box's centre, share of its side
+REFINE_BAND = 0.01  # share of the photo's longest side: the band the full-resolution pass redoes
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -217,7 +226,7 @@ def first_pass(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: 
                feet: np.ndarray | None = None) -> np.ndarray:
     """Work-scale mask of one photo from the geometric seeds (and the floor's evidence, if any)."""
     labels = seed_labels(view, lo, hi, object_points, background_points, evidence, feet)
-    return _grabcut(view.image, labels, 2)
+    return _grabcut(view.image, labels, FIRST_ITERATIONS)
 
 
 def _grid(lo: np.ndarray, hi: np.ndarray, resolution: int) -> tuple[np.ndarray, float]:
@@ -304,6 +313,8 @@ def second_pass(view: ScaledView, first: np.ndarray, hull: np.ndarray,
         labels[_splat(view.shape, uv[z > 1e-9], SEED_RADIUS) & ~hull] = cv2.GC_BGD
     if evidence is not None:
         labels[evidence[1] & outer] = cv2.GC_FGD
+        near_floor = cv2.dilate(evidence[0].astype(np.uint8), _disc(FLOOR_MARGIN)).astype(bool)
+        labels[near_floor & (labels == cv2.GC_FGD)] = cv2.GC_PR_FGD
         labels[evidence[0]] = cv2.GC_BGD
     return _grabcut(view.image, labels, GRABCUT_ITERATIONS)
 
@@ -343,6 +354,21 @@ def refine_full(mask: np.ndarray, image: np.ndarray, band_share: float = REFINE_
     if floor is not None:
         labels[floor & (labels != cv2.GC_FGD)] = cv2.GC_BGD
     return _grabcut(image, labels, 2)
+
+
+def footprint(centres: np.ndarray, size: float, floor: tuple[np.ndarray, float]) -> Callable[[np.ndarray], np.ndarray]:
+    """A test of floor points: True under the hull's footprint (its voxels within FOOT_LAYERS sizes of the floor,
+    widened by one voxel), where the object stands and parallax cannot tell it from the floor."""
+    from scipy.spatial import cKDTree
+
+    n = np.asarray(floor[0], dtype=np.float64)
+    c = np.asarray(centres, dtype=np.float64).reshape(-1, 3)
+    low = c[c @ n - float(floor[1]) < FOOT_LAYERS * size]
+    if not len(low):
+        return lambda X: np.zeros(len(X), dtype=bool)
+    tree = cKDTree(low - np.outer(low @ n - float(floor[1]), n))
+    return lambda X: np.isfinite(tree.query(np.asarray(X, dtype=np.float64).reshape(-1, 3),
+                                            distance_upper_bound=1.5 * size)[0])
 
 
 def _keep_touching(mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -421,6 +447,8 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
     tick()
 
     fine = run(lambda i: ScaledView(images[i], Ks[i], Rs[i], ts[i], work_side)) if near is not None else None
+    far = neighbours(np.array([-v.R.T @ v.t for v in coarse]), SEE_VIEWS) if near is not None else None
+    under = footprint(centres, size, floor) if near is not None else None
 
     def finish(i: int) -> np.ndarray:
         view = fine[i] if fine is not None else ScaledView(images[i], Ks[i], Rs[i], ts[i], work_side)
@@ -430,6 +458,13 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
         hull = hull_silhouette(view, centres, size)
         seeded = cv2.resize(first[i].astype(np.uint8), view.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
         cue = evidence(fine, i) if fine is not None else None
+        if cue is not None and SEE_THROUGH:
+            shows_floor = see_through([v.image for v in fine], [v.K for v in fine], [v.R for v in fine],
+                                      [v.t for v in fine], i, far[i], floor[0], floor[1], under)
+            if SEE_POINT_R >= 0 and len(obj):
+                uv, z = view.project(obj)
+                shows_floor &= ~_splat(view.shape, uv[z > 1e-9], SEE_POINT_R)
+            cue = (cue[0] | shows_floor, cue[1] & ~shows_floor)
         found = second_pass(view, seeded, hull, bg, cue)
         up = guided_upsample(_keep_touching(found, hull), view.full)
         if REFINE_BAND <= 0 or view.shape == view.full_shape:
