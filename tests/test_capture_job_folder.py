@@ -75,7 +75,8 @@ def test_write_photo_job_loads_and_replaces(tmp_path):
         m[10:30, 20:40] = True
         masks.append(m)
     out = tmp_path / "out" / "job"
-    report = {"registered": ["p0.jpg", "p1.jpg", "p2.jpg"], "unregistered": []}
+    report = {"registered": ["p0.jpg", "p1.jpg", "p2.jpg"], "unregistered": [],
+              "floor": {"normal": [0.0, 0.0, 2.0], "offset": -1.0}}
     for _ in range(2):  # a second write replaces the first whole
         write_photo_job(out, views, images, masks, (np.full(3, -0.6), np.full(3, 0.6)), {"iterations": 50},
                         rng.normal(size=(10, 3)), None, report)
@@ -86,3 +87,18 @@ def test_write_photo_job_loads_and_replaces(tmp_path):
     assert scene.settings["iterations"] == 50
     assert json.loads((out / "sfm.json").read_text())["registered"][0] == "p0.jpg"
     assert (out / "points.ply").read_bytes().startswith(b"ply\n")
+    assert np.allclose(scene.floor[0], [0, 0, 1]) and scene.floor[1] == pytest.approx(-0.5)  # made unit length
+
+
+def test_a_mesh_is_set_down_on_the_floor_and_nothing_above_it_moves():
+    from backend.geometry.floor import floor_from_dict, rest_on_floor
+
+    n = np.array([0.0, 0.6, 0.8])
+    v = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 2.0, 3.0], [0.0, -1.0, 0.0]])
+    moved, count = rest_on_floor(v, (n, 0.2))
+    assert count == 2  # heights 0.8, -0.8, 3.6, -0.6 against 0.2
+    assert np.allclose(moved @ n, [0.8, 0.2, 3.6, 0.2])
+    assert np.allclose(moved[[0, 2]], v[[0, 2]])
+    assert np.allclose(np.cross(moved[1] - v[1], n), 0)  # straight up along the normal
+    assert floor_from_dict(None) is None and floor_from_dict({"normal": [0, 0, 0], "offset": 1}) is None
+    assert floor_from_dict({"normal": "up"}) is None

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from skimage.transform import resize
 
+from backend.geometry.floor import floor_from_dict
 from backend.runtime.errors import JobError
 from backend.io.common import mask_from_alpha
 from backend.io.images import read_image, read_mask, write_rgba
@@ -100,13 +101,18 @@ def _load_bbox(value) -> tuple[np.ndarray, np.ndarray] | None:
     return lo, hi
 
 
-def automatic_masks(root: Path) -> bool:
-    """Whether the job folder's sfm.json (written by the photos command) says its masks were made automatically."""
+def sfm_report(root: Path) -> dict:
+    """The job folder's sfm.json (written by the photos command), {} when absent or unreadable."""
     try:
         report = json.loads((Path(root) / "sfm.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return False
-    return isinstance(report, dict) and report.get("masks") == "automatic"
+        return {}
+    return report if isinstance(report, dict) else {}
+
+
+def automatic_masks(root: Path) -> bool:
+    """Whether the job folder's sfm.json (written by the photos command) says its masks were made automatically."""
+    return sfm_report(root).get("masks") == "automatic"
 
 
 def load_job(path: Path) -> Scene:
@@ -141,7 +147,7 @@ def load_job(path: Path) -> Scene:
     if not math.isclose(scale, 1.0):
         views = [scale_view(v, scale) for v in views]
     return Scene(views=views, bbox=_load_bbox(job.get("bbox")), settings=settings,
-                 image_scale_applied=scale)
+                 image_scale_applied=scale, floor=floor_from_dict(sfm_report(root).get("floor")))
 
 
 def write_job(scene: Scene, path: Path) -> Path:

@@ -58,3 +58,4 @@ class Scene:
     image_scale_applied: float = 1.0  # settings["image_scale"] already applied to images and K at load
     points: np.ndarray | None = None  # (N, 3) float64 world points of a structure-from-motion model, if any
     point_colors: np.ndarray | None = None  # (N, 3) uint8 colours of `points`, if known
+    floor: tuple[np.ndarray, float] | None = None  # (unit up normal, offset) of the plane the object stands on

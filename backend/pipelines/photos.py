@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from backend.capture.job_folder import write_photo_job
+from backend.geometry.floor import floor_to_dict
 from backend.capture.locate import apply_similarity, camera_vectors, locate_object, transform_points
 from backend.runtime.errors import JobError
 from backend.post.estimate import estimate_run_seconds
@@ -72,6 +73,8 @@ def build_job(photos_dir: Path, out_dir: Path, work: Path, reporter: Reporter, s
     points = transform_points(frame.transform, sfm.points)
     scale = float(np.cbrt(np.linalg.det(np.asarray(frame.transform)[:3, :3])))
     report = sfm_report(sfm, scale)
+    if frame.floor is not None:
+        report["floor"] = floor_to_dict(frame.floor)  # the job frame's floor: the mesh is set down on it
     report["seconds_total"] = round(time.monotonic() - t0, 2)
 
     reporter.stage("masks")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from backend.cameras.projection import normalization, normalize_extrinsics
+from backend.geometry.floor import floor_to_dict, rest_on_floor
 from backend.geometry.mesh_ops import face_areas, mean_edge_length
 from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
@@ -654,6 +655,11 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         if opt.schedule.denoise_iterations > 0:
             v = bilateral_normal_denoise(v, f, normal_iterations=opt.schedule.denoise_iterations)
         vw = _to_world(v, c, s)
+        floor_info = None
+        if scene.floor is not None:
+            vw, moved = rest_on_floor(vw, scene.floor)
+            floor_info = {**floor_to_dict(scene.floor), "vertices_moved": moved}
+            reporter.log(f"floor: {moved} of {len(vw)} vertices lay under it and were set down on it")
         state.timings["optimize"] = round(time.monotonic() - t - state.timings.get("topology", 0.0), 3)
 
         cameras: dict = {}
@@ -680,6 +686,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         result.update(extra_result or {})
         result.update(cameras)
         result["topology"] = hook.info
+        result["floor"] = floor_info
         result["mask_consensus"] = trust.info()
         result["memory_plan"] = plan.to_dict()
         return commit_result(writer, post, result, state.timings, t, reporter)
