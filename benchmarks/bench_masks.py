@@ -2,8 +2,9 @@
 
 DTU (IDR layout, e.g. scan65): the photos are downscaled to --side px, pycolmap finds the cameras and sparse
 points (features, exhaustive matching, incremental mapping, one shared PINHOLE camera), `locate_object` fixes
-the frame and `make_masks` makes the masks (given the floor plane locate found, if any); each is scored by IoU
-against the dataset's mask (frame-free).
+the frame and `make_masks` makes the masks (given the floor plane locate found, if any, and the points' tracks as
+the photos command gives them); each is scored by IoU against the dataset's mask (frame-free). The structure from
+motion is kept in WORK/dtu_sfm.pkl and reused (delete it after changing --side).
 A scenegen job (--job, RGBA renders of a mesh without a floor): the photos are composited over a plain grey
 backdrop, the job's true cameras are used and the sparse points are sampled on its reference.obj (noise of 0.3 % of
 its diagonal, plus 60 outliers), standing in for SfM on renders too plain for SIFT.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from backend.capture.locate import apply_similarity, camera_vectors, locate_object, transform_points  # noqa: E402
 from backend.capture.masks import make_masks  # noqa: E402
+from backend.capture.seed_visibility import visible_points  # noqa: E402
 
 
 def sfm(images: list[np.ndarray], work: Path) -> dict:
@@ -67,8 +70,10 @@ def score(name: str, images, Ks, Rs, ts, points, tracks, truths, work: Path) -> 
     cams = [apply_similarity(frame.transform, R, t) for R, t in zip(Rs, ts)]
     local = transform_points(frame.transform, points)
     t1 = time.time()
+    background = np.flatnonzero(~frame.object_points)
+    visible = None if tracks is None else visible_points(len(background), [tracks[k] for k in background], len(images))
     masks = make_masks(images, Ks, [c[0] for c in cams], [c[1] for c in cams], frame.bbox_min, frame.bbox_max,
-                       local[frame.object_points], local[~frame.object_points], floor=frame.floor)
+                       local[frame.object_points], local[background], floor=frame.floor, background_visible=visible)
     t2 = time.time()
     ious = np.array([(m & t).sum() / max((m | t).sum(), 1) for m, t in zip(masks, truths)])
     print(f"{name}: {len(images)} views {images[0].shape[1]}x{images[0].shape[0]}, floor "
@@ -98,7 +103,12 @@ def run_dtu(root: Path, side: int, work: Path) -> None:
         images.append(cv2.resize((v.image * 255 + 0.5).astype(np.uint8), size, interpolation=cv2.INTER_AREA))
         truths.append(cv2.resize(v.mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool))
     t = time.time()
-    rec = sfm(images, work / "dtu_sfm")
+    cached = work / "dtu_sfm.pkl"
+    if cached.is_file():  # the same photos at the same side: structure from motion once
+        rec = pickle.loads(cached.read_bytes())
+    else:
+        rec = sfm(images, work / "dtu_sfm")
+        cached.write_bytes(pickle.dumps(rec))
     print(f"dtu sfm: {len(rec['index'])}/{len(images)} registered, {len(rec['xyz'])} points, {time.time() - t:.0f} s")
     idx = rec["index"]
     Ks, Rs, ts = (np.array([c[k] for c in rec["cams"]]) for k in range(3))

@@ -116,6 +116,11 @@ def test_photos_mesh_matches_the_object(photos_run, capture: Path) -> None:
     tv, tf = load_mesh(capture / "truth" / "mesh.obj")
     m = compare_meshes(tv, tf, apply(S, v), f)
     assert m["chamfer_l1_norm"] < 0.02 and m["normal_consistency"] > 0.8, m
+    floor = result["floor"]  # Spot stands on a textured table: the mesh is set down on it, not under it
+    assert floor is not None and np.allclose(floor["normal"], [0, 0, 1])
+    assert (v @ np.asarray(floor["normal"])).min() >= floor["offset"] - 1e-6
+    height = np.ptp(tv[:, 2])
+    assert abs(apply(S, v)[:, 2].min() - tv[:, 2].min()) < 0.03 * height
 
 
 def test_too_few_photos_is_a_clear_error(tmp_path: Path) -> None:
