@@ -11,6 +11,7 @@ import numpy as np
 from . import camera_math
 from .job_spec import (GatherError, ViewSpec, bbox_of_points, build_job, fit_intrinsics, job_settings,
                        match_files, safe_name, write_job_json)
+from .photo_job import FLOOR_PROP
 from .png_io import float_rgba_to_uint8, png_info, write_png
 from .point_cloud import MIN_POINTS, is_point_cloud, object_cloud
 from .points_export import write_cloud
@@ -222,17 +223,19 @@ def gather_job(context, settings, job_dir: Path, progress: Optional[Callable[[st
                                   "Each mask must have the size of its image.")
             mask_rel = f"masks/{name}.png"
         views.append(ViewSpec(name, f"images/{name}.png", mask_rel, size[0], size[1], K, R, t))
-    bbox = None
+    bbox = floor = None
     if settings.bbox_source == "OBJECT":
         if settings.bbox_object is None:
             raise GatherError("Bounds is set to Object but no object is chosen.",
                               "Pick an object around the subject (e.g. a cube), or use Automatic.")
         bbox = bounds_of_object(settings.bbox_object)
+        value = settings.bbox_object.get(FLOOR_PROP)  # Import Photos' box knows the floor the object stands on
+        floor = [float(x) for x in value] if value is not None and len(value) == 4 else None
     w, h = views[0].width, views[0].height
     job = build_job(views, bbox, job_settings(settings.quality, settings.device, w, h,
                                               symmetry=settings.symmetry.lower(), iterations=iterations,
                                               max_faces=settings.max_faces,
-                                              refine_cameras=settings.refine_cameras))
+                                              refine_cameras=settings.refine_cameras), floor)
     if getattr(settings, "start_points", None) is not None:
         job["settings"]["initial_mesh"] = write_start_points(settings.start_points, Path(job_dir))
     write_job_json(Path(job_dir), job)

@@ -17,8 +17,9 @@ import numpy as np
 from mathutils import Matrix
 
 from .job_spec import GatherError
-from .photo_job import (BOX_EDGES, PreparedPhotos, RenderSetup, box_corners, camera_settings, fallback_bbox,
-                        render_setup, scene_scale, sfm_problems, sfm_summary, srgb_to_linear)
+from .photo_job import (BOX_EDGES, FLOOR_PROP, PreparedPhotos, RenderSetup, box_corners, camera_settings,
+                        fallback_bbox, prepared_floor, render_setup, scene_scale, sfm_problems, sfm_summary,
+                        srgb_to_linear)
 
 MASK_PREFIX = "mask "
 MASK_ALPHA = 0.6
@@ -277,6 +278,9 @@ def import_prepared(context, prepared: PreparedPhotos, name: str) -> ImportedPho
             add_point_display(points, POINT_RADIUS * scale, created)
         box_range = fallback_bbox(prepared)
         box = add_box(f"{name} bounds", box_range[0], box_range[1], coll, created) if box_range else None
+        floor = prepared_floor(prepared.sfm)
+        if box is not None and floor is not None:
+            box[FLOOR_PROP] = floor  # Reconstruct sets the mesh down on it (world coordinates, not the box's)
         mask_folder = camera_mask_folder(prepared, cameras)
         configure_reconstruct(scene, name, cameras, box, mask_folder)
     except BaseException:

@@ -137,8 +137,9 @@ def check_views(views: Sequence[ViewSpec]) -> None:
 
 
 def build_job(views: Sequence[ViewSpec], bbox: Optional[tuple[Sequence[float], Sequence[float]]],
-              settings: dict) -> dict:
-    """The job.json content (DESIGN.md 'Job folder')."""
+              settings: dict, floor: Optional[Sequence[float]] = None) -> dict:
+    """The job.json content (DESIGN.md 'Job folder'); floor [nx, ny, nz, d] (the plane n . X = d the object
+    stands on, n up), when known, becomes its optional "floor"."""
     check_views(views)
     box = None
     if bbox is not None:
@@ -147,8 +148,10 @@ def build_job(views: Sequence[ViewSpec], bbox: Optional[tuple[Sequence[float], S
             raise GatherError("The bounding-box object has no volume.",
                               "Use an object with extent in all three axes (e.g. a cube), or Automatic.")
         box = {"min": lo.tolist(), "max": hi.tolist()}
-    return {"version": JOB_VERSION, "views": [v.to_json() for v in views], "bbox": box,
-            "settings": dict(settings)}
+    job = {"version": JOB_VERSION, "views": [v.to_json() for v in views], "bbox": box, "settings": dict(settings)}
+    if floor is not None:
+        job["floor"] = {"normal": [float(x) for x in floor[:3]], "offset": float(floor[3])}
+    return job
 
 
 def write_job_json(job_dir: Path, job: dict) -> Path:

@@ -23,6 +23,7 @@ from .mesh_io import _read_ply_header
 
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 JOB_SUBDIR = "job"
+FLOOR_PROP = "photomesh_floor"  # custom property of an imported box: the floor [nx, ny, nz, d] in world coordinates
 SENSOR_WIDTH = 36.0
 BOX_EDGES = ((0, 1), (1, 3), (3, 2), (2, 0), (4, 5), (5, 7), (7, 6), (6, 4), (0, 4), (1, 5), (2, 6), (3, 7))
 
@@ -274,6 +275,21 @@ def scene_scale(prepared: PreparedPhotos) -> float:
     centres = np.array([-v.R.T @ v.t for v in prepared.views])
     spread = float(np.linalg.norm(centres.max(axis=0) - centres.min(axis=0)))
     return spread if spread > 0 else 1.0
+
+
+def prepared_floor(sfm: dict) -> Optional[list[float]]:
+    """[nx, ny, nz, d] of the floor plane (n . X = d, n up, world = the job frame) the photos command found, from
+    sfm.json; None when it found none or the entry is malformed."""
+    floor = sfm.get("floor") if isinstance(sfm, dict) else None
+    try:
+        n = [float(x) for x in floor["normal"]]
+        d = float(floor["offset"])
+    except (TypeError, KeyError, ValueError):
+        return None
+    length = float(np.linalg.norm(n)) if len(n) == 3 else 0.0
+    if not np.isfinite(length) or length < 1e-9 or not np.isfinite(d):
+        return None
+    return [x / length for x in n] + [d / length]
 
 
 def sfm_summary(sfm: dict, n_photos: int) -> str:

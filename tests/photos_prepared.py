@@ -86,7 +86,8 @@ def build_prepared(base: Path, stems: Sequence[str], size: tuple[int, int]) -> P
     write_ply(job_dir / "points.ply", pts, colors, binary=True)
     (job_dir / "sfm.json").write_text(json.dumps({
         "registered": list(stems), "unregistered": ["DSC_0107"], "left_out": {"DSC_0107": "too few matches"},
-        "reprojection_px": 0.42, "points": len(pts), "seconds": 3.5, "warnings": []}))
+        "reprojection_px": 0.42, "points": len(pts), "seconds": 3.5, "warnings": [],
+        "floor": {"normal": [0.0, 0.0, 1.0], "offset": float(v[:, 2].min())}}))
     return out
 
 

@@ -152,3 +152,16 @@ def test_preset_settings_pass_the_backend_validation() -> None:
     for key in QUALITY_PRESETS:
         out = validate_settings(job_settings(key, "AUTO", 1600, 1200, iterations=0))
         assert out["quality"] == QUALITY_PRESETS[key]["quality"]
+
+
+def test_prepared_floor_is_a_unit_plane_or_nothing() -> None:
+    from blender_addon.photo_job import prepared_floor
+
+    assert prepared_floor({"floor": {"normal": [0, 0, 2], "offset": -1}}) == [0.0, 0.0, 1.0, -0.5]
+    for sfm in ({}, {"floor": None}, {"floor": {"normal": [0, 0, 0], "offset": 1}}, {"floor": {"normal": "up"}},
+                {"floor": {"normal": [0, 1], "offset": 0}}, None):
+        assert prepared_floor(sfm) is None
+    job = build_job([ViewSpec("a", "images/a.png", None, 64, 48, np.eye(3), np.eye(3), np.zeros(3)),
+                     ViewSpec("b", "images/b.png", None, 64, 48, np.eye(3), np.eye(3), np.zeros(3))], None, {},
+                    [0.0, 0.0, 1.0, -0.5])
+    assert job["floor"] == {"normal": [0.0, 0.0, 1.0], "offset": -0.5}

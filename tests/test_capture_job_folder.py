@@ -9,6 +9,7 @@ import pytest
 from backend.capture.job_folder import points_ply_bytes, write_photo_job
 from backend.capture.locate import apply_similarity, transform_points
 from backend.io.job import load_job
+from backend.runtime.errors import JobError
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -79,7 +80,7 @@ def test_write_photo_job_loads_and_replaces(tmp_path):
               "floor": {"normal": [0.0, 0.0, 2.0], "offset": -1.0}}
     for _ in range(2):  # a second write replaces the first whole
         write_photo_job(out, views, images, masks, (np.full(3, -0.6), np.full(3, 0.6)), {"iterations": 50},
-                        rng.normal(size=(10, 3)), None, report)
+                        rng.normal(size=(10, 3)), None, report, {"normal": [0.0, 0.0, 1.0], "offset": -0.4})
     assert sorted(p.name for p in out.parent.iterdir()) == ["job"]
     scene = load_job(out)
     assert [v.name for v in scene.views] == ["p0", "p1", "p2"]
@@ -87,7 +88,15 @@ def test_write_photo_job_loads_and_replaces(tmp_path):
     assert scene.settings["iterations"] == 50
     assert json.loads((out / "sfm.json").read_text())["registered"][0] == "p0.jpg"
     assert (out / "points.ply").read_bytes().startswith(b"ply\n")
-    assert np.allclose(scene.floor[0], [0, 0, 1]) and scene.floor[1] == pytest.approx(-0.5)  # made unit length
+    assert np.allclose(scene.floor[0], [0, 0, 1]) and scene.floor[1] == pytest.approx(-0.4)  # job.json's wins
+    job = json.loads((out / "job.json").read_text())
+    del job["floor"]
+    (out / "job.json").write_text(json.dumps(job))
+    assert load_job(out).floor[1] == pytest.approx(-0.5)  # an older job: sfm.json's, made unit length
+    job["floor"] = {"normal": [0, 0, 0], "offset": 1.0}
+    (out / "job.json").write_text(json.dumps(job))
+    with pytest.raises(JobError, match="floor"):
+        load_job(out)
 
 
 def test_a_mesh_is_set_down_on_the_floor_and_nothing_above_it_moves():

@@ -125,6 +125,7 @@ def test_imported_cameras_gather_with_photos_and_masks(prepared_out: Path, tmp_p
     assert [v["name"] for v in job["views"]] == STEMS
     np.testing.assert_allclose(job["bbox"]["min"], prepared.bbox[0], atol=1e-5)
     np.testing.assert_allclose(job["bbox"]["max"], prepared.bbox[1], atol=1e-5)
+    assert job["floor"] == prepared.sfm["floor"]  # the box carries the floor found: the mesh is set down on it
     for gathered, view in zip(job["views"], prepared.views):
         np.testing.assert_allclose(gathered["K"], view.K, atol=1e-4)
         np.testing.assert_allclose(gathered["R"], view.R, atol=1e-6)

@@ -26,11 +26,12 @@ def points_ply_bytes(points: np.ndarray, colors: np.ndarray | None) -> bytes:
 
 def write_photo_job(job_dir: Path, views: list[dict], images: list[Path], masks: list[np.ndarray],
                     bbox: tuple[np.ndarray, np.ndarray], settings: dict, points: np.ndarray,
-                    colors: np.ndarray | None, sfm_report: dict) -> Path:
+                    colors: np.ndarray | None, sfm_report: dict, floor: dict | None = None) -> Path:
     """Write OUT/job (job.json, images/<stem>.<ext>, masks/<stem>.png, points.ply, sfm.json) in a staging
     folder, then rename it into place, so a cancelled run never leaves a half-written job.
 
-    `views` holds name, K, R, t, width, height per view; `images[i]` is the undistorted photo copied in.
+    `views` holds name, K, R, t, width, height per view; `images[i]` is the undistorted photo copied in;
+    `floor` ({"normal", "offset"} in the job frame), when found, goes into job.json.
     """
     job_dir = Path(job_dir).resolve()
     job_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,8 @@ def write_photo_job(job_dir: Path, views: list[dict], images: list[Path], masks:
         job = {"version": 1, "views": entries,
                "bbox": {"min": np.asarray(bbox[0], float).tolist(), "max": np.asarray(bbox[1], float).tolist()},
                "settings": settings}
+        if floor is not None:
+            job["floor"] = floor
         (staging / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
         (staging / "points.ply").write_bytes(points_ply_bytes(points, colors))
         (staging / "sfm.json").write_text(json.dumps(sfm_report, indent=1), encoding="utf-8")

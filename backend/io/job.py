@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 from skimage.transform import resize
 
-from backend.geometry.floor import floor_from_dict
+from backend.geometry.floor import floor_from_dict, floor_to_dict
 from backend.runtime.errors import JobError
 from backend.io.common import mask_from_alpha
 from backend.io.images import read_image, read_mask, write_rgba
 from backend.io.validate import check_inside, check_keys, validate_settings
 from backend.io.views import Scene, View
 
-JOB_KEYS = ("version", "views", "bbox", "settings")
+JOB_KEYS = ("version", "views", "bbox", "settings", "floor")
 VIEW_KEYS = ("name", "image", "mask", "width", "height", "K", "R", "t")
 BBOX_KEYS = ("min", "max")
 
@@ -101,6 +101,20 @@ def _load_bbox(value) -> tuple[np.ndarray, np.ndarray] | None:
     return lo, hi
 
 
+FLOOR_HINT = 'write "floor": {"normal": [x, y, z], "offset": d} (the plane normal . X = d, normal pointing up), or null'
+
+
+def _load_floor(value) -> tuple[np.ndarray, float] | None:
+    """floor {"normal": [..], "offset": d} or null: the plane the object stands on (nothing of it lies below)."""
+    if value is None:
+        return None
+    floor = floor_from_dict(value) if isinstance(value, dict) and set(value) <= {"normal", "offset"} else None
+    if floor is None:
+        raise JobError("floor must be an object with a non-zero 'normal' of 3 numbers and a numeric 'offset'",
+                       FLOOR_HINT)
+    return floor
+
+
 def sfm_report(root: Path) -> dict:
     """The job folder's sfm.json (written by the photos command), {} when absent or unreadable."""
     try:
@@ -146,8 +160,11 @@ def load_job(path: Path) -> Scene:
     scale = float(settings["image_scale"])
     if not math.isclose(scale, 1.0):
         views = [scale_view(v, scale) for v in views]
+    floor = _load_floor(job.get("floor"))
+    if floor is None:  # photo jobs written before job.json carried the floor
+        floor = floor_from_dict(sfm_report(root).get("floor"))
     return Scene(views=views, bbox=_load_bbox(job.get("bbox")), settings=settings,
-                 image_scale_applied=scale, floor=floor_from_dict(sfm_report(root).get("floor")))
+                 image_scale_applied=scale, floor=floor)
 
 
 def write_job(scene: Scene, path: Path) -> Path:
@@ -169,5 +186,7 @@ def write_job(scene: Scene, path: Path) -> Path:
     if scene.bbox is not None:
         bbox = {"min": np.asarray(scene.bbox[0], float).tolist(), "max": np.asarray(scene.bbox[1], float).tolist()}
     job = {"version": 1, "views": views, "bbox": bbox, "settings": settings}
+    if scene.floor is not None:
+        job["floor"] = floor_to_dict(scene.floor)
     (path / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
     return path

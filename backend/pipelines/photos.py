@@ -74,7 +74,7 @@ def build_job(photos_dir: Path, out_dir: Path, work: Path, reporter: Reporter, s
     scale = float(np.cbrt(np.linalg.det(np.asarray(frame.transform)[:3, :3])))
     report = sfm_report(sfm, scale)
     if frame.floor is not None:
-        report["floor"] = floor_to_dict(frame.floor)  # the job frame's floor: the mesh is set down on it
+        report["floor"] = floor_to_dict(frame.floor)  # the job frame's floor (job.json too): the mesh is set down on it
     report["seconds_total"] = round(time.monotonic() - t0, 2)
 
     reporter.stage("masks")
@@ -103,7 +103,8 @@ def build_job(photos_dir: Path, out_dir: Path, work: Path, reporter: Reporter, s
     views = [{"name": c.name, "K": c.K, "R": r, "t": t, "width": c.width, "height": c.height}
              for c, (r, t) in zip(sfm.cameras, poses)]
     job_dir = write_photo_job(out_dir / JOB_DIR, views, [c.image_path for c in sfm.cameras], masks,
-                              (frame.bbox_min, frame.bbox_max), dict(settings or {}), points, sfm.colors, report)
+                              (frame.bbox_min, frame.bbox_max), dict(settings or {}), points, sfm.colors, report,
+                              report.get("floor"))
     return job_dir, report
 
 
