@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import cv2
 import numpy as np
+from scipy.spatial import cKDTree
 
 from backend.capture.floor_parallax import SEE_VIEWS, floor_evidence, neighbours, see_through
 
@@ -358,9 +359,7 @@ def refine_full(mask: np.ndarray, image: np.ndarray, band_share: float = REFINE_
 
 def footprint(centres: np.ndarray, size: float, floor: tuple[np.ndarray, float]) -> Callable[[np.ndarray], np.ndarray]:
     """A test of floor points: True under the hull's footprint (its voxels within FOOT_LAYERS sizes of the floor,
-    widened by one voxel), where the object stands and parallax cannot tell it from the floor."""
-    from scipy.spatial import cKDTree
-
+    widened by 1.5 voxels), where the object stands and parallax cannot tell it from the floor."""
     n = np.asarray(floor[0], dtype=np.float64)
     c = np.asarray(centres, dtype=np.float64).reshape(-1, 3)
     low = c[c @ n - float(floor[1]) < FOOT_LAYERS * size]
@@ -396,8 +395,8 @@ def make_masks(images: list[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[
     sparse points (the floor, the room), used as background seeds where they cannot be hidden
     behind the object; background_visible (optional, per photo a bool over the background points, from
     seed_visibility.visible_points): each photo's first pass then takes only the points it shows as seeds (a
-    point hidden behind a thin part would cut it away; the second pass seeds only outside the hull). progress(fraction) is called after each view of each pass and poll()
-    between views (it may raise to cancel). Photos run `threads` at a time (OpenCV frees the GIL).
+    point hidden behind a thin part would cut it away; the second pass seeds only outside the hull).
+    progress(fraction) is called after each view of each pass and poll() between views (it may raise to cancel). Photos run `threads` at a time (OpenCV frees the GIL).
     floor: the plane (unit normal, offset) {X : normal . X = offset} the object stands on, if known:
     neighbouring photos warped onto it tell the floor from what stands on it (floor_parallax).
     """
