@@ -2,11 +2,14 @@
 extraction, matching, incremental mapping and undistortion. Each takes `report(step, fraction)`."""
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sqlite3
+import sys
 import threading
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -78,44 +81,67 @@ def exhaustive_pairs(names: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
 
 
-def matched_pairs(database: str) -> int:
-    """Photo pairs the database holds matches for, read through pycolmap's own SQLite (a second SQLite library in
-    the process, Python's, would break the file locks of the COLMAP call writing it: a bus error); 0 when unreadable."""
-    if not Path(database).is_file():
-        return 0
+@contextmanager
+def colmap_log(keep: Callable[[str], bool]) -> Iterator[None]:
+    """Within the block this process's stderr, where COLMAP's glog writes, goes line by line through keep(line),
+    with COLMAP logging at INFO; a line keep() returns True for still reaches stderr. Stderr and the log level come
+    back after. For progress without reading the database while COLMAP writes it (a reader's lock made COLMAP's
+    matcher abort: a busy database is fatal to it)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    level, to_stderr = pycolmap.logging.minloglevel, pycolmap.logging.logtostderr
+    pycolmap.logging.minloglevel, pycolmap.logging.logtostderr = 0, True
+
+    def pump() -> None:
+        with os.fdopen(read_end, "r", errors="replace") as lines:
+            for line in lines:
+                if keep(line):
+                    os.write(saved, line.encode(errors="replace"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
-        with pycolmap.Database.open(database) as db:
-            return int(db.num_matched_image_pairs())
-    except Exception:  # noqa: BLE001 - busy or half-written: the next look counts it
-        return 0
+        yield
+    finally:
+        pycolmap.logging.minloglevel, pycolmap.logging.logtostderr = level, to_stderr
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last write end closes: the reader sees the end
+        reader.join(timeout=5)
+        os.close(saved)
+
+
+BLOCK_LINE = re.compile(r"Processing block \[(\d+)/(\d+)")
+INFO_LINE = re.compile(r"I\d{8} ")  # glog's INFO prefix (I + date)
+PROGRESS_BLOCKS = 40  # matching in about this many blocks of pairs: a progress step each
 
 
 def match_pairs(database: str, pairs: list[tuple[str, str]], pair_file: Path, report: Report,
-                span: tuple[float, float] = (0.0, 1.0), every_s: float = 1.0) -> None:
+                span: tuple[float, float] = (0.0, 1.0)) -> None:
     """Match and verify the given photo pairs (CPU) in one COLMAP call, which builds each photo's descriptor index
     once (a call per chunk of pairs rebuilt them all: 1.9x the time on 297 pairs); progress ("match", fraction
-    from span[0] to span[1]) comes from a thread counting the pairs COLMAP has written, every every_s seconds."""
+    from span[0] to span[1]) comes from COLMAP's own "Processing block [i/n]" log lines, the pairs cut into about
+    PROGRESS_BLOCKS blocks; COLMAP's warnings and errors still reach stderr, its other INFO lines do not."""
     pair_file.write_text("".join(f"{a} {b}\n" for a, b in pairs))
     opts = pycolmap.FeatureMatchingOptions()
     opts.use_gpu = False
     imported = pycolmap.ImportedPairingOptions()
     imported.match_list_path = str(pair_file)
-    before, done = matched_pairs(database), threading.Event()
+    imported.block_size = max(1, -(-len(pairs) // PROGRESS_BLOCKS))
+    report("match", span[0])
 
-    def watch() -> None:
-        share = 0.0
-        while not done.wait(every_s):
-            share = max(share, min(1.0, (matched_pairs(database) - before) / max(len(pairs), 1)))
-            report("match", span[0] + (span[1] - span[0]) * share)
+    def keep(line: str) -> bool:
+        found = BLOCK_LINE.search(line)
+        if found:
+            done, total = int(found.group(1)) - 1, max(int(found.group(2)), 1)
+            report("match", span[0] + (span[1] - span[0]) * min(done / total, 1.0))
+        return not INFO_LINE.match(line)
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with colmap_log(keep):
         pycolmap.match_image_pairs(database, matching_options=opts, pairing_options=imported,
                                    device=pycolmap.Device.cpu)
-    finally:
-        done.set()
-        watcher.join()
     report("match", span[1])
 
 
