@@ -2,19 +2,22 @@
 
 `python benchmarks/bench_quality.py --meshes spot,teapot,suzanne --configs standard,fixed2000,fixed500`
 renders (once, cached like bench_reconstruct.py) 24 Cycles views at 256 px per mesh, reconstructs each with
-every config (`draft` / `standard` / `high`: a converging run at that level; `fixedN`: the fixed schedule of N
-steps) on the CPU, and prints steps run, stop reason, wall and CPU seconds, Chamfer L1 (exact point to surface,
+every config (`draft` / `standard` / `high`: a converging run at that level, `standard@tail_min_steps=150@...` that
+level with some of its fields changed; `fixedN`: the fixed schedule of N steps) on the CPU, and prints steps run, stop reason, wall and CPU seconds, Chamfer L1 (exact point to surface,
 % of the reference's bbox diagonal) and normal consistency as a Markdown table; writes OUT/quality.json.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import io
 import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -27,11 +30,31 @@ def config_settings(config: str) -> dict:
     """Job settings of a config name: a quality level, or fixedN for N fixed steps."""
     from backend.io.quality import LEVELS
 
+    config = config.split("@")[0]
     if config in LEVELS:
         return {"iterations": None, "quality": config}
     if config.startswith("fixed") and config[5:].isdigit():
         return {"iterations": int(config[5:])}
     raise SystemExit(f"unknown config {config!r}: use {', '.join(LEVELS)} or fixedN")
+
+
+@contextlib.contextmanager
+def level_changes(config: str) -> Iterator[None]:
+    """`standard@tail_steps=300@...`: the level runs with those fields changed (for trying a level's bounds
+    before changing them in backend/io/quality.py); the level is restored afterwards."""
+    from backend.io.quality import LEVELS
+
+    name, *changes = config.split("@")
+    if not changes:
+        yield
+        return
+    level = LEVELS[name]
+    fields = {k: type(getattr(level, k))(v) for k, v in (c.split("=", 1) for c in changes)}
+    LEVELS[name] = dataclasses.replace(level, **fields)
+    try:
+        yield
+    finally:
+        LEVELS[name] = level
 
 
 def scene_job(name: str, args: argparse.Namespace) -> Path:
@@ -62,9 +85,12 @@ def run(name: str, config: str, args: argparse.Namespace) -> dict:
     scene.settings.update(device="cpu", symmetry="off", texture_size=args.texture_size, **config_settings(config))
     validate_scene(scene)
     out = args.out / "runs" / f"{name}_{config}"
+    stream = io.StringIO()
     t, c = time.monotonic(), time.process_time()
-    result = reconstruct(scene, out, Reporter(stream=io.StringIO(), json_mode=True, quiet_logs=True))
+    with level_changes(config):
+        result = reconstruct(scene, out, Reporter(stream=stream, json_mode=True, quiet_logs=True))
     wall, cpu = time.monotonic() - t, time.process_time() - c
+    (out / "progress.jsonl").write_text(stream.getvalue())
     ref_v, ref_f = load_mesh(job / "reference.obj")
     v, f = load_mesh(out / result["mesh"])
     chamfer, nc = surface_metrics(ref_v, ref_f, v, f)
@@ -98,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs-dir", type=Path, default=REPO / "bench_out" / "jobs")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    records = [run(m.strip(), c.strip(), args) for m in args.meshes.split(",") if m.strip()
-               for c in args.configs.split(",") if c.strip()]
-    (args.out / "quality.json").write_text(json.dumps(records, indent=2))
+    records = []
+    for m in filter(None, (x.strip() for x in args.meshes.split(","))):
+        for c in filter(None, (x.strip() for x in args.configs.split(","))):
+            records.append(run(m, c, args))
+            (args.out / "quality.json").write_text(json.dumps(records, indent=2))  # each run kept as it ends
     print(table(records))
     return 0
 
