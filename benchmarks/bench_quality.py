@@ -83,8 +83,10 @@ def run(name: str, config: str, args: argparse.Namespace) -> dict:
     job = scene_job(name, args)
     scene = load_any(job)
     scene.settings.update(device="cpu", symmetry="off", texture_size=args.texture_size, **config_settings(config))
+    if args.seed is not None:
+        scene.settings["seed"] = args.seed
     validate_scene(scene)
-    out = args.out / "runs" / f"{name}_{config}"
+    out = args.out / "runs" / (f"{name}_{config}" + ("" if args.seed is None else f"_seed{args.seed}"))
     stream = io.StringIO()
     t, c = time.monotonic(), time.process_time()
     with level_changes(config):
@@ -94,7 +96,7 @@ def run(name: str, config: str, args: argparse.Namespace) -> dict:
     ref_v, ref_f = load_mesh(job / "reference.obj")
     v, f = load_mesh(out / result["mesh"])
     chamfer, nc = surface_metrics(ref_v, ref_f, v, f)
-    record = {"mesh": name, "config": config, "steps": result["iterations"], "stop_reason": result["stop_reason"],
+    record = {"mesh": name, "config": config, "seed": scene.settings.get("seed"), "steps": result["iterations"], "stop_reason": result["stop_reason"],
               "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "optimize_s": result["timings_s"].get("optimize"),
               "chamfer_pct": round(100 * chamfer, 4), "normal_consistency": round(nc, 4),
               "load_average": round(os.getloadavg()[0], 2), "convergence": result.get("convergence")}
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--res", default="256")
     ap.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
     ap.add_argument("--texture-size", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=None, help="the job's seed (default: the job's own)")
     ap.add_argument("--out", type=Path, default=REPO / "bench_out" / "quality")
     ap.add_argument("--jobs-dir", type=Path, default=REPO / "bench_out" / "jobs")
     args = ap.parse_args(argv)
