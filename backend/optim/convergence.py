@@ -19,28 +19,22 @@ class StopRule:
     plateau: float  # the drift has levelled off when it falls by less than this fraction of the phase's first
     check_every: int = 25  # steps between two measurements
     travel_ratio: float = 0.85  # net move over two checks / their summed drifts above which the surface travels
-    quantile: float = 0.0  # the drift is this quantile of the vertices' moves (0: their mean)
 
     @classmethod
     def from_level(cls, level: QualityLevel) -> "StopRule":
         """The rule of a quality level."""
-        return cls(drift_px=level.drift_px, loss_change=level.loss_change, plateau=level.plateau,
-                   quantile=level.drift_quantile)
+        return cls(drift_px=level.drift_px, loss_change=level.loss_change, plateau=level.plateau)
 
 
-def drift_px(previous: np.ndarray, current: np.ndarray, pixel_size: float, normals: np.ndarray | None = None,
-             quantile: float = 0.0) -> float:
+def drift_px(previous: np.ndarray, current: np.ndarray, pixel_size: float, normals: np.ndarray | None = None) -> float:
     """Mean distance the vertices moved from `previous` to `current` (same topology), in rendered pixels at the
     object (`pixel_size`: one pixel's size in the vertices' units, Schedule.pixel_size). With unit `normals` of
-    `previous`, only the move across the surface counts (a vertex sliding along the surface changes nothing).
-    With a `quantile` (0-1) that quantile of the moves instead of their mean: a region still travelling (a crease,
-    a cavity) counts though most of the surface has stopped."""
+    `previous`, only the move across the surface counts (a vertex sliding along the surface changes nothing)."""
     if len(current) == 0:
         return 0.0
     delta = np.asarray(current, float) - np.asarray(previous, float)
     moved = np.abs(np.einsum("ij,ij->i", delta, normals)) if normals is not None else np.linalg.norm(delta, axis=1)
-    stat = np.quantile(moved, quantile) if quantile > 0 else moved.mean()
-    return float(stat / max(pixel_size, 1e-12))
+    return float(moved.mean() / max(pixel_size, 1e-12))
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -97,10 +91,9 @@ class PhaseMonitor:
     def check(self, step: int, vertices: np.ndarray, mean_loss: float) -> str | None:
         """Record a measurement after `step` steps; "converged", "cap" (max steps reached) or None (go on)."""
         current = np.array(vertices, dtype=np.float64)
-        q = self.rule.quantile
-        self.drifts.append(drift_px(self._positions[-1], current, self.pixel_size, self._normals[-1], q))
+        self.drifts.append(drift_px(self._positions[-1], current, self.pixel_size, self._normals[-1]))
         if len(self._positions) >= 2:
-            net = drift_px(self._positions[-2], current, self.pixel_size, self._normals[-2], q)
+            net = drift_px(self._positions[-2], current, self.pixel_size, self._normals[-2])
             self.travel.append(net / max(self.drifts[-1] + self.drifts[-2], 1e-12))
         self._positions = [*self._positions[-1:], current]
         self._normals = [*self._normals[-1:], vertex_normals(current, self.faces)]
