@@ -228,12 +228,3 @@ def test_settling_plan_monitors_the_phase_after_the_last_remesh() -> None:
         for step in (100, 200, 300):
             unsettled.end_phase(step, {"steps": 100, "reason": "converged"})
         assert unsettled.anneal_from == 300 and unsettled.end == 300 + LEVELS["standard"].tail_steps
-
-
-def test_last_views_scales_the_views_per_step_after_the_last_remesh() -> None:
-    """A level's last_views multiplies the views per step of the phase after the last remesh only."""
-    one, two = converge_schedule(900, 128, "cpu"), converge_schedule(900, 128, "cpu", last_views=2.0)
-    assert two.pixel_budgets[:-1] == one.pixel_budgets[:-1]
-    assert two.pixel_budgets[-1] == 2 * one.pixel_budgets[-1]
-    assert (one.views_per_step(128 * 128, 24, 3), two.views_per_step(128 * 128, 24, 3)) == (12, 24)
-    assert two.views_per_step(128 * 128, 24, 2) == 12

@@ -24,7 +24,6 @@ class QualityLevel:
     # many, ended by the same test as the phases) and only then is the step annealed; 0: the anneal starts at
     # the last remesh.
     settle_max_steps: int = 0
-    last_views: float = 1.0  # views per step after the last remesh, as a multiple of the schedule's
     description: str = ""
 
 

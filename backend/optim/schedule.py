@@ -102,13 +102,11 @@ def pixel_footprint(views: list, max_side: int) -> float:
     return float(np.median(sizes))
 
 
-def converge_schedule(max_steps: int, full_side: int, device_type: str, last_views: float = 1.0) -> Schedule:
+def converge_schedule(max_steps: int, full_side: int, device_type: str) -> Schedule:
     """The device's schedule for a run that decides its remeshes online: none yet, no anneal before the cap
-    (the plan sets `remesh_steps`, `anneal_from` and `iterations` as the phases settle); `last_views` scales the
-    pixels (views) per step after the last remesh (the memory plan still caps them)."""
-    schedule = make_schedule(max_steps, full_side, device_type)
-    budgets = [*schedule.pixel_budgets[:-1], max(1, round(schedule.pixel_budgets[-1] * last_views))]
-    return dataclasses.replace(schedule, remesh_steps=[], anneal_from=max(int(max_steps), 1), pixel_budgets=budgets)
+    (the plan sets `remesh_steps`, `anneal_from` and `iterations` as the phases settle)."""
+    return dataclasses.replace(make_schedule(max_steps, full_side, device_type), remesh_steps=[],
+                               anneal_from=max(int(max_steps), 1))
 
 
 def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule:

@@ -547,7 +547,7 @@ def run_plan(settings: dict, full_side: int, device_type: str) -> tuple[Schedule
         return schedule, PhasePlan.fixed(schedule.remesh_steps, schedule.iterations)
     level = quality_level(settings.get("quality"))
     plan = PhasePlan.converging(level)
-    return converge_schedule(plan.cap, full_side, device_type, level.last_views), plan
+    return converge_schedule(plan.cap, full_side, device_type), plan
 
 
 def refined_cameras(opt: Optimizer, scene: Scene, c: np.ndarray, s: float, state: RunState,
