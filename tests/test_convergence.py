@@ -2,7 +2,6 @@
 stops on its own."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -207,24 +206,3 @@ def test_converging_run_stops_before_its_cap(tmp_path: Path) -> None:
     assert [r["step"] for r in result["remeshes"][1:]] == [p["end_step"] for p in phases]
     assert result["iterations"] == phases[-1]["end_step"] + LEVELS["draft"].tail_steps
     assert totals[0] == LEVELS["draft"].max_steps and totals[-1] == result["iterations"]
-
-
-def test_settling_plan_monitors_the_phase_after_the_last_remesh() -> None:
-    """With settle_max_steps the phase after the last remesh is monitored too (no remesh at its end); the anneal
-    and the run's end follow it, and result.json's tail is the anneal."""
-    level = dataclasses.replace(LEVELS["standard"], settle_max_steps=200)
-    plan = PhasePlan.converging(level)
-    assert plan.settles() and plan.monitored_left() == 4
-    for step in (100, 200, 300):
-        assert plan.end_phase(step, {"steps": 100, "reason": "converged"}) is True
-    assert plan.end is None and plan.anneal_from is None and plan.monitored_left() == 1 and plan.phases_left() == 0
-    assert phase_budget(level, 300, 1, settle=True) == (level.phase_min_steps, 200)
-    assert plan.end_phase(425, {"steps": 125, "reason": "converged"}) is False
-    assert plan.remesh_steps == [100, 200, 300] and plan.phases[-1]["settle"] is True
-    assert plan.anneal_from == 425 and plan.end == 425 + level.tail_steps and plan.monitored_left() == 0
-    assert plan.tail_steps() == level.tail_steps and plan.stop_reason() == "converged"
-    unsettled = PhasePlan.converging(LEVELS["standard"])
-    if not unsettled.settles():  # without a settling phase the anneal starts at the last remesh
-        for step in (100, 200, 300):
-            unsettled.end_phase(step, {"steps": 100, "reason": "converged"})
-        assert unsettled.anneal_from == 300 and unsettled.end == 300 + LEVELS["standard"].tail_steps

@@ -56,7 +56,7 @@ class PhasePlan:
         """Monitored phases still to run, the current one included (0 once the anneal's start is decided)."""
         if not self.online or self.end is not None:
             return 0
-        return self.phases_left() + (1 if self.settles() and len(self.phases) <= self.remeshes else 0)
+        return self.phases_left() + (1 if self.settles() else 0)
 
     def end_phase(self, step: int, record: dict) -> bool:
         """The current phase ended after `step` steps: remesh at `step` (True), or, for the settling phase after
