@@ -15,15 +15,11 @@ class QualityLevel:
     name: str
     phase_min_steps: int  # a phase (the steps between two remeshes) runs at least this long
     phase_max_steps: int  # and at most this long, settled or not
-    tail_steps: int  # steps the vertex step is annealed over at the end of the run
+    tail_steps: int  # steps after the last remesh, the vertex step annealed over them
     max_steps: int  # cap on the whole run
     drift_px: float  # a surface moving less than this (rendered pixels per check) has stopped
     loss_change: float  # relative change of the mean loss between checks under which it has stopped falling
     plateau: float  # a phase's drift has levelled off when it falls by less than this fraction of its first drift
-    # After the last remesh the surface first settles at the full step (at least phase_min_steps, at most this
-    # many, ended by the same test as the phases) and only then is the step annealed; 0: the anneal starts at
-    # the last remesh.
-    settle_max_steps: int = 0
     description: str = ""
 
 

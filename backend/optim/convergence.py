@@ -42,12 +42,11 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.asarray(trimesh.Trimesh(vertices, faces, process=False).vertex_normals, dtype=np.float64)
 
 
-def phase_budget(level: QualityLevel, steps_done: int, phases_left: int, settle: bool = False) -> tuple[int, int]:
-    """(min, max) steps of the next monitored phase (`settle`: the one after the last remesh, bounded by the
-    level's settle_max_steps): the level's bounds, shortened so that the monitored phases still to come (at
+def phase_budget(level: QualityLevel, steps_done: int, phases_left: int) -> tuple[int, int]:
+    """(min, max) steps of the next phase: the level's bounds, shortened so that the phases still to come (at
     their minimum) and the tail fit under the level's cap."""
     room = level.max_steps - level.tail_steps - steps_done - (phases_left - 1) * level.phase_min_steps
-    high = max(1, min(level.settle_max_steps if settle else level.phase_max_steps, room))
+    high = max(1, min(level.phase_max_steps, room))
     return min(level.phase_min_steps, high), high
 
 

@@ -10,8 +10,7 @@ from backend.io.quality import QualityLevel
 @dataclass
 class PhasePlan:
     """Remesh steps and the end of the run. Fixed: both known from the start (stop reason "iterations").
-    Converging: each phase ends when its monitor says so (with the level's settle_max_steps the phase after the
-    last remesh too), the end is the last monitored phase's end plus the level's tail."""
+    Converging: each phase ends when its monitor says so, the end is the last remesh plus the level's tail."""
 
     remesh_steps: list[int]
     end: int | None  # steps of the whole run, None until the last remesh is decided
@@ -19,7 +18,6 @@ class PhasePlan:
     remeshes: int  # how many remeshes the run makes
     level: QualityLevel | None = None
     phases: list[dict] = field(default_factory=list)  # the converging plan's record of each ended phase
-    anneal_from: int | None = None  # the step the converging plan's anneal starts at, once decided
 
     @classmethod
     def fixed(cls, remesh_steps: list[int], iterations: int) -> "PhasePlan":
@@ -48,33 +46,13 @@ class PhasePlan:
         """Phases before the last remesh still to run, the current one included."""
         return self.remeshes - len(self.remesh_steps)
 
-    def settles(self) -> bool:
-        """Whether the phase after the last remesh is monitored too (settling before the anneal)."""
-        return self.online and self.level.settle_max_steps > 0
-
-    def monitored_left(self) -> int:
-        """Monitored phases still to run, the current one included (0 once the anneal's start is decided)."""
-        if not self.online or self.end is not None:
-            return 0
-        return self.phases_left() + (1 if self.settles() else 0)
-
-    def end_phase(self, step: int, record: dict) -> bool:
-        """The current phase ended after `step` steps: remesh at `step` (True), or, for the settling phase after
-        the last remesh, no remesh (False). Once the last monitored phase has ended the run ends the level's tail
-        later (never past the cap)."""
-        remesh = self.phases_left() > 0
-        if remesh:
-            self.remesh_steps.append(step)
-        self.phases.append({"phase": len(self.phases), "end_step": step, **record,
-                            **({} if remesh else {"settle": True})})
-        if self.monitored_left() == 0:
-            self.anneal_from = step
+    def end_phase(self, step: int, record: dict) -> None:
+        """The current phase ended after `step` steps: remesh at `step`; after the last remesh the run ends
+        the level's tail later (never past the cap)."""
+        self.remesh_steps.append(step)
+        self.phases.append({"phase": len(self.phases), "end_step": step, **record})
+        if self.phases_left() == 0:
             self.end = min(step + self.level.tail_steps, self.cap)
-        return remesh
-
-    def tail_steps(self) -> int:
-        """Steps of the anneal at the end of the run (0 when the cap came first)."""
-        return 0 if self.anneal_from is None else self.total() - self.anneal_from
 
     def stop_reason(self) -> str:
         """"iterations" (fixed), "converged" (every phase settled) or "cap" (one ran to its maximum)."""

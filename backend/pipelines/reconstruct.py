@@ -454,11 +454,10 @@ class Window:
 
 
 def phase_monitor(opt: Optimizer, plan: PhasePlan, step: int) -> PhaseMonitor | None:
-    """The monitor of the phase starting at `step` (None when the plan is fixed or its monitored phases are all
-    done)."""
-    if plan.monitored_left() <= 0:
+    """The monitor of the phase starting at `step` (None when the plan is fixed or its remeshes are all done)."""
+    if not plan.online or plan.phases_left() <= 0:
         return None
-    low, high = phase_budget(plan.level, step, plan.monitored_left(), settle=plan.phases_left() == 0)
+    low, high = phase_budget(plan.level, step, plan.phases_left())
     monitor = PhaseMonitor(StopRule.from_level(plan.level), opt.schedule.pixel_size, step, low, high)
     monitor.start(*opt.mesh())
     return monitor
@@ -466,18 +465,17 @@ def phase_monitor(opt: Optimizer, plan: PhasePlan, step: int) -> PhaseMonitor | 
 
 def end_phase(opt: Optimizer, plan: PhasePlan, monitor: PhaseMonitor, done: int, reason: str,
               reporter: Reporter) -> None:
-    """The monitored phase ended after `done` steps: the plan remeshes there (or, after the last remesh, the
-    settled surface starts its anneal); the schedule learns the remesh and, once decided, the end of the run and
-    the start of its anneal."""
-    remeshed = plan.end_phase(done, monitor.summary(done, reason))
+    """The monitored phase ended after `done` steps: the plan remeshes there; the schedule learns the remesh
+    and, after the last one, the end of the run and the start of its anneal."""
+    plan.end_phase(done, monitor.summary(done, reason))
     record = plan.phases[-1]
     reporter.log(f"phase {record['phase']} {reason} after {record['steps']} steps (drift {record['drift_px']} px "
                  f"per check, first {record['start_drift_px']} px; loss change {record['loss_change']})")
-    if opt.refiner is not None and remeshed and len(plan.remesh_steps) == 1:
+    if opt.refiner is not None and len(plan.remesh_steps) == 1:
         opt.refine_from = done
     changes: dict = {"remesh_steps": list(plan.remesh_steps)}
     if plan.end is not None:
-        changes.update(anneal_from=plan.anneal_from, iterations=plan.end)
+        changes.update(anneal_from=done, iterations=plan.end)
     opt.schedule = dataclasses.replace(opt.schedule, **changes)
 
 
@@ -672,7 +670,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
             "stop_reason": run.stop_reason(),
             "quality": None if not run.online else run.level.name,
             "convergence": None if not run.online else {"phases": run.phases,
-                                                        "tail_steps": run.tail_steps()},
+                                                        "tail_steps": run.total() - run.remesh_steps[-1]},
             "losses": losses,
             "bbox": {"min": bmin.tolist(), "max": bmax.tolist()},
             "normalization": {"center": c.tolist(), "scale": s},
