@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_reconstruct import mesh_source, parse_res, surface_metrics  # noqa: E402
+from bench_reconstruct import mesh_source, parse_overrides, parse_res, surface_metrics  # noqa: E402
 
 
 def config_settings(config: str) -> dict:
@@ -90,13 +90,14 @@ def run(name: str, config: str, args: argparse.Namespace) -> dict:
     stream = io.StringIO()
     t, c = time.monotonic(), time.process_time()
     with level_changes(config):
-        result = reconstruct(scene, out, Reporter(stream=stream, json_mode=True, quiet_logs=True))
+        result = reconstruct(scene, out, Reporter(stream=stream, json_mode=True, quiet_logs=True),
+                             schedule_overrides=parse_overrides(args.set))
     wall, cpu = time.monotonic() - t, time.process_time() - c
     (out / "progress.jsonl").write_text(stream.getvalue())
     ref_v, ref_f = load_mesh(job / "reference.obj")
     v, f = load_mesh(out / result["mesh"])
     chamfer, nc = surface_metrics(ref_v, ref_f, v, f)
-    record = {"mesh": name, "config": config, "seed": scene.settings.get("seed"), "steps": result["iterations"], "stop_reason": result["stop_reason"],
+    record = {"mesh": name, "config": config, "seed": scene.settings.get("seed"), "set": args.set, "steps": result["iterations"], "stop_reason": result["stop_reason"],
               "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "optimize_s": result["timings_s"].get("optimize"),
               "chamfer_pct": round(100 * chamfer, 4), "normal_consistency": round(nc, 4),
               "load_average": round(os.getloadavg()[0], 2), "convergence": result.get("convergence")}
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
     ap.add_argument("--texture-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=None, help="the job's seed (default: the job's own)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a schedule field for every run (as bench_reconstruct.py --set)")
     ap.add_argument("--out", type=Path, default=REPO / "bench_out" / "quality")
     ap.add_argument("--jobs-dir", type=Path, default=REPO / "bench_out" / "jobs")
     args = ap.parse_args(argv)
