@@ -2,6 +2,7 @@
 stops on its own."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -39,7 +40,7 @@ def test_levels_are_the_issue_table() -> None:
     d, s, h = LEVELS["draft"], LEVELS["standard"], LEVELS["high"]
     assert (d.phase_min_steps, d.phase_max_steps, d.tail_steps, d.max_steps) == (50, 100, 150, 450)
     assert (d.drift_px, d.loss_change) == (0.2, 0.05)
-    assert (s.phase_min_steps, s.phase_max_steps, s.tail_steps, s.max_steps) == (150, 200, 250, 900)
+    assert (s.phase_min_steps, s.phase_max_steps, s.tail_steps, s.max_steps) == (150, 150, 250, 900)
     assert (s.drift_px, s.loss_change, s.plateau) == (0.1, 0.03, 0.05)
     assert (h.phase_min_steps, h.phase_max_steps, h.tail_steps, h.max_steps) == (150, 400, 800, 2200)
     assert DEFAULT_QUALITY == "standard" and quality_level(None) is s and quality_level("HIGH") is h
@@ -70,9 +71,10 @@ def test_drift_px_along_normals_ignores_sliding() -> None:
 
 def test_phase_budget_keeps_the_run_under_the_cap() -> None:
     level = LEVELS["standard"]
-    assert phase_budget(level, 0, 3) == (150, 200)
-    assert phase_budget(level, 300, 1) == (150, 200)  # 300 + 200 + 250 = 750 <= 900
+    assert phase_budget(level, 0, 3) == (150, 150)
+    assert phase_budget(level, 300, 1) == (150, 150)  # 300 + 150 + 250 = 700 <= 900
     assert phase_budget(level, 520, 1) == (130, 130)  # 520 + 130 + 250 = 900
+    assert phase_budget(dataclasses.replace(level, phase_max_steps=300), 300, 1) == (150, 300)
     low, high = phase_budget(level, 890, 1)
     assert 1 <= low <= high
 
