@@ -2,9 +2,11 @@
 
 `python benchmarks/bench_quality.py --meshes spot,teapot,suzanne --configs standard,fixed2000,fixed500`
 renders (once, cached like bench_reconstruct.py) 24 Cycles views at 256 px per mesh, reconstructs each with
-every config (`draft` / `standard` / `high`: a converging run at that level, `standard@tail_min_steps=150@...` that
-level with some of its fields changed; `fixedN`: the fixed schedule of N steps) on the CPU, and prints steps run, stop reason, wall and CPU seconds, Chamfer L1 (exact point to surface,
-% of the reference's bbox diagonal) and normal consistency as a Markdown table; writes OUT/quality.json.
+every config (`draft` / `standard` / `high`: a converging run at that level; `standard@tail_steps=300@...`: that
+level with some of its fields changed; `fixedN`: the fixed schedule of N steps) on the CPU (`--seed`, `--set
+name=value` for every run), and prints steps run, stop reason, wall and CPU seconds, Chamfer L1 (exact point to
+surface, % of the reference's bbox diagonal) and normal consistency as a Markdown table; writes OUT/quality.json
+(after each run) and each run's progress lines (OUT/runs/NAME_CONFIG/progress.jsonl).
 """
 from __future__ import annotations
 
@@ -97,7 +99,8 @@ def run(name: str, config: str, args: argparse.Namespace) -> dict:
     ref_v, ref_f = load_mesh(job / "reference.obj")
     v, f = load_mesh(out / result["mesh"])
     chamfer, nc = surface_metrics(ref_v, ref_f, v, f)
-    record = {"mesh": name, "config": config, "seed": scene.settings.get("seed"), "set": args.set, "steps": result["iterations"], "stop_reason": result["stop_reason"],
+    record = {"mesh": name, "config": config, "seed": scene.settings.get("seed"), "set": args.set,
+              "steps": result["iterations"], "stop_reason": result["stop_reason"],
               "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "optimize_s": result["timings_s"].get("optimize"),
               "chamfer_pct": round(100 * chamfer, 4), "normal_consistency": round(nc, 4),
               "load_average": round(os.getloadavg()[0], 2), "convergence": result.get("convergence")}
