@@ -2,36 +2,61 @@
 
 `python benchmarks/bench_quality.py --meshes spot,teapot,suzanne --configs standard,fixed2000,fixed500`
 renders (once, cached like bench_reconstruct.py) 24 Cycles views at 256 px per mesh, reconstructs each with
-every config (`draft` / `standard` / `high`: a converging run at that level; `fixedN`: the fixed schedule of N
-steps) on the CPU, and prints steps run, stop reason, wall and CPU seconds, Chamfer L1 (exact point to surface,
-% of the reference's bbox diagonal) and normal consistency as a Markdown table; writes OUT/quality.json.
+every config (`draft` / `standard` / `high`: a converging run at that level; `standard@tail_steps=300@...`: that
+level with some of its fields changed; `fixedN`: the fixed schedule of N steps) on the CPU (`--seed`, `--set
+name=value` for every run), and prints steps run, stop reason, wall and CPU seconds, Chamfer L1 (exact point to
+surface, % of the reference's bbox diagonal) and normal consistency as a Markdown table; writes OUT/quality.json
+(after each run) and each run's progress lines (OUT/runs/NAME_CONFIG/progress.jsonl).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import io
 import json
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_reconstruct import mesh_source, parse_res, surface_metrics  # noqa: E402
+from bench_reconstruct import mesh_source, parse_overrides, parse_res, surface_metrics  # noqa: E402
 
 
 def config_settings(config: str) -> dict:
     """Job settings of a config name: a quality level, or fixedN for N fixed steps."""
     from backend.io.quality import LEVELS
 
+    config = config.split("@")[0]
     if config in LEVELS:
         return {"iterations": None, "quality": config}
     if config.startswith("fixed") and config[5:].isdigit():
         return {"iterations": int(config[5:])}
     raise SystemExit(f"unknown config {config!r}: use {', '.join(LEVELS)} or fixedN")
+
+
+@contextlib.contextmanager
+def level_changes(config: str) -> Iterator[None]:
+    """`standard@tail_steps=300@...`: the level runs with those fields changed (for trying a level's bounds
+    before changing them in backend/io/quality.py); the level is restored afterwards."""
+    from backend.io.quality import LEVELS
+
+    name, *changes = config.split("@")
+    if not changes:
+        yield
+        return
+    level = LEVELS[name]
+    fields = {k: type(getattr(level, k))(v) for k, v in (c.split("=", 1) for c in changes)}
+    LEVELS[name] = dataclasses.replace(level, **fields)
+    try:
+        yield
+    finally:
+        LEVELS[name] = level
 
 
 def scene_job(name: str, args: argparse.Namespace) -> Path:
@@ -60,15 +85,22 @@ def run(name: str, config: str, args: argparse.Namespace) -> dict:
     job = scene_job(name, args)
     scene = load_any(job)
     scene.settings.update(device="cpu", symmetry="off", texture_size=args.texture_size, **config_settings(config))
+    if args.seed is not None:
+        scene.settings["seed"] = args.seed
     validate_scene(scene)
-    out = args.out / "runs" / f"{name}_{config}"
+    out = args.out / "runs" / (f"{name}_{config}" + ("" if args.seed is None else f"_seed{args.seed}"))
+    stream = io.StringIO()
     t, c = time.monotonic(), time.process_time()
-    result = reconstruct(scene, out, Reporter(stream=io.StringIO(), json_mode=True, quiet_logs=True))
+    with level_changes(config):
+        result = reconstruct(scene, out, Reporter(stream=stream, json_mode=True, quiet_logs=True),
+                             schedule_overrides=parse_overrides(args.set))
     wall, cpu = time.monotonic() - t, time.process_time() - c
+    (out / "progress.jsonl").write_text(stream.getvalue())
     ref_v, ref_f = load_mesh(job / "reference.obj")
     v, f = load_mesh(out / result["mesh"])
     chamfer, nc = surface_metrics(ref_v, ref_f, v, f)
-    record = {"mesh": name, "config": config, "steps": result["iterations"], "stop_reason": result["stop_reason"],
+    record = {"mesh": name, "config": config, "seed": scene.settings.get("seed"), "set": args.set,
+              "steps": result["iterations"], "stop_reason": result["stop_reason"],
               "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "optimize_s": result["timings_s"].get("optimize"),
               "chamfer_pct": round(100 * chamfer, 4), "normal_consistency": round(nc, 4),
               "load_average": round(os.getloadavg()[0], 2), "convergence": result.get("convergence")}
@@ -94,13 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--res", default="256")
     ap.add_argument("--samples", type=int, default=8, help="Cycles samples per pixel")
     ap.add_argument("--texture-size", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=None, help="the job's seed (default: the job's own)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a schedule field for every run (as bench_reconstruct.py --set)")
     ap.add_argument("--out", type=Path, default=REPO / "bench_out" / "quality")
     ap.add_argument("--jobs-dir", type=Path, default=REPO / "bench_out" / "jobs")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    records = [run(m.strip(), c.strip(), args) for m in args.meshes.split(",") if m.strip()
-               for c in args.configs.split(",") if c.strip()]
-    (args.out / "quality.json").write_text(json.dumps(records, indent=2))
+    records = []
+    for m in filter(None, (x.strip() for x in args.meshes.split(","))):
+        for c in filter(None, (x.strip() for x in args.configs.split(","))):
+            records.append(run(m, c, args))
+            (args.out / "quality.json").write_text(json.dumps(records, indent=2))  # each run kept as it ends
     print(table(records))
     return 0
 

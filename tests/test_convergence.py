@@ -2,6 +2,7 @@
 stops on its own."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -39,7 +40,7 @@ def test_levels_are_the_issue_table() -> None:
     d, s, h = LEVELS["draft"], LEVELS["standard"], LEVELS["high"]
     assert (d.phase_min_steps, d.phase_max_steps, d.tail_steps, d.max_steps) == (50, 100, 150, 450)
     assert (d.drift_px, d.loss_change) == (0.2, 0.05)
-    assert (s.phase_min_steps, s.phase_max_steps, s.tail_steps, s.max_steps) == (75, 150, 400, 900)
+    assert (s.phase_min_steps, s.phase_max_steps, s.tail_steps, s.max_steps) == (150, 150, 250, 900)
     assert (s.drift_px, s.loss_change, s.plateau) == (0.1, 0.03, 0.05)
     assert (h.phase_min_steps, h.phase_max_steps, h.tail_steps, h.max_steps) == (150, 400, 800, 2200)
     assert DEFAULT_QUALITY == "standard" and quality_level(None) is s and quality_level("HIGH") is h
@@ -70,9 +71,10 @@ def test_drift_px_along_normals_ignores_sliding() -> None:
 
 def test_phase_budget_keeps_the_run_under_the_cap() -> None:
     level = LEVELS["standard"]
-    assert phase_budget(level, 0, 3) == (75, 150)
-    assert phase_budget(level, 300, 1) == (75, 150)  # 300 + 150 + 400 = 850 <= 900
-    assert phase_budget(level, 420, 1) == (75, 80)  # 420 + 80 + 400 = 900
+    assert phase_budget(level, 0, 3) == (150, 150)
+    assert phase_budget(level, 300, 1) == (150, 150)  # 300 + 150 + 250 = 700 <= 900
+    assert phase_budget(level, 520, 1) == (130, 130)  # 520 + 130 + 250 = 900
+    assert phase_budget(dataclasses.replace(level, phase_max_steps=300), 300, 1) == (150, 300)
     low, high = phase_budget(level, 890, 1)
     assert 1 <= low <= high
 
@@ -153,17 +155,17 @@ def test_converging_plan_ends_a_tail_after_the_last_remesh() -> None:
     level = LEVELS["standard"]
     plan = PhasePlan.converging(level)
     assert plan.total() == 900 and plan.running(899) and not plan.running(900)
-    plan.end_phase(80, {"steps": 80, "reason": "converged"})
-    plan.end_phase(230, {"steps": 150, "reason": "cap"})
+    plan.end_phase(150, {"steps": 150, "reason": "converged"})
+    plan.end_phase(350, {"steps": 200, "reason": "cap"})
     assert plan.end is None and plan.total() == 900 and plan.phases_left() == 1
-    plan.end_phase(330, {"steps": 100, "reason": "converged"})
-    assert plan.remesh_steps == [80, 230, 330] and plan.end == 730 and plan.total() == 730
-    assert plan.running(729) and not plan.running(730)
+    plan.end_phase(500, {"steps": 150, "reason": "converged"})
+    assert plan.remesh_steps == [150, 350, 500] and plan.end == 750 and plan.total() == 750
+    assert plan.running(749) and not plan.running(750)
     assert plan.stop_reason() == "cap"  # one phase ran to its maximum
     settled = PhasePlan.converging(level)
-    for step in (75, 150, 225):
-        settled.end_phase(step, {"steps": 75, "reason": "converged"})
-    assert settled.stop_reason() == "converged" and settled.end == 625
+    for step in (150, 300, 450):
+        settled.end_phase(step, {"steps": 150, "reason": "converged"})
+    assert settled.stop_reason() == "converged" and settled.end == 700
 
 
 def test_anneal_from_moves_the_cosine_tail() -> None:
