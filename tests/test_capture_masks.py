@@ -165,6 +165,13 @@ def arch_points(rng: np.random.Generator, count: int,
     return np.vstack(out)
 
 
+def ring_cameras(size: tuple[int, int], elevations: tuple[float, float]) -> list[tuple]:
+    """16 cameras (K, R, t) around the origin 2.2 away, alternating between two elevations, for size (w, h)."""
+    K = np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]])
+    return [(K, *camera(az, el, 2.2)[1:]) for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False),
+                                                             list(elevations) * 8)]
+
+
 def test_floor_homography_maps_floor_points_between_views() -> None:
     (K1, R1, t1), (K2, R2, t2) = camera(0.3, 0.5), camera(1.1, 0.8)
     X = np.array([[0.7, -0.2, 0.0], [-1.0, 0.4, 0.0], [0.3, 1.2, 0.0]])
@@ -179,10 +186,7 @@ def test_floor_homography_maps_floor_points_between_views() -> None:
 def test_floor_parallax_opens_the_arch_over_a_floor_of_the_same_texture() -> None:
     size = (200, 150)
     rng = np.random.default_rng(2)
-    cams = []
-    for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False), [0.3, 0.6] * 8):
-        _, R, t = camera(az, el, 2.2)
-        cams.append((np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]]), R, t))
+    cams = ring_cameras(size, (0.3, 0.6))
     renders = [render_arch(*c, size) for c in cams]
     r, a = rng.uniform(0.7, 2.0, 400), rng.uniform(0, 2 * np.pi, 400)
     floor_pts = np.stack([r * np.cos(a), r * np.sin(a), np.zeros(400)], 1)
@@ -200,10 +204,7 @@ TABLE = [(np.array([-0.08, -0.08, 0.0]), np.array([0.08, 0.08, 0.4])),  # a thin
 def test_a_stand_without_points_of_its_own_stays_in_the_masks() -> None:
     size = (200, 150)
     rng = np.random.default_rng(3)
-    cams = []
-    for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False), [0.25, 0.5] * 8):
-        _, R, t = camera(az, el, 2.2)
-        cams.append((np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]]), R, t))
+    cams = ring_cameras(size, (0.25, 0.5))
     renders = [render_arch(*c, size, TABLE, (0.7, 1.3, 0.8)) for c in cams]  # greener than the floor
     top_only = arch_points(rng, 300, TABLE[1:])  # the object's points: on the top only,
     r, a = rng.uniform(0.7, 2.0, 400), rng.uniform(0, 2 * np.pi, 400)
@@ -237,10 +238,7 @@ def hidden(eye: np.ndarray, points: np.ndarray, boxes: list[tuple[np.ndarray, np
 def test_floor_points_hidden_behind_a_thin_part_do_not_cut_it_away() -> None:
     size = (200, 150)
     rng = np.random.default_rng(4)
-    cams = []
-    for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False), [0.35, 0.6] * 8):
-        _, R, t = camera(az, el, 2.2)
-        cams.append((np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]]), R, t))
+    cams = ring_cameras(size, (0.35, 0.6))
     renders = [render_arch(*c, size, BAR, (0.7, 1.3, 0.8)) for c in cams]
     body = arch_points(rng, 300, BAR[:1])  # the object's points: on the body only, none on the bar
     r, a = np.sqrt(rng.uniform(0.05, 4.0, 3000)), rng.uniform(0, 2 * np.pi, 3000)
@@ -273,10 +271,7 @@ def test_see_through_finds_the_floor_under_the_arch_and_not_on_it() -> None:
     from backend.capture.floor_parallax import neighbours, see_through
 
     size = (200, 150)
-    cams = []
-    for az, el in zip(np.linspace(0, 2 * np.pi, 16, endpoint=False), [0.3, 0.6] * 8):
-        _, R, t = camera(az, el, 2.2)
-        cams.append((np.array([[190.0, 0, size[0] / 2], [0, 190.0, size[1] / 2], [0, 0, 1]]), R, t))
+    cams = ring_cameras(size, (0.3, 0.6))
     renders = [render_arch(*c, size) for c in cams]  # the arch and the floor share one texture
 
     def under_legs(X: np.ndarray) -> np.ndarray:

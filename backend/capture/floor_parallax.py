@@ -78,6 +78,21 @@ def neighbours(centers: np.ndarray, count: int = NEIGHBOURS) -> list[np.ndarray]
     return [np.argsort(row)[:k] for row in dist]
 
 
+def _warp_onto(images: Sequence[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[np.ndarray],
+               ts: Sequence[np.ndarray], i: int, j: int, normal: np.ndarray,
+               offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """View j's band-passed grey image warped into view i through the floor plane: (homography i -> j, the warped
+    image, where it lands inside view j)."""
+    h, w = images[i].shape[:2]
+    hj, wj = images[j].shape[:2]
+    H = plane_homography(Ks[i], Rs[i], ts[i], Ks[j], Rs[j], ts[j], normal, offset)
+    warped = cv2.warpPerspective(_grey(images[j]), H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    inside = cv2.warpPerspective(np.ones((hj, wj), np.uint8), H, (w, h),
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0).astype(bool)
+    return H, warped, inside
+
+
 def floor_votes(images: Sequence[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequence[np.ndarray],
                 ts: Sequence[np.ndarray], i: int, others: Sequence[int], normal: np.ndarray,
                 offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,12 +110,8 @@ def floor_votes(images: Sequence[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequ
     disagree = np.zeros(shape, np.int32)
     judged = np.zeros(shape, np.int32)
     for j in others:
-        H = plane_homography(Ks[i], Rs[i], ts[i], Ks[j], Rs[j], ts[j], normal, offset)
+        H, warped, inside = _warp_onto(images, Ks, Rs, ts, i, j, normal, offset)
         hj, wj = images[j].shape[:2]
-        warped = cv2.warpPerspective(_grey(images[j]), H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        inside = cv2.warpPerspective(np.ones((hj, wj), np.uint8), H, (w, h),
-                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0).astype(bool)
         front_j = _floor_depth_sign(Ks[j], Rs[j], ts[j], normal, offset, (hj, wj))
         seen_j = cv2.warpPerspective(front_j.astype(np.uint8), H, (w, h),
                                      flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0).astype(bool)
@@ -174,14 +185,8 @@ def see_through(images: Sequence[np.ndarray], Ks: Sequence[np.ndarray], Rs: Sequ
     grey_i = _grey(images[i])
     below = _floor_depth_sign(Ks[i], Rs[i], ts[i], normal, offset, shape)
     agree = np.zeros(shape, np.int32)
-    h, w = shape
     for j in others:
-        H = plane_homography(Ks[i], Rs[i], ts[i], Ks[j], Rs[j], ts[j], normal, offset)
-        hj, wj = images[j].shape[:2]
-        warped = cv2.warpPerspective(_grey(images[j]), H, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        inside = cv2.warpPerspective(np.ones((hj, wj), np.uint8), H, (w, h),
-                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0).astype(bool)
+        _, warped, inside = _warp_onto(images, Ks, Rs, ts, i, j, normal, offset)
         ncc, ok = _local_ncc(grey_i, warped, below & inside, SEE_WINDOW)
         agree += ok & (ncc > SEE_AGREE)
     floor = agree >= SEE_MIN

@@ -124,11 +124,6 @@ def sfm_report(root: Path) -> dict:
     return report if isinstance(report, dict) else {}
 
 
-def automatic_masks(root: Path) -> bool:
-    """Whether the job folder's sfm.json (written by the photos command) says its masks were made automatically."""
-    return sfm_report(root).get("masks") == "automatic"
-
-
 def load_job(path: Path) -> Scene:
     """Read a job folder (or its job.json) into a Scene, applying settings['image_scale']; the views' masks count
     as automatic (`View.mask_auto`) when sfm.json says "masks": "automatic"."""
@@ -154,7 +149,8 @@ def load_job(path: Path) -> Scene:
         raw = {**raw, "initial_mesh": str(root / raw["initial_mesh"])}
     settings = validate_settings(raw)
     views = [_load_view(v, root) for v in views_json]
-    if automatic_masks(root):
+    report = sfm_report(root)
+    if report.get("masks") == "automatic":
         for v in views:
             v.mask_auto = v.mask is not None
     scale = float(settings["image_scale"])
@@ -162,7 +158,7 @@ def load_job(path: Path) -> Scene:
         views = [scale_view(v, scale) for v in views]
     floor = _load_floor(job.get("floor"))
     if floor is None:  # photo jobs written before job.json carried the floor
-        floor = floor_from_dict(sfm_report(root).get("floor"))
+        floor = floor_from_dict(report.get("floor"))
     return Scene(views=views, bbox=_load_bbox(job.get("bbox")), settings=settings,
                  image_scale_applied=scale, floor=floor)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from backend.capture.job_folder import write_photo_job
-from backend.geometry.floor import floor_to_dict
 from backend.capture.locate import apply_similarity, camera_vectors, locate_object, transform_points
+from backend.geometry.floor import floor_to_dict
 from backend.runtime.errors import JobError
 from backend.post.estimate import estimate_run_seconds
 from backend.runtime.protocol import Reporter
