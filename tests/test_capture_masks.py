@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from backend.capture.floor_parallax import plane_homography
-from backend.capture.masks import ScaledView, hull_silhouette, hull_vote, make_masks
+from backend.capture.masks import ScaledView, _disc, _grabcut, hull_silhouette, hull_vote, make_masks
 
 BALL = np.array([0.0, 0.0, 0.5])  # centre; radius 0.5, resting on the floor z = 0
 RADIUS = 0.5
@@ -291,3 +291,30 @@ def test_see_through_finds_the_floor_under_the_arch_and_not_on_it() -> None:
         under_found.append(shows[opening].mean())
         on_object.append(shows[renders[i][1]].mean())
     assert min(under_found) > 0.5 and max(on_object) < 0.02, (under_found, on_object)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grabcut_on_an_upscaled_crop_keeps_a_thin_arm(seed: int) -> None:
+    """A 3-px arm of a disc in noise GrabCut's smoothness cuts away at the photo's size stays on the crop
+    upscaled (its shrinking bias); the disc itself is found either way."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    size = 120
+    disc = cv2.circle(np.zeros((size, size), np.uint8), (60, 60), 22, 1, -1).astype(bool)
+    arm = cv2.line(np.zeros((size, size), np.uint8), (80, 60), (108, 40), 1, 2).astype(bool) & ~disc
+    obj = disc | arm
+    image = rng.normal(110, 25, (size, size, 3))
+    image[obj] = rng.normal(170, 25, (int(obj.sum()), 3))
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    labels = np.full((size, size), cv2.GC_BGD, np.uint8)
+    labels[cv2.dilate(obj.astype(np.uint8), _disc(6)).astype(bool)] = cv2.GC_PR_BGD
+    labels[cv2.dilate(obj.astype(np.uint8), _disc(2)).astype(bool)] = cv2.GC_PR_FGD
+    labels[cv2.erode(obj.astype(np.uint8), _disc(6)).astype(bool)] = cv2.GC_FGD
+    native = _grabcut(image, labels, 3)
+    upscaled = _grabcut(image, labels, 3, reach=240)
+    assert (native & arm).sum() < 0.2 * arm.sum()
+    assert (upscaled & arm).sum() > 0.9 * arm.sum()
+    for found in (native, upscaled):
+        assert (found & disc).sum() > 0.97 * disc.sum()
+    assert (upscaled & obj).sum() / (upscaled | obj).sum() > 0.98

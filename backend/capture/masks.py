@@ -43,6 +43,11 @@ FOOT_SHARE = 0.05  # with a floor: the lowest share of the object points' height
 FOOT_GAP = 0.1  # ... when their lowest point is higher than this share of their height
 CORE_SHARE = 0.05  # without object points: the foreground core around the box's centre, share of its side
 REFINE_BAND = 0.01  # share of the photo's longest side: the band the full-resolution pass redoes
+# GrabCut's fixed smoothness term cuts the thin tips and shadowed rims of an object that spans few pixels of the
+# photo (its shrinking bias); on an upscaled crop the same outline costs less against the colour term
+# (BENCHMARKS.md, "Upscaled GrabCut"). An object that spans this many of the photo's own pixels is not upscaled.
+GRABCUT_REACH = 600  # photo px: each pass's crop is upscaled until it spans this many of them ...
+MAX_UPSCALE = 2.0  # ... by at most this factor
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -109,8 +114,9 @@ def _disc(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
 
-def _grabcut(image: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
-    """GrabCut from a label image (cv2.GC_*), run on the box around the undecided pixels; foreground bool."""
+def _grabcut(image: np.ndarray, labels: np.ndarray, iterations: int, reach: float = 0.0) -> np.ndarray:
+    """GrabCut from a label image (cv2.GC_*), run on the box around the undecided pixels, that box upscaled
+    until its longest side reaches `reach` px (at most MAX_UPSCALE times: less shrinking bias); foreground bool."""
     undecided = (labels == cv2.GC_PR_FGD) | (labels == cv2.GC_PR_BGD)
     fg = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     if not undecided.any() or not fg.any() or fg.all():
@@ -123,12 +129,21 @@ def _grabcut(image: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarr
     crop = np.ascontiguousarray(labels[y0:y1, x0:x1])
     if not ((crop == cv2.GC_BGD) | (crop == cv2.GC_PR_BGD)).any():
         return fg
+    picture = np.ascontiguousarray(image[y0:y1, x0:x1])
+    size = (x1 - x0, y1 - y0)
+    upscale = min(MAX_UPSCALE, reach / max(size))
+    if upscale > 1.05:
+        big = (round(size[0] * upscale), round(size[1] * upscale))
+        picture = cv2.resize(picture, big, interpolation=cv2.INTER_CUBIC)
+        crop = cv2.resize(crop, big, interpolation=cv2.INTER_NEAREST)
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
     cv2.setRNGSeed(0)  # the colour models start from k-means on this thread's RNG: same input, same mask
-    cv2.grabCut(np.ascontiguousarray(image[y0:y1, x0:x1]), crop, None, bgd, fgd, iterations,
-                cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(picture, crop, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    found = (crop == cv2.GC_FGD) | (crop == cv2.GC_PR_FGD)
+    if upscale > 1.05:
+        found = cv2.resize(found.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
     out = np.zeros((h, w), dtype=bool)
-    out[y0:y1, x0:x1] = (crop == cv2.GC_FGD) | (crop == cv2.GC_PR_FGD)
+    out[y0:y1, x0:x1] = found
     return out
 
 
@@ -150,6 +165,11 @@ class ScaledView:
         self.K = np.diag([sx, sy, 1.0]) @ np.asarray(K, dtype=np.float64)
         self.R = np.asarray(R, dtype=np.float64)
         self.t = np.asarray(t, dtype=np.float64).reshape(3)
+
+    @property
+    def scale(self) -> float:
+        """Work-scale pixels per photo pixel."""
+        return max(self.shape) / max(self.full_shape)
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Work-scale pixel positions and depths of points."""
@@ -227,7 +247,7 @@ def first_pass(view: ScaledView, lo: np.ndarray, hi: np.ndarray, object_points: 
                feet: np.ndarray | None = None) -> np.ndarray:
     """Work-scale mask of one photo from the geometric seeds (and the floor's evidence, if any)."""
     labels = seed_labels(view, lo, hi, object_points, background_points, evidence, feet)
-    return _grabcut(view.image, labels, FIRST_ITERATIONS)
+    return _grabcut(view.image, labels, FIRST_ITERATIONS, GRABCUT_REACH * view.scale)
 
 
 def _grid(lo: np.ndarray, hi: np.ndarray, resolution: int) -> tuple[np.ndarray, float]:
@@ -317,7 +337,7 @@ def second_pass(view: ScaledView, first: np.ndarray, hull: np.ndarray,
         near_floor = cv2.dilate(evidence[0].astype(np.uint8), _disc(FLOOR_MARGIN)).astype(bool)
         labels[near_floor & (labels == cv2.GC_FGD)] = cv2.GC_PR_FGD
         labels[evidence[0]] = cv2.GC_BGD
-    return _grabcut(view.image, labels, GRABCUT_ITERATIONS)
+    return _grabcut(view.image, labels, GRABCUT_ITERATIONS, GRABCUT_REACH * view.scale)
 
 
 def guided_upsample(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -354,7 +374,7 @@ def refine_full(mask: np.ndarray, image: np.ndarray, band_share: float = REFINE_
     labels[cv2.erode(m, _disc(band)).astype(bool)] = cv2.GC_FGD
     if floor is not None:
         labels[floor & (labels != cv2.GC_FGD)] = cv2.GC_BGD
-    return _grabcut(image, labels, 2)
+    return _grabcut(image, labels, 2, GRABCUT_REACH)
 
 
 def footprint(centres: np.ndarray, size: float, floor: tuple[np.ndarray, float]) -> Callable[[np.ndarray], np.ndarray]:
