@@ -170,3 +170,43 @@ def test_no_object_is_a_job_error() -> None:
     Rs, ts = ring_cameras(12, rng=rng)
     with pytest.raises(JobError, match="sparse points"):
         locate_object(*camera_vectors(Rs, ts), rng.uniform(-20, 20, (30, 3)))
+
+
+@pytest.mark.parametrize("turn", [1.0, -1.0])
+def test_vertical_of_a_capture_held_rolled_a_quarter_turn(turn: float) -> None:
+    """Every photo rolled 90 degrees (portrait shots stored sideways): the y axes are level, the up is still z."""
+    Rs, ts = ring_cameras(16, (-70, 70))
+    quarter_turn = np.array([[0.0, turn, 0], [-turn, 0, 0], [0, 0, 1]])
+    Rs = np.array([quarter_turn @ R for R in Rs])
+    axes, ups = camera_vectors(Rs, ts)[1:]
+    up = vertical_from_cameras(axes, ups)
+    assert np.degrees(np.arccos(up[2])) < 3.0
+
+
+def test_locate_finds_the_floor_of_a_rolled_capture() -> None:
+    rng = np.random.default_rng(5)
+    Rs, ts = ring_cameras(20, rng=rng)
+    Rs = np.array([np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]) @ R for R in Rs])
+    points, _ = scene_points(rng)
+    frame = locate_object(*camera_vectors(Rs, ts), points)
+    assert frame.floor is not None
+    assert abs(frame.floor[0][2]) > 0.99  # the floor's normal is the world's z
+    world_up = frame.transform[:3, :3].T @ np.array([0.0, 0, 1])  # the job frame's z in the world
+    assert world_up[2] / np.linalg.norm(world_up) > 0.99
+
+
+def test_a_table_with_the_room_floor_below_its_edge_is_the_floor() -> None:
+    """The object stands on a small table; past the table's edge the cameras see the room's floor 0.8 below.
+    Those points are under the table's plane but far from the object: the table is still the floor."""
+    rng = np.random.default_rng(7)
+    Rs, ts = ring_cameras(24, rng=rng)
+    points, _ = scene_points(rng)
+    table = points[:, 2] > -0.05
+    points = points[table & (np.linalg.norm(points[:, :2], axis=1) < 1.3) | (points[:, 2] > 0.05)]
+    r = 2.0 + 3.0 * np.sqrt(rng.uniform(size=2500))
+    a = rng.uniform(0, 2 * np.pi, 2500)
+    room = np.stack([r * np.cos(a), r * np.sin(a), -0.8 + rng.normal(0, 0.003, 2500)], axis=1)
+    frame = locate_object(*camera_vectors(Rs, ts), np.concatenate([points, room]))
+    assert frame.floor is not None
+    table_height = transform_points(frame.transform, np.array([[0.0, 0.0, 0.0]]))[0, 2]
+    assert abs(frame.floor[1] - table_height) < 0.02

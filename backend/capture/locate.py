@@ -26,7 +26,10 @@ CLUSTER_GAP = 0.04  # sparse points closer than this fraction of the camera dist
 MIN_OBJECT_POINTS = 20
 CORE_SHARE = 0.25  # clusters with this share of the main cluster's points near the centre join the object
 FLOOR_MAX_TILT = 30.0  # degrees between a floor's normal and the cameras' up (they hold the camera level)
+PORTRAIT_MARGIN = 4.0  # the y axes must fix the vertical this many times more tightly than the x axes (held_rolled)
 MOST_BELOW_FLOOR = 0.1  # share of the nearby points that may lie under a floor (noise, an edge seen past it)
+BELOW_RADIUS = 0.5  # a floor's support and the points under it count within this (times the cameras' distance)
+#                     of the object's foot: past a table's edge the room's floor shows, below and larger
 ONE_SIDED = 0.4  # camera_side length above which the capture saw the object from one side only
 
 
@@ -86,26 +89,54 @@ def convergence_point(centers: np.ndarray, axes: np.ndarray, iterations: int = 1
     return point, min(conditioning, 1.0)
 
 
+def _least_direction(level: np.ndarray, hint: np.ndarray) -> np.ndarray:
+    """The direction most perpendicular to every row of `level` (unit axes that should be level), re-weighted so
+    a few axes that are not level do not lean it; a small pull towards `hint` settles a degenerate set."""
+    w = np.ones(len(level))
+    v = hint
+    for _ in range(5):
+        M = np.einsum("n,ni,nj->ij", w, level, level) / w.sum()
+        M += 0.005 * (np.eye(3) - np.outer(hint, hint))
+        v = np.linalg.eigh(M)[1][:, 0]
+        cos = np.abs(level @ v)
+        w = 1.0 / (1.0 + (cos / 0.2) ** 2)
+    return v if v @ hint >= 0 else -v
+
+
+def _pinning(level: np.ndarray) -> float:
+    """How loosely a set of unit axes fixes the direction perpendicular to them all: the smallest eigenvalue of
+    their scatter over the middle one (near 0: one clear direction; near 1: any direction of a plane)."""
+    ev = np.linalg.eigvalsh(level.T @ level / max(len(level), 1))
+    return float(ev[0] / max(ev[1], 1e-12))
+
+
+def held_rolled(axes: np.ndarray, ups: np.ndarray) -> bool:
+    """Whether every photo was held a quarter turn rolled and stored so (portrait shots without an orientation
+    tag, frames of a portrait video): then the cameras' y axes are level, not their x axes."""
+    rights = np.cross(axes, ups)
+    rights /= np.linalg.norm(rights, axis=1, keepdims=True)
+    return len(axes) >= 3 and PORTRAIT_MARGIN * _pinning(ups) < _pinning(rights)
+
+
 def vertical_from_cameras(axes: np.ndarray, ups: np.ndarray) -> np.ndarray:
     """The world's up as the cameras hold it: the direction most perpendicular to every camera's x axis.
 
     Cameras without roll have their x axis level whatever their pitch, so the up is the least
     eigenvector of the x axes' scatter; a small pull towards the mean up vector resolves captures
-    whose cameras all face one way, and re-weighting tolerates a few rolled (portrait) shots.
+    whose cameras all face one way, and re-weighting tolerates a few rolled (portrait) shots. When every
+    photo is rolled a quarter turn (`held_rolled`) the y axes are the level ones; the up is then the side
+    the cameras look down from (most captures look down on the object; `locate_object` lets a floor decide).
     """
     rights = np.cross(axes, ups)
     rights /= np.linalg.norm(rights, axis=1, keepdims=True)
+    if held_rolled(axes, ups):
+        hint = rights.sum(axis=0)
+        hint /= max(np.linalg.norm(hint), 1e-12)
+        v = _least_direction(ups, hint)
+        return v if axes.sum(axis=0) @ v <= 0 else -v
     mean_up = ups.sum(axis=0)
     mean_up /= max(np.linalg.norm(mean_up), 1e-12)
-    w = np.ones(len(rights))
-    v = mean_up
-    for _ in range(5):
-        M = np.einsum("n,ni,nj->ij", w, rights, rights) / w.sum()
-        M += 0.005 * (np.eye(3) - np.outer(mean_up, mean_up))
-        v = np.linalg.eigh(M)[1][:, 0]
-        cos = np.abs(rights @ v)
-        w = 1.0 / (1.0 + (cos / 0.2) ** 2)
-    return v if v @ mean_up >= 0 else -v
+    return _least_direction(rights, mean_up)
 
 
 def _plane_from(p: np.ndarray) -> tuple[np.ndarray, float]:
@@ -119,9 +150,10 @@ def fit_floor(points: np.ndarray, centers: np.ndarray, target: np.ndarray, up_hi
               hypotheses: int = 600, seed: int = 0) -> tuple[np.ndarray, float, np.ndarray] | None:
     """The floor or table plane by RANSAC: the best-supported plane that the cameras are above.
 
+    The support counts the points near the object's foot (BELOW_RADIUS), so a table beats the room's floor.
     A candidate counts only when nearly all cameras are on one side of it, the point the cameras look
     at is on that side too (the object stands on the floor, not below a face of it), few points lie
-    under it (a floor hides what is below), and its normal is within FLOOR_MAX_TILT of the cameras' up.
+    under it near the object (a floor hides what is below), and its normal is within FLOOR_MAX_TILT of the cameras' up.
     Returns (unit normal towards the cameras, offset, inliers).
     """
     tol = FLOOR_TOLERANCE * scale
@@ -149,8 +181,12 @@ def fit_floor(points: np.ndarray, centers: np.ndarray, target: np.ndarray, up_hi
         return None
     normals, offsets = normals[valid], offsets[valid]
     height = sample @ normals.T - offsets
-    counts = (np.abs(height) < tol).sum(axis=0)
-    counts[(height < -3 * tol).mean(axis=0) > MOST_BELOW_FLOOR] = 0  # a floor hides what is under it
+    rel = sample - target
+    lateral2 = np.einsum("ni,ni->n", rel, rel)[:, None] - (rel @ normals.T) ** 2
+    around = lateral2 < (BELOW_RADIUS * scale) ** 2
+    counts = ((np.abs(height) < tol) & around).sum(axis=0)  # the support where the object stands, not the room's
+    below = ((height < -3 * tol) & around).sum(axis=0) / np.maximum(around.sum(axis=0), 1)
+    counts[below > MOST_BELOW_FLOOR] = 0  # a floor hides what is under it (a table: what is under the object)
     best = int(np.argmax(counts))
     if counts[best] < max(30, 0.1 * len(sample)):
         return None
@@ -277,6 +313,8 @@ def locate_object(centers: np.ndarray, axes: np.ndarray, ups: np.ndarray, points
         raise JobError("the cameras all stand at one point", "move around the object between photos")
     up = vertical_from_cameras(axes, ups)
     found = fit_floor(points[reliable], centers, target, up, scale, seed=seed)
+    if found is None and held_rolled(axes, ups):  # rolled photos do not say which way is up; a floor does
+        found = fit_floor(points[reliable], centers, target, -up, scale, seed=seed)
     floor_world = None
     if found is not None:
         up = found[0]
