@@ -188,7 +188,7 @@ def fit_floor(points: np.ndarray, centers: np.ndarray, target: np.ndarray, up_hi
     below = ((height < -3 * tol) & around).sum(axis=0) / np.maximum(around.sum(axis=0), 1)
     counts[below > MOST_BELOW_FLOOR] = 0  # a floor hides what is under it (a table: what is under the object)
     best = int(np.argmax(counts))
-    if counts[best] < max(30, 0.1 * len(sample)):
+    if counts[best] < max(30, 0.1 * around[:, best].sum()):  # a tenth of the points near the object's foot
         return None
     n, off = normals[best], offsets[best]
     for _ in range(3):
