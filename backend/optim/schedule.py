@@ -55,6 +55,11 @@ class Schedule:
     hull_vote: float = 0.0
     mask_floor_user: float = 1.0
     mask_floor_auto: float = 0.1
+    # Crease-keeping remesh: from the remesh that starts phase `crease_from_phase` on, edges whose faces' normals
+    # turn by more than crease_deg degrees are kept as creases (split and collapsed only along them); 0: off.
+    # Earlier meshes are too rough: their "creases" are noise a remesh should smooth away.
+    crease_deg: float = 0.0
+    crease_from_phase: int = 2
 
     def phase(self, step: int) -> int:
         """Number of remeshes done before this step."""

@@ -415,9 +415,11 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
     v, f = opt.mesh()
     area = float(face_areas(v, f).sum())
     h = sch.edge_length(mean_edge_length(v, f), area)
-    res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel)
+    crease = sch.crease_deg if sch.crease_deg > 0 and sch.phase(step) >= sch.crease_from_phase else 0.0
+    res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel, crease_deg=crease)
     state.remeshes.append({"step": step, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h,
-                           "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message})
+                           "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message,
+                           "crease_deg": crease, "crease_edges": res.crease_edges})
     if not res.ok:
         state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
         reporter.log(f"warning: {state.warnings[-1]}")
