@@ -415,6 +415,11 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
     v, f = opt.mesh()
     area = float(face_areas(v, f).sum())
     h = sch.edge_length(mean_edge_length(v, f), area)
+    if not sch.remesh_at_floor and state.remeshes and h >= 0.999 * state.remeshes[-1]["edge_length"]:
+        state.remeshes.append({"step": step, "ok": True, "seconds": 0.0, "edge_length": h, "vertices": len(v),
+                               "faces": len(f), "message": "kept: the edge length is at its floor"})
+        opt.after_remesh()
+        return h
     crease = sch.crease_deg if sch.crease_deg > 0 and sch.phase(step) >= sch.crease_from_phase else 0.0
     res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel, crease_deg=crease)
     state.remeshes.append({"step": step, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h,
