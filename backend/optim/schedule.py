@@ -60,6 +60,7 @@ class Schedule:
     # Earlier meshes are too rough: their "creases" are noise a remesh should smooth away.
     crease_deg: float = 0.0
     crease_from_phase: int = 2
+    crease_regularisers: bool = False  # the Laplacian and normal terms leave the remesh's crease edges sharp
     # False: a remesh at the edge floor (the same edge length as the last remesh) keeps the optimised mesh, so the
     # creases the optimiser sharpened are not rounded again (the regularisers and the step still change).
     remesh_at_floor: bool = True

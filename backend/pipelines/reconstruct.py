@@ -13,7 +13,7 @@ import torch
 from backend.cameras.projection import normalization, normalize_extrinsics
 from backend.geometry.floor import floor_to_dict, rest_on_floor
 from backend.geometry.mesh_ops import face_areas, mean_edge_length
-from backend.geometry.remesh import guarded_remesh
+from backend.geometry.remesh import crease_edges, guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
 from backend.io.quality import quality_level
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
@@ -216,12 +216,13 @@ class Optimizer:
         self.refiner.hold(torch.tensor(small, device=self.device))
         return self.refiner.n_held
 
-    def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
-        """Start optimising a new mesh (fresh vertex optimiser state and topology)."""
+    def set_mesh(self, vertices: np.ndarray, faces: np.ndarray, creases: np.ndarray | None = None) -> None:
+        """Start optimising a new mesh (fresh vertex optimiser state and topology; the regularisers leave the
+        crease edges sharp)."""
         x = torch.tensor(vertices, dtype=torch.float32, device=self.device)
         self.f = torch.tensor(faces, dtype=torch.int32, device=self.device)
         self.f_long = self.f.long()
-        self.topo = Topology.build(faces, len(vertices), self.device)
+        self.topo = Topology.build(faces, len(vertices), self.device, creases)
         if self.schedule.smoothing > 0:
             self.param = SmoothParam(x, faces, self.schedule.smoothing)
             opt_class = UniformAdam if self.schedule.uniform_adam else torch.optim.Adam
@@ -428,7 +429,10 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
     if not res.ok:
         state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
         reporter.log(f"warning: {state.warnings[-1]}")
-    opt.set_mesh(res.vertices, res.faces)
+    creases = crease_edges(res.vertices, res.faces, crease) if crease > 0 and sch.crease_regularisers else None
+    if creases is not None:
+        state.remeshes[-1]["sharp_edges"] = len(creases)
+    opt.set_mesh(res.vertices, res.faces, creases)
     opt.after_remesh()
     if opt.symmetry_mode == "enforce" and sch.phase(step) == sch.symmetry_from_phase:
         from backend.post.symmetry import detect_symmetry
