@@ -44,6 +44,28 @@ def test_regularisers_zero_on_flat_and_smooth_and_grow_with_noise() -> None:
     assert laplacian_loss(noisy - 0.05 * x.grad / x.grad.abs().max(), topo).item() < laplacian_loss(noisy, topo).item()
 
 
+def test_crease_aware_regularisers_leave_a_cube_sharp() -> None:
+    from backend.geometry.remesh import crease_edges
+
+    grid = trimesh.creation.box().subdivide().subdivide()
+    v, f = torch.tensor(grid.vertices, dtype=torch.float32), torch.tensor(grid.faces)
+    creases = crease_edges(grid.vertices, grid.faces, 35.0)
+    assert len(creases) == 12 * 4
+    plain = Topology.build(grid.faces, len(v), torch.device("cpu"))
+    sharp = Topology.build(grid.faces, len(v), torch.device("cpu"), creases)
+    # the plain terms pull the cube's edges round; with its creases the cube is at rest
+    assert laplacian_loss(v, plain).item() > 1e-3 and normal_consistency_loss(v, f, plain).item() > 0.1
+    assert laplacian_loss(v, sharp).item() < 1e-9 and normal_consistency_loss(v, f, sharp).item() < 1e-9
+    # a crease vertex is still smoothed along its crease: bending the crease line costs
+    mid = np.flatnonzero(np.bincount(creases.ravel(), minlength=len(v)) == 2)[0]
+    bent = v.clone()
+    bent[mid] += 0.05 * torch.tensor(grid.vertices[mid] / np.linalg.norm(grid.vertices[mid]), dtype=torch.float32)
+    assert laplacian_loss(bent, sharp).item() > 1e-6
+    # and a noisy face of the cube is still smoothed
+    noisy = v + 0.02 * torch.randn(v.shape, generator=torch.Generator().manual_seed(0))
+    assert laplacian_loss(noisy, sharp).item() > 100 * laplacian_loss(v, sharp).item() + 1e-5
+
+
 def test_vertex_normals_point_outward_on_sphere() -> None:
     v, f, _ = sphere(2)
     n = vertex_normals(v, f)
