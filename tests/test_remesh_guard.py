@@ -76,14 +76,14 @@ def cube_edge_points(n: int = 40) -> np.ndarray:
 
 
 def test_crease_keeping_remesh_keeps_the_cube_edges() -> None:
-    from backend.geometry.remesh import crease_edges
+    from backend.geometry.remesh import CreaseRule, crease_edges
     from backend.mesh.distance import point_to_surface
 
     m = trimesh.creation.box(extents=(1, 1, 1)).subdivide().subdivide().subdivide()
     assert len(crease_edges(m.vertices, m.faces, 50.0)) == 12 * 8  # each cube edge split into 8 segments
     edges = cube_edge_points()
     plain = guarded_remesh(m.vertices, m.faces, 0.1, timeout_s=60.0)
-    kept = guarded_remesh(m.vertices, m.faces, 0.1, timeout_s=60.0, crease_deg=50.0)
+    kept = guarded_remesh(m.vertices, m.faces, 0.1, timeout_s=60.0, creases=CreaseRule(50.0))
     assert plain.ok and kept.ok and plain.crease_edges == 0 and kept.crease_edges == 96
     # the plain remesh cuts the edges off (about a quarter of an edge length deep), the crease-keeping one not
     assert point_to_surface(edges, plain.vertices, plain.faces)[0].mean() > 0.02

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
 from backend.geometry.mesh_ops import collapse_degenerate, largest_component
 from backend.runtime.worker import run_killable
 
@@ -36,6 +39,33 @@ def crease_edges(vertices: np.ndarray, faces: np.ndarray, degrees: float) -> np.
     return np.unique(np.sort(np.concatenate(edges), axis=1), axis=0).astype(np.int64)
 
 
+def long_lines(edges: np.ndarray, n_vertices: int, min_edges: int) -> np.ndarray:
+    """The edges of the connected crease lines that have at least min_edges edges (short ones are noise)."""
+    if min_edges <= 1 or len(edges) == 0:
+        return edges
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_vertices, n_vertices))
+    _, labels = connected_components(graph, directed=False)
+    return edges[np.bincount(labels[edges[:, 0]])[labels[edges[:, 0]]] >= min_edges]
+
+
+@dataclass(frozen=True)
+class CreaseRule:
+    """Which edges a remesh keeps as creases: turning by more than `degrees`, measured on the mesh after
+    `denoise` bilateral normal filtering passes (0: as it is), on crease lines of at least `min_edges` edges."""
+
+    degrees: float
+    denoise: int = 0
+    min_edges: int = 1
+
+    def edges(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """The crease edges (E, 2) of the mesh."""
+        if self.denoise > 0:
+            from backend.post.denoise import bilateral_normal_denoise
+
+            vertices = bilateral_normal_denoise(vertices, faces, normal_iterations=self.denoise)
+        return long_lines(crease_edges(vertices, faces, self.degrees), len(vertices), self.min_edges)
+
+
 @dataclass
 class RemeshResult:
     """Outcome of a guarded remesh: the mesh to continue with and what happened."""
@@ -57,24 +87,24 @@ def run_guarded(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, h: float,
 
 def guarded_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float, timeout_s: float = 60.0,
                    remesh_fn: RemeshFn = botsch_remesh, poll: Callable[[], None] | None = None,
-                   crease_deg: float = 0.0) -> RemeshResult:
-    """Collapse degenerate triangles, then remesh in a guarded worker (crease_deg > 0: edges turning more than
-    that many degrees stay creases); on any failure keep the input mesh."""
+                   creases: CreaseRule | None = None) -> RemeshResult:
+    """Collapse degenerate triangles, then remesh in a guarded worker (the `creases` rule's edges stay creases);
+    on any failure keep the input mesh."""
     t0 = time.monotonic()
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
-    creases = 0
+    kept = 0
     try:
         v, f = collapse_degenerate(vertices, faces)
         fn = remesh_fn
-        if crease_deg > 0:
-            edges = crease_edges(v, f, crease_deg)
-            creases = len(edges)
-            fn = functools.partial(remesh_fn, feature_edges=edges) if creases else remesh_fn
+        if creases is not None:
+            edges = creases.edges(v, f)
+            kept = len(edges)
+            fn = functools.partial(remesh_fn, feature_edges=edges) if kept else remesh_fn
         v, f = run_guarded(fn, v, f, edge_length, timeout_s, poll)
         v, f = largest_component(np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64))
         if len(f) < 4 or not np.isfinite(v).all():
             raise RuntimeError(f"remesh returned an unusable mesh ({len(v)} vertices, {len(f)} faces)")
     except (TimeoutError, RuntimeError, ValueError, IndexError) as exc:
-        return RemeshResult(vertices, faces, False, time.monotonic() - t0, str(exc), creases)
-    return RemeshResult(v, f, True, time.monotonic() - t0, crease_edges=creases)
+        return RemeshResult(vertices, faces, False, time.monotonic() - t0, str(exc), kept)
+    return RemeshResult(v, f, True, time.monotonic() - t0, crease_edges=kept)

@@ -13,7 +13,7 @@ import torch
 from backend.cameras.projection import normalization, normalize_extrinsics
 from backend.geometry.floor import floor_to_dict, rest_on_floor
 from backend.geometry.mesh_ops import face_areas, mean_edge_length
-from backend.geometry.remesh import crease_edges, guarded_remesh
+from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
 from backend.io.quality import quality_level
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
@@ -421,15 +421,15 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
                                "faces": len(f), "message": "kept: the edge length is at its floor"})
         opt.after_remesh()
         return h
-    crease = sch.crease_deg if sch.crease_deg > 0 and sch.phase(step) >= sch.crease_from_phase else 0.0
-    res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel, crease_deg=crease)
+    rule = sch.crease_rule() if sch.phase(step) >= sch.crease_from_phase else None
+    res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel, creases=rule)
     state.remeshes.append({"step": step, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h,
                            "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message,
-                           "crease_deg": crease, "crease_edges": res.crease_edges})
+                           "crease_deg": rule.degrees if rule else 0.0, "crease_edges": res.crease_edges})
     if not res.ok:
         state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
         reporter.log(f"warning: {state.warnings[-1]}")
-    creases = crease_edges(res.vertices, res.faces, crease) if crease > 0 and sch.crease_regularisers else None
+    creases = rule.edges(res.vertices, res.faces) if rule is not None and sch.crease_regularisers else None
     if creases is not None:
         state.remeshes[-1]["sharp_edges"] = len(creases)
     opt.set_mesh(res.vertices, res.faces, creases)
