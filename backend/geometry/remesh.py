@@ -51,10 +51,12 @@ def long_lines(edges: np.ndarray, n_vertices: int, min_edges: int) -> np.ndarray
 @dataclass(frozen=True)
 class CreaseRule:
     """Which edges a remesh keeps as creases: turning by more than `degrees`, measured on the mesh after
-    `denoise` bilateral normal filtering passes (0: as it is), on crease lines of at least `min_edges` edges."""
+    `denoise` bilateral normal filtering passes (0: as it is) whose range kernel is `sigma` (normal difference;
+    kinks of the optimiser's noise are smoothed, true creases stay), on crease lines of at least `min_edges`."""
 
     degrees: float
     denoise: int = 0
+    sigma: float = 0.5
     min_edges: int = 1
 
     def edges(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -62,7 +64,7 @@ class CreaseRule:
         if self.denoise > 0:
             from backend.post.denoise import bilateral_normal_denoise
 
-            vertices = bilateral_normal_denoise(vertices, faces, normal_iterations=self.denoise)
+            vertices = bilateral_normal_denoise(vertices, faces, normal_iterations=self.denoise, sigma_normal=self.sigma)
         return long_lines(crease_edges(vertices, faces, self.degrees), len(vertices), self.min_edges)
 
 
