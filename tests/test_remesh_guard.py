@@ -94,12 +94,3 @@ def test_crease_keeping_remesh_keeps_the_cube_edges() -> None:
     assert trimesh.Trimesh(kept.vertices, kept.faces).is_watertight
     assert abs(mean_edge_length(kept.vertices, kept.faces) - 0.1) < 0.25 * 0.1
 
-
-def test_short_crease_lines_are_dropped() -> None:
-    from backend.geometry.remesh import long_lines
-
-    line = np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]])
-    speck = np.array([[10, 11]])
-    kept = long_lines(np.concatenate([line, speck]), 12, 3)
-    assert np.array_equal(kept, line)
-    assert len(long_lines(np.concatenate([line, speck]), 12, 1)) == 6

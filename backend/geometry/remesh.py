@@ -8,9 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-
 from backend.geometry.mesh_ops import collapse_degenerate, largest_component
 from backend.runtime.worker import run_killable
 
@@ -39,25 +36,15 @@ def crease_edges(vertices: np.ndarray, faces: np.ndarray, degrees: float) -> np.
     return np.unique(np.sort(np.concatenate(edges), axis=1), axis=0).astype(np.int64)
 
 
-def long_lines(edges: np.ndarray, n_vertices: int, min_edges: int) -> np.ndarray:
-    """The edges of the connected crease lines that have at least min_edges edges (short ones are noise)."""
-    if min_edges <= 1 or len(edges) == 0:
-        return edges
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_vertices, n_vertices))
-    _, labels = connected_components(graph, directed=False)
-    return edges[np.bincount(labels[edges[:, 0]])[labels[edges[:, 0]]] >= min_edges]
-
-
 @dataclass(frozen=True)
 class CreaseRule:
     """Which edges a remesh keeps as creases: turning by more than `degrees`, measured on the mesh after
-    `denoise` bilateral normal filtering passes (0: as it is) whose range kernel is `sigma` (normal difference;
-    kinks of the optimiser's noise are smoothed, true creases stay), on crease lines of at least `min_edges`."""
+    `denoise` bilateral normal filtering passes (0: as it is) whose range kernel is `sigma` (a difference of unit
+    normals): the optimiser's noisy kinks are smoothed away first, true creases stay."""
 
     degrees: float
     denoise: int = 0
     sigma: float = 0.5
-    min_edges: int = 1
 
     def edges(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """The crease edges (E, 2) of the mesh."""
@@ -65,7 +52,7 @@ class CreaseRule:
             from backend.post.denoise import bilateral_normal_denoise
 
             vertices = bilateral_normal_denoise(vertices, faces, normal_iterations=self.denoise, sigma_normal=self.sigma)
-        return long_lines(crease_edges(vertices, faces, self.degrees), len(vertices), self.min_edges)
+        return crease_edges(vertices, faces, self.degrees)
 
 
 @dataclass

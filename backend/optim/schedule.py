@@ -63,10 +63,6 @@ class Schedule:
     crease_regularisers: bool = False  # the Laplacian and normal terms leave the remesh's crease edges sharp
     crease_denoise: int = 0  # creases measured after this many bilateral normal filtering passes (0: raw mesh)
     crease_sigma: float = 0.5  # the range kernel of those passes (normal difference)
-    crease_min_edges: int = 1  # crease lines shorter than this many edges are noise
-    # False: a remesh at the edge floor (the same edge length as the last remesh) keeps the optimised mesh, so the
-    # creases the optimiser sharpened are not rounded again (the regularisers and the step still change).
-    remesh_at_floor: bool = True
 
     def phase(self, step: int) -> int:
         """Number of remeshes done before this step."""
@@ -88,7 +84,7 @@ class Schedule:
         """The rule of the edges a remesh keeps as creases (None: crease_deg is 0, no creases kept)."""
         from backend.geometry.remesh import CreaseRule
 
-        return CreaseRule(self.crease_deg, self.crease_denoise, self.crease_sigma, self.crease_min_edges) if self.crease_deg > 0 else None
+        return CreaseRule(self.crease_deg, self.crease_denoise, self.crease_sigma) if self.crease_deg > 0 else None
 
     def silhouette_offset(self) -> float:
         """Inward move of the optimised surface (normalised units) that undoes the silhouette bias."""

@@ -416,22 +416,18 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
     v, f = opt.mesh()
     area = float(face_areas(v, f).sum())
     h = sch.edge_length(mean_edge_length(v, f), area)
-    if not sch.remesh_at_floor and state.remeshes and h >= 0.999 * state.remeshes[-1]["edge_length"]:
-        state.remeshes.append({"step": step, "ok": True, "seconds": 0.0, "edge_length": h, "vertices": len(v),
-                               "faces": len(f), "message": "kept: the edge length is at its floor"})
-        opt.after_remesh()
-        return h
     rule = sch.crease_rule() if sch.phase(step) >= sch.crease_from_phase else None
     res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel, creases=rule)
     state.remeshes.append({"step": step, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h,
                            "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message,
-                           "crease_deg": rule.degrees if rule else 0.0, "crease_edges": res.crease_edges})
+                           "crease_rule": dataclasses.asdict(rule) if rule else None,
+                           "crease_edges": res.crease_edges})
     if not res.ok:
         state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
         reporter.log(f"warning: {state.warnings[-1]}")
     creases = rule.edges(res.vertices, res.faces) if rule is not None and sch.crease_regularisers else None
     if creases is not None:
-        state.remeshes[-1]["sharp_edges"] = len(creases)
+        state.remeshes[-1]["regulariser_creases"] = len(creases)
     opt.set_mesh(res.vertices, res.faces, creases)
     opt.after_remesh()
     if opt.symmetry_mode == "enforce" and sch.phase(step) == sch.symmetry_from_phase:
