@@ -41,8 +41,8 @@ class Topology:
     def build(faces: np.ndarray, n_vertices: int, device: torch.device,
               creases: np.ndarray | None = None) -> "Topology":
         """Topology of a triangle mesh; with crease edges (E, 2), "sharp where sharp": a vertex on one crease line
-        is smoothed along it only, a crease corner (three or more crease edges) not at all, and the normals of two
-        faces meeting at a crease are not pulled together."""
+        is smoothed along it only and the normals of two faces meeting at a crease are not pulled together (a
+        crease's end or a corner where three meet keeps the full Laplacian: left free it grew spikes)."""
         faces = np.asarray(faces, dtype=np.int64)
         e = unique_edges(faces)
         rows = np.concatenate([e[:, 0], e[:, 1]])
@@ -53,7 +53,7 @@ class Topology:
             crease_key = creases[:, 0] * n_vertices + creases[:, 1]
             on = np.isin(np.minimum(rows, cols) * n_vertices + np.maximum(rows, cols), crease_key)
             cdeg = np.bincount(creases.ravel(), minlength=n_vertices)
-            keep = np.where(cdeg[rows] == 2, on, cdeg[rows] < 3)
+            keep = (cdeg[rows] != 2) | on
             rows, cols = rows[keep], cols[keep]
         deg = np.bincount(rows, minlength=n_vertices).astype(np.float64)
         ids = np.flatnonzero(deg > 0)
