@@ -44,7 +44,7 @@ def test_regularisers_zero_on_flat_and_smooth_and_grow_with_noise() -> None:
     assert laplacian_loss(noisy - 0.05 * x.grad / x.grad.abs().max(), topo).item() < laplacian_loss(noisy, topo).item()
 
 
-def test_crease_aware_regularisers_leave_a_cube_sharp() -> None:
+def test_crease_aware_normal_term_leaves_a_cube_sharp() -> None:
     from backend.geometry.remesh import crease_edges
 
     grid = trimesh.creation.box().subdivide().subdivide()
@@ -53,23 +53,14 @@ def test_crease_aware_regularisers_leave_a_cube_sharp() -> None:
     assert len(creases) == 12 * 4
     plain = Topology.build(grid.faces, len(v), torch.device("cpu"))
     sharp = Topology.build(grid.faces, len(v), torch.device("cpu"), creases)
-    # the plain terms pull the cube's edges round; with its creases only its eight corners pay (a free corner grew
-    # spikes), the edges and faces are at rest
-    assert laplacian_loss(v, plain).item() > 1e-3 and normal_consistency_loss(v, f, plain).item() > 0.1
+    # the plain normal term pulls the cube's edges round; told its creases, the cube is at rest
+    assert len(plain.face_pairs) - len(sharp.face_pairs) == len(creases)
+    assert normal_consistency_loss(v, f, plain).item() > 0.1
     assert normal_consistency_loss(v, f, sharp).item() < 1e-9
-    rows = torch.sparse.mm(sharp.laplacian, v).norm(dim=1).numpy()
-    corners = np.flatnonzero(np.bincount(creases.ravel(), minlength=len(v)) == 3)
-    assert len(corners) == 8 and rows[corners].min() > 0.05
-    assert np.delete(rows, corners).max() < 1e-6
-    # a crease vertex is still smoothed along its crease: bending the crease line costs
-    mid = np.flatnonzero(np.bincount(creases.ravel(), minlength=len(v)) == 2)[0]
-    bent = v.clone()
-    bent[mid] += 0.05 * torch.tensor(grid.vertices[mid] / np.linalg.norm(grid.vertices[mid]), dtype=torch.float32)
-    assert laplacian_loss(bent, sharp).item() > 1e-6
-    # and a noisy face of the cube is still smoothed
+    # a bump on a face still costs, and the Laplacian is the plain one
     noisy = v + 0.02 * torch.randn(v.shape, generator=torch.Generator().manual_seed(0))
-    noisy_rows = torch.sparse.mm(sharp.laplacian, noisy).norm(dim=1).numpy()
-    assert np.delete(noisy_rows, corners).mean() > 0.01
+    assert normal_consistency_loss(noisy, f, sharp).item() > 1e-4
+    assert torch.equal(sharp.laplacian.to_dense(), plain.laplacian.to_dense())
 
 
 def test_vertex_normals_point_outward_on_sphere() -> None:

@@ -40,26 +40,17 @@ class Topology:
     @staticmethod
     def build(faces: np.ndarray, n_vertices: int, device: torch.device,
               creases: np.ndarray | None = None) -> "Topology":
-        """Topology of a triangle mesh; with crease edges (E, 2), "sharp where sharp": a vertex on one crease line
-        is smoothed along it only and the normals of two faces meeting at a crease are not pulled together (a
-        crease's end or a corner where three meet keeps the full Laplacian: left free it grew spikes)."""
+        """Topology of a triangle mesh; with crease edges (E, 2) the normals of two faces meeting at a crease are
+        not pulled together ("sharp where sharp"; the Laplacian stays uniform)."""
         faces = np.asarray(faces, dtype=np.int64)
         e = unique_edges(faces)
         rows = np.concatenate([e[:, 0], e[:, 1]])
         cols = np.concatenate([e[:, 1], e[:, 0]])
-        crease_key = np.zeros(0, dtype=np.int64)
-        if creases is not None and len(creases):
-            creases = np.sort(np.asarray(creases, dtype=np.int64), axis=1)
-            crease_key = creases[:, 0] * n_vertices + creases[:, 1]
-            on = np.isin(np.minimum(rows, cols) * n_vertices + np.maximum(rows, cols), crease_key)
-            cdeg = np.bincount(creases.ravel(), minlength=n_vertices)
-            keep = (cdeg[rows] != 2) | on
-            rows, cols = rows[keep], cols[keep]
         deg = np.bincount(rows, minlength=n_vertices).astype(np.float64)
-        ids = np.flatnonzero(deg > 0)
+        deg[deg == 0] = 1.0
         vals = -1.0 / deg[rows]
-        idx = np.concatenate([np.stack([rows, cols]), np.stack([ids] * 2)], axis=1)
-        vals = np.concatenate([vals, np.ones(len(ids))])
+        idx = np.concatenate([np.stack([rows, cols]), np.stack([np.arange(n_vertices)] * 2)], axis=1)
+        vals = np.concatenate([vals, np.ones(n_vertices)])
         lap = torch.sparse_coo_tensor(torch.from_numpy(idx), torch.from_numpy(vals).float(),
                                       (n_vertices, n_vertices), check_invariants=False).coalesce().to(device)
         half = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
@@ -69,8 +60,11 @@ class Topology:
         key, face_id = key[order], face_id[order]
         same = (key[1:] == key[:-1]).all(axis=1)
         pairs = np.stack([face_id[:-1][same], face_id[1:][same]], axis=1)
-        if len(crease_key):
-            pairs = pairs[~np.isin(key[:-1][same, 0] * n_vertices + key[:-1][same, 1], crease_key)]
+        if creases is not None and len(creases):
+            creases = np.sort(np.asarray(creases, dtype=np.int64), axis=1)
+            shared = key[:-1][same]
+            pairs = pairs[~np.isin(shared[:, 0] * n_vertices + shared[:, 1],
+                                   creases[:, 0] * n_vertices + creases[:, 1])]
         return Topology(lap, torch.from_numpy(pairs).to(device))
 
 

@@ -60,7 +60,7 @@ class Schedule:
     # Earlier meshes are too rough: their "creases" are noise a remesh should smooth away.
     crease_deg: float = 0.0
     crease_from_phase: int = 2
-    crease_regularisers: bool = False  # the Laplacian and normal terms leave the remesh's crease edges sharp
+    crease_normals: bool = False  # the normal term leaves the remesh's crease edges sharp
     crease_denoise: int = 0  # creases measured after this many bilateral normal filtering passes (0: raw mesh)
     crease_sigma: float = 0.5  # the range kernel of those passes (normal difference)
 

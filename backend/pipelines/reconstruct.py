@@ -425,7 +425,7 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
     if not res.ok:
         state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
         reporter.log(f"warning: {state.warnings[-1]}")
-    creases = rule.edges(res.vertices, res.faces) if rule is not None and sch.crease_regularisers else None
+    creases = rule.edges(res.vertices, res.faces) if rule is not None and sch.crease_normals else None
     if creases is not None:
         state.remeshes[-1]["regulariser_creases"] = len(creases)
     opt.set_mesh(res.vertices, res.faces, creases)
