@@ -141,10 +141,14 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # shader explain a misplaced surface by view-dependent colour instead of moving it.
         # Two extra shader-only steps per step on the same samples let the shader keep up with the texture
         # (-7 to -51 % Chamfer at 700 steps; 500 steps with them beat 700 without, in about the same time).
+        # From the remesh that starts phase 2 on, edges turning by more than 35 degrees (measured after 6 wide
+        # bilateral normal passes, which take the optimiser's noisy kinks out) stay creases through the remesh
+        # and the normal term leaves them sharp: fandisk -10 % Chamfer at 700 steps (BENCHMARKS.md, "Smoother
+        # where smooth, sharp where sharp").
         late = 3 * 256 * 256
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
                         shade_pixels=8192, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,
-                        shader_extra_steps=2,
+                        shader_extra_steps=2, crease_deg=35.0, crease_denoise=6, crease_normals=True,
                         shader_hidden=128, shader_freqs=6, final_lr_ratio=0.05, shader_view=False,
                         weights={"mask": 15.0, "shading": 1.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
     # GPU: coarse-to-fine resolution at a constant pixel cost per step (about one full-resolution view),

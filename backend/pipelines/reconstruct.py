@@ -427,7 +427,7 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
         reporter.log(f"warning: {state.warnings[-1]}")
     creases = rule.edges(res.vertices, res.faces) if rule is not None and sch.crease_normals else None
     if creases is not None:
-        state.remeshes[-1]["regulariser_creases"] = len(creases)
+        state.remeshes[-1]["normal_term_creases"] = len(creases)
     opt.set_mesh(res.vertices, res.faces, creases)
     opt.after_remesh()
     if opt.symmetry_mode == "enforce" and sch.phase(step) == sch.symmetry_from_phase:
