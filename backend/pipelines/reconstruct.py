@@ -217,7 +217,7 @@ class Optimizer:
         return self.refiner.n_held
 
     def set_mesh(self, vertices: np.ndarray, faces: np.ndarray, creases: np.ndarray | None = None) -> None:
-        """Start optimising a new mesh (fresh vertex optimiser state and topology; the regularisers leave the
+        """Start optimising a new mesh (fresh vertex optimiser state and topology; the normal term leaves the
         crease edges sharp)."""
         x = torch.tensor(vertices, dtype=torch.float32, device=self.device)
         self.f = torch.tensor(faces, dtype=torch.int32, device=self.device)
