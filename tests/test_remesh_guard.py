@@ -94,3 +94,19 @@ def test_crease_keeping_remesh_keeps_the_cube_edges() -> None:
     assert trimesh.Trimesh(kept.vertices, kept.faces).is_watertight
     assert abs(mean_edge_length(kept.vertices, kept.faces) - 0.1) < 0.25 * 0.1
 
+
+
+def test_filtered_crease_rule_ignores_noise_and_finds_true_creases() -> None:
+    from backend.geometry.remesh import CreaseRule
+
+    rng = np.random.default_rng(0)
+    sphere = trimesh.creation.icosphere(4)
+    noisy = sphere.vertices + 0.01 * rng.standard_normal(sphere.vertices.shape)
+    raw, filtered = CreaseRule(35.0), CreaseRule(35.0, denoise=6, sigma=0.5)
+    assert len(raw.edges(noisy, sphere.faces)) > 200  # noise kinks a raw dihedral rule would freeze
+    assert len(filtered.edges(noisy, sphere.faces)) == 0
+    box = trimesh.creation.box(extents=(1, 1, 1)).subdivide().subdivide().subdivide()
+    noisy_box = box.vertices + 0.01 * rng.standard_normal(box.vertices.shape)
+    truth = {tuple(e) for e in CreaseRule(50.0).edges(box.vertices, box.faces)}
+    found = {tuple(e) for e in filtered.edges(noisy_box, box.faces)}
+    assert found == truth and len(truth) == 96
