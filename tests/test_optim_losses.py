@@ -44,6 +44,25 @@ def test_regularisers_zero_on_flat_and_smooth_and_grow_with_noise() -> None:
     assert laplacian_loss(noisy - 0.05 * x.grad / x.grad.abs().max(), topo).item() < laplacian_loss(noisy, topo).item()
 
 
+def test_crease_aware_normal_term_leaves_a_cube_sharp() -> None:
+    from backend.geometry.remesh import crease_edges
+
+    grid = trimesh.creation.box().subdivide().subdivide()
+    v, f = torch.tensor(grid.vertices, dtype=torch.float32), torch.tensor(grid.faces)
+    creases = crease_edges(grid.vertices, grid.faces, 35.0)
+    assert len(creases) == 12 * 4
+    plain = Topology.build(grid.faces, len(v), torch.device("cpu"))
+    sharp = Topology.build(grid.faces, len(v), torch.device("cpu"), creases)
+    # the plain normal term pulls the cube's edges round; told its creases, the cube is at rest
+    assert len(plain.face_pairs) - len(sharp.face_pairs) == len(creases)
+    assert normal_consistency_loss(v, f, plain).item() > 0.1
+    assert normal_consistency_loss(v, f, sharp).item() < 1e-9
+    # a bump on a face still costs, and the Laplacian is the plain one
+    noisy = v + 0.02 * torch.randn(v.shape, generator=torch.Generator().manual_seed(0))
+    assert normal_consistency_loss(noisy, f, sharp).item() > 1e-4
+    assert torch.equal(sharp.laplacian.to_dense(), plain.laplacian.to_dense())
+
+
 def test_vertex_normals_point_outward_on_sphere() -> None:
     v, f, _ = sphere(2)
     n = vertex_normals(v, f)

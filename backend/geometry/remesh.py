@@ -1,6 +1,7 @@
 """Isotropic remeshing (Botsch-Kobbelt via gpytoolbox) in a killable worker process with a timeout."""
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,14 +14,45 @@ from backend.runtime.worker import run_killable
 RemeshFn = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
 
-def botsch_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float) -> tuple[np.ndarray, np.ndarray]:
-    """gpytoolbox.remesh_botsch to the target edge length (10 iterations, projected onto the input)."""
+def botsch_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float,
+                  feature_edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """gpytoolbox.remesh_botsch to the target edge length (10 iterations, projected onto the input); feature
+    edges (creases) are split and collapsed only along the crease and never flipped, so the crease stays."""
     import gpytoolbox
 
     v, f = gpytoolbox.remesh_botsch(np.ascontiguousarray(vertices, dtype=np.float64),
                                     np.ascontiguousarray(faces, dtype=np.int32),
-                                    i=10, h=float(edge_length), project=True)
+                                    i=10, h=float(edge_length), project=True, feature_edges=feature_edges)
     return np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64)
+
+
+def crease_edges(vertices: np.ndarray, faces: np.ndarray, degrees: float) -> np.ndarray:
+    """Edges (E, 2) whose two faces' normals turn by more than `degrees`: the creases a remesh should keep."""
+    import gpytoolbox
+
+    theta = gpytoolbox.dihedral_angles(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int32))
+    sharp = np.nan_to_num(theta, nan=0.0) > np.deg2rad(degrees)
+    edges = [np.stack([faces[sharp[:, c], (c + 1) % 3], faces[sharp[:, c], (c + 2) % 3]], axis=1) for c in range(3)]
+    return np.unique(np.sort(np.concatenate(edges), axis=1), axis=0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class CreaseRule:
+    """Which edges a remesh keeps as creases: turning by more than `degrees`, measured on the mesh after
+    `denoise` bilateral normal filtering passes (0: as it is) whose range kernel is `sigma` (a difference of unit
+    normals): the optimiser's noisy kinks are smoothed away first, true creases stay."""
+
+    degrees: float
+    denoise: int = 0
+    sigma: float = 0.5
+
+    def edges(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """The crease edges (E, 2) of the mesh."""
+        if self.denoise > 0:
+            from backend.post.denoise import bilateral_normal_denoise
+
+            vertices = bilateral_normal_denoise(vertices, faces, normal_iterations=self.denoise, sigma_normal=self.sigma)
+        return crease_edges(vertices, faces, self.degrees)
 
 
 @dataclass
@@ -32,6 +64,7 @@ class RemeshResult:
     ok: bool
     seconds: float
     message: str = ""
+    crease_edges: int = 0  # edges the remesh kept as creases
 
 
 def run_guarded(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, h: float, timeout_s: float,
@@ -42,17 +75,25 @@ def run_guarded(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, h: float,
 
 
 def guarded_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float, timeout_s: float = 60.0,
-                   remesh_fn: RemeshFn = botsch_remesh, poll: Callable[[], None] | None = None) -> RemeshResult:
-    """Collapse degenerate triangles, then remesh in a guarded worker; on any failure keep the input mesh."""
+                   remesh_fn: RemeshFn = botsch_remesh, poll: Callable[[], None] | None = None,
+                   creases: CreaseRule | None = None) -> RemeshResult:
+    """Collapse degenerate triangles, then remesh in a guarded worker (the `creases` rule's edges stay creases);
+    on any failure keep the input mesh."""
     t0 = time.monotonic()
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
+    kept = 0
     try:
         v, f = collapse_degenerate(vertices, faces)
-        v, f = run_guarded(remesh_fn, v, f, edge_length, timeout_s, poll)
+        fn = remesh_fn
+        if creases is not None:
+            edges = creases.edges(v, f)
+            kept = len(edges)
+            fn = functools.partial(remesh_fn, feature_edges=edges) if kept else remesh_fn
+        v, f = run_guarded(fn, v, f, edge_length, timeout_s, poll)
         v, f = largest_component(np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64))
         if len(f) < 4 or not np.isfinite(v).all():
             raise RuntimeError(f"remesh returned an unusable mesh ({len(v)} vertices, {len(f)} faces)")
     except (TimeoutError, RuntimeError, ValueError, IndexError) as exc:
-        return RemeshResult(vertices, faces, False, time.monotonic() - t0, str(exc))
-    return RemeshResult(v, f, True, time.monotonic() - t0)
+        return RemeshResult(vertices, faces, False, time.monotonic() - t0, str(exc), kept)
+    return RemeshResult(v, f, True, time.monotonic() - t0, crease_edges=kept)

@@ -38,8 +38,10 @@ class Topology:
     face_pairs: torch.Tensor  # (P, 2) faces sharing an edge
 
     @staticmethod
-    def build(faces: np.ndarray, n_vertices: int, device: torch.device) -> "Topology":
-        """Topology of a triangle mesh."""
+    def build(faces: np.ndarray, n_vertices: int, device: torch.device,
+              creases: np.ndarray | None = None) -> "Topology":
+        """Topology of a triangle mesh; with crease edges (E, 2) the normals of two faces meeting at a crease are
+        not pulled together ("sharp where sharp"; the Laplacian stays uniform)."""
         faces = np.asarray(faces, dtype=np.int64)
         e = unique_edges(faces)
         rows = np.concatenate([e[:, 0], e[:, 1]])
@@ -58,6 +60,11 @@ class Topology:
         key, face_id = key[order], face_id[order]
         same = (key[1:] == key[:-1]).all(axis=1)
         pairs = np.stack([face_id[:-1][same], face_id[1:][same]], axis=1)
+        if creases is not None and len(creases):
+            creases = np.sort(np.asarray(creases, dtype=np.int64), axis=1)
+            shared = key[:-1][same]
+            pairs = pairs[~np.isin(shared[:, 0] * n_vertices + shared[:, 1],
+                                   creases[:, 0] * n_vertices + creases[:, 1])]
         return Topology(lap, torch.from_numpy(pairs).to(device))
 
 

@@ -55,6 +55,14 @@ class Schedule:
     hull_vote: float = 0.0
     mask_floor_user: float = 1.0
     mask_floor_auto: float = 0.1
+    # Crease-keeping remesh: from the remesh that starts phase `crease_from_phase` on, edges whose faces' normals
+    # turn by more than crease_deg degrees are kept as creases (split and collapsed only along them); 0: off.
+    # Earlier meshes are too rough: their "creases" are noise a remesh should smooth away.
+    crease_deg: float = 0.0
+    crease_from_phase: int = 2
+    crease_normals: bool = False  # the normal term leaves the remesh's crease edges sharp
+    crease_denoise: int = 0  # creases measured after this many bilateral normal filtering passes (0: raw mesh)
+    crease_sigma: float = 0.5  # the range kernel of those passes (normal difference)
 
     def phase(self, step: int) -> int:
         """Number of remeshes done before this step."""
@@ -71,6 +79,12 @@ class Schedule:
             return 1.0
         x = (step - start) / max(self.iterations - start, 1)
         return self.final_lr_ratio + (1.0 - self.final_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * x))
+
+    def crease_rule(self) -> "CreaseRule | None":
+        """The rule of the edges a remesh keeps as creases (None: crease_deg is 0, no creases kept)."""
+        from backend.geometry.remesh import CreaseRule
+
+        return CreaseRule(self.crease_deg, self.crease_denoise, self.crease_sigma) if self.crease_deg > 0 else None
 
     def silhouette_offset(self) -> float:
         """Inward move of the optimised surface (normalised units) that undoes the silhouette bias."""
@@ -127,10 +141,14 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # shader explain a misplaced surface by view-dependent colour instead of moving it.
         # Two extra shader-only steps per step on the same samples let the shader keep up with the texture
         # (-7 to -51 % Chamfer at 700 steps; 500 steps with them beat 700 without, in about the same time).
+        # From the remesh that starts phase 2 on, edges turning by more than 35 degrees (measured after 6 wide
+        # bilateral normal passes, which take the optimiser's noisy kinks out) stay creases through the remesh
+        # and the normal term leaves them sharp: fandisk -10 % Chamfer at 700 steps (BENCHMARKS.md, "Smoother
+        # where smooth, sharp where sharp").
         late = 3 * 256 * 256
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
                         shade_pixels=8192, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,
-                        shader_extra_steps=2,
+                        shader_extra_steps=2, crease_deg=35.0, crease_denoise=6, crease_normals=True,
                         shader_hidden=128, shader_freqs=6, final_lr_ratio=0.05, shader_view=False,
                         weights={"mask": 15.0, "shading": 1.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
     # GPU: coarse-to-fine resolution at a constant pixel cost per step (about one full-resolution view),

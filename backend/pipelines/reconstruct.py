@@ -216,12 +216,13 @@ class Optimizer:
         self.refiner.hold(torch.tensor(small, device=self.device))
         return self.refiner.n_held
 
-    def set_mesh(self, vertices: np.ndarray, faces: np.ndarray) -> None:
-        """Start optimising a new mesh (fresh vertex optimiser state and topology)."""
+    def set_mesh(self, vertices: np.ndarray, faces: np.ndarray, creases: np.ndarray | None = None) -> None:
+        """Start optimising a new mesh (fresh vertex optimiser state and topology; the normal term leaves the
+        crease edges sharp)."""
         x = torch.tensor(vertices, dtype=torch.float32, device=self.device)
         self.f = torch.tensor(faces, dtype=torch.int32, device=self.device)
         self.f_long = self.f.long()
-        self.topo = Topology.build(faces, len(vertices), self.device)
+        self.topo = Topology.build(faces, len(vertices), self.device, creases)
         if self.schedule.smoothing > 0:
             self.param = SmoothParam(x, faces, self.schedule.smoothing)
             opt_class = UniformAdam if self.schedule.uniform_adam else torch.optim.Adam
@@ -415,13 +416,19 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
     v, f = opt.mesh()
     area = float(face_areas(v, f).sum())
     h = sch.edge_length(mean_edge_length(v, f), area)
-    res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel)
+    rule = sch.crease_rule() if sch.phase(step) >= sch.crease_from_phase else None
+    res = guarded_remesh(v, f, h, REMESH_TIMEOUT_S, poll=reporter.check_cancel, creases=rule)
     state.remeshes.append({"step": step, "ok": res.ok, "seconds": round(res.seconds, 3), "edge_length": h,
-                           "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message})
+                           "vertices": len(res.vertices), "faces": len(res.faces), "message": res.message,
+                           "crease_rule": dataclasses.asdict(rule) if rule else None,
+                           "crease_edges": res.crease_edges})
     if not res.ok:
         state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
         reporter.log(f"warning: {state.warnings[-1]}")
-    opt.set_mesh(res.vertices, res.faces)
+    creases = rule.edges(res.vertices, res.faces) if rule is not None and sch.crease_normals else None
+    if creases is not None:
+        state.remeshes[-1]["normal_term_creases"] = len(creases)
+    opt.set_mesh(res.vertices, res.faces, creases)
     opt.after_remesh()
     if opt.symmetry_mode == "enforce" and sch.phase(step) == sch.symmetry_from_phase:
         from backend.post.symmetry import detect_symmetry
