@@ -76,7 +76,8 @@ def cube_edge_points(n: int = 40) -> np.ndarray:
 
 
 def test_crease_keeping_remesh_keeps_the_cube_edges() -> None:
-    from backend.geometry.remesh import CreaseRule, crease_edges
+    from backend.geometry.remesh import crease_edges
+    from backend.optim.creases import CreaseRule
     from backend.mesh.distance import point_to_surface
 
     m = trimesh.creation.box(extents=(1, 1, 1)).subdivide().subdivide().subdivide()
@@ -97,7 +98,7 @@ def test_crease_keeping_remesh_keeps_the_cube_edges() -> None:
 
 
 def test_filtered_crease_rule_ignores_noise_and_finds_true_creases() -> None:
-    from backend.geometry.remesh import CreaseRule
+    from backend.optim.creases import CreaseRule
 
     rng = np.random.default_rng(0)
     sphere = trimesh.creation.icosphere(4)

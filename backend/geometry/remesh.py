@@ -5,6 +5,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -36,23 +37,12 @@ def crease_edges(vertices: np.ndarray, faces: np.ndarray, degrees: float) -> np.
     return np.unique(np.sort(np.concatenate(edges), axis=1), axis=0).astype(np.int64)
 
 
-@dataclass(frozen=True)
-class CreaseRule:
-    """Which edges a remesh keeps as creases: turning by more than `degrees`, measured on the mesh after
-    `denoise` bilateral normal filtering passes (0: as it is) whose range kernel is `sigma` (a difference of unit
-    normals): the optimiser's noisy kinks are smoothed away first, true creases stay."""
-
-    degrees: float
-    denoise: int = 0
-    sigma: float = 0.5
+class CreaseFinder(Protocol):
+    """Anything that says which edges of a mesh a remesh keeps as creases (optim.creases.CreaseRule)."""
 
     def edges(self, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """The crease edges (E, 2) of the mesh."""
-        if self.denoise > 0:
-            from backend.post.denoise import bilateral_normal_denoise
-
-            vertices = bilateral_normal_denoise(vertices, faces, normal_iterations=self.denoise, sigma_normal=self.sigma)
-        return crease_edges(vertices, faces, self.degrees)
+        ...
 
 
 @dataclass
@@ -76,7 +66,7 @@ def run_guarded(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, h: float,
 
 def guarded_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float, timeout_s: float = 60.0,
                    remesh_fn: RemeshFn = botsch_remesh, poll: Callable[[], None] | None = None,
-                   creases: CreaseRule | None = None) -> RemeshResult:
+                   creases: CreaseFinder | None = None) -> RemeshResult:
     """Collapse degenerate triangles, then remesh in a guarded worker (the `creases` rule's edges stay creases);
     on any failure keep the input mesh."""
     t0 = time.monotonic()

@@ -82,7 +82,7 @@ class Schedule:
 
     def crease_rule(self) -> "CreaseRule | None":
         """The rule of the edges a remesh keeps as creases (None: crease_deg is 0, no creases kept)."""
-        from backend.geometry.remesh import CreaseRule
+        from backend.optim.creases import CreaseRule
 
         return CreaseRule(self.crease_deg, self.crease_denoise, self.crease_sigma) if self.crease_deg > 0 else None
 
