@@ -183,3 +183,29 @@ def test_cancel_at_the_rename_boundary(sphere_job: Path, cloud_file: Path, tmp_p
     if command == "reconstruct":
         assert (out / result["texture"]).stat().st_size > 0
     assert result["faces"] > 0 and "write" in result["timings_s"]
+
+
+def test_a_closed_progress_pipe_cancels_the_run(sphere_job: Path, tmp_path: Path) -> None:  # noqa: F811
+    """When the reader of the JSON lines goes away (Blender crashed or was killed), the run stops, leaving nothing."""
+    out = tmp_path / "out"
+    args = ["reconstruct", str(sphere_job), "--out", str(out), "--iterations", "3000", "--texture-size", "256"]
+    proc = subprocess.Popen([sys.executable, "-m", "backend", *args, "--json"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        for line in proc.stdout:
+            msg = json.loads(line)
+            if msg["type"] == "progress" and msg["stage"] == "optimize" and msg["step"] >= 2:
+                break
+        t0 = time.monotonic()
+        proc.stdout.close()
+        code = proc.wait(timeout=60)
+        elapsed = time.monotonic() - t0
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(f"pipe closed at step 2 of 3000: exit {code} after {elapsed:.2f} s", file=sys.stderr)
+    assert code == EXIT_CANCELLED, err[-2000:]
+    assert elapsed <= 10.0
+    assert not out.exists() and not leftovers(tmp_path)

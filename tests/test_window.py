@@ -92,7 +92,34 @@ class WindowBlender:
         return proc
 
     def window(self, script: Path, config: dict, blend: Optional[Path] = None, timeout: float = 300) -> dict:
-        """Run a driver script in Blender with a window; returns the result it wrote."""
+        """Run a driver script in Blender with a window; returns the result it wrote.
+
+        Debian's Blender 3.4 under Xvfb has segfaulted, rarely and not reproducibly (once in CI, 0 of 10 reruns
+        under load), before the driver's next step; such a run is repeated once from a fresh work folder, its
+        crash report printed, and a second crash fails the test with that report.
+        """
+        for attempt in (1, 2):
+            result_path, proc, output = self._window_once(script, config, blend, timeout)
+            if result_path.is_file():
+                break
+            report = self._crash_report()
+            assert report and proc.returncode in (-signal.SIGSEGV, -signal.SIGABRT) and attempt == 1, \
+                f"{script.name} wrote no result (exit {proc.returncode}):\n{output[-4000:]}\n{report[-3000:]}"
+            print(f"Blender crashed (exit {proc.returncode}) running {script.name}; repeating once. "
+                  f"Its crash report:\n{report[-3000:]}", file=sys.stderr)
+            if config.get("work_dir"):
+                shutil.rmtree(config["work_dir"], ignore_errors=True)
+                Path(config["work_dir"]).mkdir(parents=True)
+        result = json.loads(result_path.read_text())
+        result["exit_code"] = proc.returncode
+        result["output_tail"] = output[-4000:]
+        result["attempts"] = attempt
+        assert not result["errors"], "driver failed:\n" + "\n".join(result["errors"]) + "\n" + output[-3000:]
+        return result
+
+    def _window_once(self, script: Path, config: dict, blend: Optional[Path],
+                     timeout: float) -> tuple[Path, subprocess.Popen, str]:
+        """One windowed Blender run of a driver: where its result goes, the process, its console output."""
         result_path = self.home / f"result_{script.stem}_{time.monotonic_ns()}.json"
         cfg = self._write_config(dict(config, result=str(result_path), artifacts=str(ARTIFACTS),
                                       timeout_s=timeout - 30))
@@ -103,6 +130,8 @@ class WindowBlender:
         argv += ["--python", str(script), "--", str(cfg)]
         log_path = ARTIFACTS / f"{script.stem}_{config.get('mode', 'run')}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        for old in (self.home / "tmp").glob("*.crash.txt"):
+            old.unlink()
         with open(log_path, "w") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                     start_new_session=True)
@@ -112,13 +141,11 @@ class WindowBlender:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 pytest.fail(f"Blender did not finish within {timeout} s; see {log_path}")
-        output = log_path.read_text(errors="replace")
-        assert result_path.is_file(), f"{script.name} wrote no result (exit {proc.returncode}):\n{output[-4000:]}"
-        result = json.loads(result_path.read_text())
-        result["exit_code"] = proc.returncode
-        result["output_tail"] = output[-4000:]
-        assert not result["errors"], "driver failed:\n" + "\n".join(result["errors"]) + "\n" + output[-3000:]
-        return result
+        return result_path, proc, log_path.read_text(errors="replace")
+
+    def _crash_report(self) -> str:
+        """The crash report(s) Blender wrote into its temporary folder during the last run (empty if none)."""
+        return "\n".join(f.read_text(errors="replace") for f in sorted((self.home / "tmp").glob("*.crash.txt")))
 
     def _write_config(self, config: dict) -> Path:
         """Write a driver configuration next to the session's Blender folders."""
@@ -383,3 +410,17 @@ def test_window_import_photos_modal_run_and_escape(window_blender: WindowBlender
     assert all(s is None for s in res["pid_states_after"].values()), res["pid_states_after"]
     assert res["after"] == res["before"] and res["data_after"] == res["data_before"]
     assert res["work_files"] == [] and res["out_dir"] == ""
+
+
+def test_window_harness_repeats_a_blender_crash_once(window_blender: WindowBlender, tmp_path: Path) -> None:
+    """A run in which Blender segfaults is repeated once from a fresh work folder; a second crash fails with its report."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "left_by_the_crash").write_text("x")
+    res = window_blender.window(SCRIPTS / "crash_once.py", {"marker": str(tmp_path / "marker"),
+                                                            "work_dir": str(work)}, timeout=120)
+    assert res["attempts"] == 2 and res["exit_code"] == 0
+    assert (tmp_path / "marker").is_file() and list(work.iterdir()) == []
+    with pytest.raises(AssertionError, match=r"(?s)exit -11.*Blender"):
+        window_blender.window(SCRIPTS / "crash_once.py", {"marker": str(tmp_path / "marker2"), "always": True},
+                              timeout=120)

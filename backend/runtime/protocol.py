@@ -71,7 +71,11 @@ class Reporter:
         self._pace_from: tuple[float, int] | None = None  # (time, step) of the stage's first step past warm-up
 
     def emit(self, obj: dict) -> None:
-        """Write one protocol object (JSON line, or its human rendering) and flush."""
+        """Write one protocol object (JSON line, or its human rendering) and flush.
+
+        A closed JSON pipe means its reader (the add-on, or Blender itself after a crash) is gone and nobody will
+        take the result: the run is cancelled, so it does not go on using the machine for minutes.
+        """
         obj = _clean(obj)
         self.lines.append(obj)
         with self._lock:
@@ -82,7 +86,8 @@ class Reporter:
                     self._write_human(obj)
                 self.stream.flush()
             except (BrokenPipeError, ValueError):
-                pass
+                if self.json_mode:
+                    self.cancelled.set()
 
     def _write_human(self, obj: dict) -> None:
         """Render one object for a person watching a terminal."""
