@@ -6,7 +6,8 @@ every config (`draft` / `standard` / `high`: a converging run at that level; `st
 level with some of its fields changed; `fixedN`: the fixed schedule of N steps) on the CPU (`--seed`, `--set
 name=value` for every run), and prints steps run, stop reason, wall and CPU seconds, Chamfer L1 (exact point to
 surface, % of the reference's bbox diagonal) and normal consistency as a Markdown table; writes OUT/quality.json
-(after each run) and each run's progress lines (OUT/runs/NAME_CONFIG/progress.jsonl).
+(after each run) and each run's progress lines (OUT/runs/NAME_CONFIG/progress.jsonl). Both figures also against the
+reference's outer surface (its parts buried in its own solid left out: backend/mesh/outer_surface.py).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_reconstruct import mesh_source, parse_overrides, parse_res, surface_metrics  # noqa: E402
+from bench_reconstruct import mesh_source, outer_surface_metrics, parse_overrides, parse_res, surface_metrics  # noqa: E402
 
 
 def config_settings(config: str) -> dict:
@@ -99,10 +100,12 @@ def run(name: str, config: str, args: argparse.Namespace) -> dict:
     ref_v, ref_f = load_mesh(job / "reference.obj")
     v, f = load_mesh(out / result["mesh"])
     chamfer, nc = surface_metrics(ref_v, ref_f, v, f)
+    outer_chamfer, outer_nc = outer_surface_metrics(ref_v, ref_f, v, f)
     record = {"mesh": name, "config": config, "seed": scene.settings.get("seed"), "set": args.set,
               "steps": result["iterations"], "stop_reason": result["stop_reason"],
               "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "optimize_s": result["timings_s"].get("optimize"),
               "chamfer_pct": round(100 * chamfer, 4), "normal_consistency": round(nc, 4),
+              "outer_chamfer_pct": round(100 * outer_chamfer, 4), "outer_normal_consistency": round(outer_nc, 4),
               "load_average": round(os.getloadavg()[0], 2), "convergence": result.get("convergence")}
     print(json.dumps({k: v for k, v in record.items() if k != "convergence"}), flush=True)
     return record
@@ -110,9 +113,11 @@ def run(name: str, config: str, args: argparse.Namespace) -> dict:
 
 def table(records: list[dict]) -> str:
     """The Markdown table of the records."""
-    rows = ["| mesh | config | steps | stop | Chamfer % | NC | CPU s | wall s | load |", "|---" * 9 + "|"]
+    rows = ["| mesh | config | steps | stop | Chamfer % | NC | outer: Chamfer % | NC | CPU s | wall s | load |",
+            "|---" * 11 + "|"]
     rows += [f"| {r['mesh']} | {r['config']} | {r['steps']} | {r['stop_reason']} | {r['chamfer_pct']:.4f} | "
-             f"{r['normal_consistency']:.4f} | {r['cpu_s']:.0f} | {r['wall_s']:.0f} | {r['load_average']:.1f} |"
+             f"{r['normal_consistency']:.4f} | {r['outer_chamfer_pct']:.4f} | {r['outer_normal_consistency']:.4f} | "
+             f"{r['cpu_s']:.0f} | {r['wall_s']:.0f} | {r['load_average']:.1f} |"
              for r in records]
     return "\n".join(rows)
 

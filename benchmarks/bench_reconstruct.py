@@ -56,6 +56,15 @@ def surface_metrics(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.n
     return float(m["chamfer_l1_norm"]), float(m["normal_consistency"])
 
 
+def outer_surface_metrics(ref_v: np.ndarray, ref_f: np.ndarray, v: np.ndarray, f: np.ndarray) -> tuple[float, float]:
+    """The same two figures against the reference's outer surface (its parts buried in its own solid left out:
+    the teapot's spout and handle roots, Suzanne's eye backs; backend/mesh/outer_surface.py)."""
+    from backend.mesh.metrics import outer_metrics
+
+    m = outer_metrics(ref_v, ref_f, v, f, n_samples=N_SAMPLES)
+    return float(m["chamfer_l1_norm"]), float(m["normal_consistency"])
+
+
 def parse_overrides(items: list[str]) -> dict:
     """`name=value` pairs (values as JSON, else strings) into schedule overrides; `weights.x=v` merges."""
     out: dict = {}

@@ -66,6 +66,33 @@ def compare_meshes(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarra
                                     iou_resolution, sample_surface)
 
 
+def outer_metrics(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray,
+                  n_samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
+    """Chamfer L1 (over the whole reference's bbox diagonal) and normal consistency against the reference's outer
+    surface only (`backend.mesh.outer_surface`: its parts buried in its own solid left out), with their area share."""
+    from backend.mesh.outer_surface import buried_faces
+
+    va, vb = np.asarray(va, dtype=np.float64), np.asarray(vb, dtype=np.float64)
+    fa, fb = np.asarray(fa, dtype=np.int64), np.asarray(fb, dtype=np.int64)
+    check_mesh(va, fa, "the reference mesh")
+    check_mesh(vb, fb, "the compared mesh")
+    buried = buried_faces(va, fa)
+    outer = fa[~buried]
+    if len(outer) == 0:
+        raise JobError("the reference mesh has no outer surface", "check that it is a closed or nearly closed mesh")
+    pa, ia = sample_surface(va, outer, n_samples, seed)
+    pb, ib = sample_surface(vb, fb, n_samples, seed)
+    d_ab, near_b = point_to_surface(pa, vb, fb)[:2]
+    d_ba, near_a = point_to_surface(pb, va, outer)[:2]
+    out = distance_stats(d_ab, d_ba, bbox_diagonal(va))
+    nc_ab = np.abs(np.sum(meshmath.face_normals(va, outer[ia]) * meshmath.face_normals(vb, fb[near_b]), axis=1)).mean()
+    nc_ba = np.abs(np.sum(meshmath.face_normals(vb, fb[ib]) * meshmath.face_normals(va, outer[near_a]), axis=1)).mean()
+    out["normal_consistency"] = float(0.5 * (nc_ab + nc_ba))
+    area = np.linalg.norm(np.cross(va[fa[:, 1]] - va[fa[:, 0]], va[fa[:, 2]] - va[fa[:, 0]]), axis=1)
+    out["buried_area_fraction"] = float(area[buried].sum() / max(area.sum(), 1e-30))
+    return out
+
+
 def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Vertices and triangles of a mesh file (OBJ, PLY, STL, OFF, GLB...), scenes concatenated."""
     import trimesh
