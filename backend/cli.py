@@ -49,10 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dst", type=Path)
 
     m = sub.add_parser("compare", help="distances between two meshes (Chamfer, Hausdorff, F-score, ...)")
-    m.add_argument("a", type=Path)
-    m.add_argument("b", type=Path)
-    m.add_argument("--align", action="store_true", help="rigidly align A to B first")
-    m.add_argument("--json", action="store_true")
+    m.add_argument("a", type=Path, help="reference mesh file (e.g. the ground truth)")
+    m.add_argument("b", type=Path, help="compared mesh file (e.g. the reconstruction)")
+    m.add_argument("--align", action="store_true", help="rigidly align B onto A first")
+    m.add_argument("--outer", action="store_true",
+                   help="score against the reference's outer surface: its parts buried inside its own solid left out "
+                        "(overlapping parts of CAD or sculpted models no camera sees); IoU stays of the whole solid, "
+                        "the report adds reference_outer and buried_area_fraction")
+    m.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
     pm = sub.add_parser("points-to-mesh", help="mesh a point cloud (PLY, OBJ, XYZ, NPZ) by screened Poisson")
     pm.add_argument("cloud", type=Path, help="point-cloud file: .ply (ASCII/binary), .obj, .xyz/.txt/.pts/.csv, .npz/.npy")
@@ -210,7 +214,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Print the metrics between two mesh files."""
     from backend.mesh.metrics import compare_files
 
-    result = compare_files(args.a, args.b, align=args.align)
+    result = compare_files(args.a, args.b, align=args.align, outer=args.outer)
     if args.json:
         print(json.dumps(result), flush=True)
     else:

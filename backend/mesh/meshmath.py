@@ -194,8 +194,11 @@ def iou_entry(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray, re
 def surface_metrics(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray,
                     to_a: SurfaceDistanceFn, to_b: SurfaceDistanceFn, fscore_threshold: float = 0.01,
                     n_samples: int = DEFAULT_SAMPLES, seed: int = 0, iou_resolution: int = IOU_RESOLUTION,
-                    sample: SampleFn = sample_surface) -> dict:
-    """All metrics between checked meshes; `to_a`/`to_b` give (distance, nearest triangle, ...) to A/B."""
+                    sample: SampleFn = sample_surface, solid_a: np.ndarray | None = None) -> dict:
+    """All metrics between checked meshes; `to_a`/`to_b` give (distance, nearest triangle, ...) to A/B.
+
+    `solid_a`: A's whole triangles for the IoU when `fa` is only a part of them (its outer surface).
+    """
     pa, ia = sample(va, fa, n_samples, seed)
     pb, ib = sample(vb, fb, n_samples, seed)
     d_ab, near_b = to_b(pa)[:2]
@@ -206,7 +209,7 @@ def surface_metrics(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarr
     nc_ba = np.abs(np.sum(face_normals(vb, fb[ib]) * face_normals(va, fa[near_a]), axis=1)).mean()
     out["normal_consistency"] = float(0.5 * (nc_ab + nc_ba))
     out["n_samples"] = int(n_samples)
-    out.update(iou_entry(va, fa, vb, fb, iou_resolution))
+    out.update(iou_entry(va, fa if solid_a is None else np.asarray(solid_a), vb, fb, iou_resolution))
     return out
 
 

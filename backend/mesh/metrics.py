@@ -17,6 +17,9 @@ Definitions (the numpy-only parts live in `backend/mesh/meshmath.py`, which the 
 - iou: both meshes closed (every edge, after welding equal positions, has exactly two faces);
   occupancy on a res^3 grid of cell centres over the union bounding box by scan-line parity
   along z; otherwise None with a note.
+- outer (`--outer`): A's triangles buried inside its own solid (`backend/mesh/outer_surface.py`) are left out
+  of the samples, distances and normals (and of the alignment); diag stays that of all of A, the IoU is of all
+  of A (the solid is the same); the report adds `reference_outer` and `buried_area_fraction` (area share).
 
 `chamfer(a_pts, b_pts, diag)` is the point-set variant (nearest sample, not nearest surface) for
 point clouds and quick checks in tests and benchmarks.
@@ -53,33 +56,51 @@ def check_mesh(v: np.ndarray, f: np.ndarray, name: str) -> None:
                        "surface metrics need faces; mesh the points first (e.g. Poisson reconstruction)")
 
 
+def reference_outer(va: np.ndarray, fa: np.ndarray) -> tuple[np.ndarray, float]:
+    """The reference's outer-surface triangles and its buried area share; JobError when nothing is outside."""
+    from backend.mesh.outer_surface import outer_faces
+
+    outer, fraction = outer_faces(va, fa)
+    if len(outer) == 0:
+        raise JobError("the reference mesh has no outer surface", "check that it is a closed or nearly closed mesh")
+    return outer, fraction
+
+
 def compare_meshes(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray,
                    fscore_threshold: float = 0.01, n_samples: int = DEFAULT_SAMPLES, seed: int = 0,
-                   iou_resolution: int = IOU_RESOLUTION) -> dict:
-    """All metrics between reference (va, fa) and compared (vb, fb) triangle meshes."""
+                   iou_resolution: int = IOU_RESOLUTION, outer: bool = False) -> dict:
+    """All metrics between reference (va, fa) and compared (vb, fb) triangle meshes; `outer`: against the
+    reference's outer surface only (its parts buried in its own solid left out; IoU still of its whole solid)."""
     va, vb = np.asarray(va, dtype=np.float64), np.asarray(vb, dtype=np.float64)
     fa, fb = np.asarray(fa, dtype=np.int64), np.asarray(fb, dtype=np.int64)
     check_mesh(va, fa, "the reference mesh")
     check_mesh(vb, fb, "the compared mesh")
-    return meshmath.surface_metrics(va, fa, vb, fb, lambda p: point_to_surface(p, va, fa),
-                                    lambda p: point_to_surface(p, vb, fb), fscore_threshold, n_samples, seed,
-                                    iou_resolution, sample_surface)
+    seen, fraction = reference_outer(va, fa) if outer else (fa, None)
+    return scored(va, fa, seen, fraction, vb, fb, fscore_threshold, n_samples, seed, iou_resolution)
+
+
+def scored(va: np.ndarray, fa: np.ndarray, seen: np.ndarray, fraction: float | None, vb: np.ndarray, fb: np.ndarray,
+           fscore_threshold: float, n_samples: int, seed: int, iou_resolution: int) -> dict:
+    """The metrics against the reference triangles `seen` (all of `fa`, or its outer surface when `fraction`, the
+    buried area share, is given); the IoU of all of `fa`."""
+    out = meshmath.surface_metrics(va, seen, vb, fb, lambda p: point_to_surface(p, va, seen),
+                                   lambda p: point_to_surface(p, vb, fb), fscore_threshold, n_samples, seed,
+                                   iou_resolution, sample_surface, solid_a=fa)
+    if fraction is not None:
+        out.update(reference_outer=True, buried_area_fraction=fraction)
+    return out
 
 
 def outer_metrics(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray,
                   n_samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
     """Chamfer L1 (over the whole reference's bbox diagonal) and normal consistency against the reference's outer
-    surface only (`backend.mesh.outer_surface`: its parts buried in its own solid left out), with their area share."""
-    from backend.mesh.outer_surface import buried_faces
-
+    surface only (`backend.mesh.outer_surface`: its parts buried in its own solid left out), with their area share
+    (no IoU: cheaper than `compare_meshes(..., outer=True)`)."""
     va, vb = np.asarray(va, dtype=np.float64), np.asarray(vb, dtype=np.float64)
     fa, fb = np.asarray(fa, dtype=np.int64), np.asarray(fb, dtype=np.int64)
     check_mesh(va, fa, "the reference mesh")
     check_mesh(vb, fb, "the compared mesh")
-    buried = buried_faces(va, fa)
-    outer = fa[~buried]
-    if len(outer) == 0:
-        raise JobError("the reference mesh has no outer surface", "check that it is a closed or nearly closed mesh")
+    outer, fraction = reference_outer(va, fa)
     pa, ia = sample_surface(va, outer, n_samples, seed)
     pb, ib = sample_surface(vb, fb, n_samples, seed)
     d_ab, near_b = point_to_surface(pa, vb, fb)[:2]
@@ -88,8 +109,7 @@ def outer_metrics(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray
     nc_ab = np.abs(np.sum(meshmath.face_normals(va, outer[ia]) * meshmath.face_normals(vb, fb[near_b]), axis=1)).mean()
     nc_ba = np.abs(np.sum(meshmath.face_normals(vb, fb[ib]) * meshmath.face_normals(va, outer[near_a]), axis=1)).mean()
     out["normal_consistency"] = float(0.5 * (nc_ab + nc_ba))
-    area = np.linalg.norm(np.cross(va[fa[:, 1]] - va[fa[:, 0]], va[fa[:, 2]] - va[fa[:, 0]]), axis=1)
-    out["buried_area_fraction"] = float(area[buried].sum() / max(area.sum(), 1e-30))
+    out["buried_area_fraction"] = fraction
     return out
 
 
@@ -118,19 +138,21 @@ def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compare_files(a_path: str | Path, b_path: str | Path, align: bool = False, fscore_threshold: float = 0.01,
-                  n_samples: int = DEFAULT_SAMPLES, scale: bool = False, seed: int = 0) -> dict:
-    """Metrics between the reference mesh file `a_path` and the compared one `b_path` (prints nothing)."""
+                  n_samples: int = DEFAULT_SAMPLES, scale: bool = False, seed: int = 0, outer: bool = False) -> dict:
+    """Metrics between the reference mesh file `a_path` and the compared one `b_path` (prints nothing); `outer`:
+    aligned to and scored against the reference's outer surface only (see `compare_meshes`)."""
     va, fa = load_mesh(a_path)
     vb, fb = load_mesh(b_path)
     check_mesh(va, fa, f"reference {Path(a_path).name}")
     check_mesh(vb, fb, f"compared {Path(b_path).name}")
+    seen, fraction = reference_outer(va, fa) if outer else (fa, None)
     transform = np.eye(4)
     if align:
         from backend.mesh.align import align_meshes
 
-        transform = align_meshes(vb, fb, va, fa, scale=scale, seed=seed)
+        transform = align_meshes(vb, fb, va, seen, scale=scale, seed=seed)
         vb = vb @ transform[:3, :3].T + transform[:3, 3]
-    out = compare_meshes(va, fa, vb, fb, fscore_threshold=fscore_threshold, n_samples=n_samples, seed=seed)
+    out = scored(va, fa, seen, fraction, vb, fb, fscore_threshold, n_samples, seed, IOU_RESOLUTION)
     out.update({"reference": str(a_path), "compared": str(b_path), "aligned": bool(align),
                 "transform": transform.tolist()})
     return out
