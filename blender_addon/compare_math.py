@@ -15,6 +15,9 @@ statistics, closedness, IoU, PCA + ICP alignment) are `backend/mesh/meshmath.py`
 - normal_consistency = mean over both directions of |n_sample . n_nearest_triangle|.
 - iou only when both meshes are closed (every edge of the position-welded mesh has two faces),
   by scan-line parity along z on a res^3 grid over the union bounding box.
+- outer: the reference's triangles buried inside its own solid (`backend/mesh/outer_surface.py`, generalized
+  winding number) are left out of the samples, distances, normals, alignment and heatmap; diag and IoU stay
+  those of the whole reference; `buried_area_fraction` is the area share left out.
 - Alignment: PCA starts (centroid shift, four proper axis matchings), short point-to-surface ICP
   probes (Umeyama steps), the best one refined; optional uniform scale.
 """
@@ -31,9 +34,9 @@ from typing import Iterator
 import numpy as np
 
 try:
-    from .backend.mesh import meshmath  # the installed add-on: backend/ is bundled inside it
+    from .backend.mesh import meshmath, outer_surface  # the installed add-on: backend/ is bundled inside it
 except ImportError:
-    from backend.mesh import meshmath  # the repository: backend/ beside blender_addon/
+    from backend.mesh import meshmath, outer_surface  # the repository: backend/ beside blender_addon/
 
 DEFAULT_SAMPLES = meshmath.DEFAULT_SAMPLES
 IOU_RESOLUTION = meshmath.IOU_RESOLUTION
@@ -178,17 +181,34 @@ class SurfaceQuery:
         return dist, index, loc
 
 
+def reference_faces(va: np.ndarray, fa: np.ndarray, outer: bool = False) -> tuple[np.ndarray, float | None]:
+    """The reference triangles to measure against: all of them (and None), or its outer surface and the share of
+    its area buried inside its own solid, left out."""
+    if not outer:
+        return np.asarray(fa), None
+    seen, fraction = outer_surface.outer_faces(va, fa)
+    if len(seen) == 0:
+        raise MeshInputError("the reference mesh has no outer surface (every face lies inside its own solid)")
+    return seen, fraction
+
+
 def compare_arrays(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray,
                    fscore_threshold: float = 0.01, n_samples: int = DEFAULT_SAMPLES, seed: int = 0,
                    iou_resolution: int = IOU_RESOLUTION, query_b: SurfaceQuery | None = None,
-                   query_a: SurfaceQuery | None = None) -> dict:
-    """All metrics between reference (va, fa) and compared (vb, fb) world-space triangle meshes."""
+                   query_a: SurfaceQuery | None = None, outer: bool = False,
+                   reference: tuple[np.ndarray, float | None] | None = None) -> dict:
+    """All metrics between reference (va, fa) and compared (vb, fb) world-space triangle meshes; `outer`: against
+    the reference's outer surface only (`reference`: `reference_faces`' answer when known, `query_a` built on it)."""
     check_mesh(va, fa, "the reference mesh")
     check_mesh(vb, fb, "the compared mesh")
-    query_a = query_a or SurfaceQuery(va, fa)
+    seen, fraction = reference if reference is not None else reference_faces(va, fa, outer)
+    query_a = query_a or SurfaceQuery(va, seen)
     query_b = query_b or SurfaceQuery(vb, fb)
-    return meshmath.surface_metrics(va, fa, vb, fb, query_a.nearest, query_b.nearest, fscore_threshold,
-                                    n_samples, seed, iou_resolution)
+    out = meshmath.surface_metrics(va, seen, vb, fb, query_a.nearest, query_b.nearest, fscore_threshold,
+                                   n_samples, seed, iou_resolution, solid_a=fa)
+    if fraction is not None:
+        out["buried_area_fraction"] = fraction
+    return out
 
 
 def align_arrays(v_mov: np.ndarray, f_mov: np.ndarray, v_ref: np.ndarray, f_ref: np.ndarray,

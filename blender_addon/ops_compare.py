@@ -22,6 +22,11 @@ class PHOTOMESH_PG_compare(bpy.types.PropertyGroup):
                                   description="Rigidly align the compared mesh to the reference (PCA, then ICP)")
     scale: bpy.props.BoolProperty(name="Allow scale", default=False,
                                   description="Let the alignment change the uniform scale too")
+    outer: bpy.props.BoolProperty(name="Outer surface only", default=False,
+                                  description="Measure against the reference's outer surface: its parts buried "
+                                              "inside its own solid (overlapping parts of CAD or sculpted models, "
+                                              "which no camera sees) are left out of the distances, alignment and "
+                                              "heatmap; IoU stays of the whole solid. Slower on large references")
     fscore_threshold: bpy.props.FloatProperty(name="F-score threshold", default=1.0, min=0.001, max=100.0,
                                               subtype="PERCENTAGE", precision=3,
                                               description="Distance threshold, in % of the reference's bounding-box diagonal")
@@ -79,30 +84,38 @@ def show_vertex_colours(screens) -> int:
 
 
 def run_compare(ref: bpy.types.Object, cmp_obj: bpy.types.Object, align: bool = False, scale: bool = False,
-                fscore_threshold: float = 0.01, n_samples: int = cm.DEFAULT_SAMPLES, heat_max: float = 0.0) -> dict:
-    """Compare two mesh objects in world space, align/paint the compared one, return the report."""
+                fscore_threshold: float = 0.01, n_samples: int = cm.DEFAULT_SAMPLES, heat_max: float = 0.0,
+                outer: bool = False) -> dict:
+    """Compare two mesh objects in world space, align/paint the compared one, return the report; `outer`: against
+    the reference's outer surface only (its parts buried inside its own solid left out)."""
     t0, c0 = time.perf_counter(), time.process_time()
     va, fa = cm.mesh_arrays(ref.data, ref.matrix_world)
     vb, fb = cm.mesh_arrays(cmp_obj.data, cmp_obj.matrix_world)
     cm.check_mesh(va, fa, f"reference '{ref.name}'")
     cm.check_mesh(vb, fb, f"compared '{cmp_obj.name}'")
-    query_a = cm.SurfaceQuery(va, fa)
+    seen, fraction = cm.reference_faces(va, fa, outer)
+    t_outer, c_outer = time.perf_counter(), time.process_time()
+    query_a = cm.SurfaceQuery(va, seen)
     transform = np.eye(4)
     if align:
-        transform = cm.align_arrays(vb, fb, va, fa, scale=scale, query_ref=query_a)
+        transform = cm.align_arrays(vb, fb, va, seen, scale=scale, query_ref=query_a)
         cmp_obj.matrix_world = Matrix(transform.tolist()) @ cmp_obj.matrix_world
         vb = cm.apply(transform, vb)
     t1, c1 = time.perf_counter(), time.process_time()
-    report = cm.compare_arrays(va, fa, vb, fb, fscore_threshold, n_samples, query_a=query_a)
+    report = cm.compare_arrays(va, fa, vb, fb, fscore_threshold, n_samples, query_a=query_a,
+                               reference=(seen, fraction))
     t2, c2 = time.perf_counter(), time.process_time()
     dist = query_a.nearest(vb)[0]
     vmax = heat_max if heat_max > 0 else cm.heat_range(dist)
     paint_heatmap(cmp_obj.data, dist, vmax)
     report.update({
         "reference": ref.name, "compared": cmp_obj.name, "aligned": align, "scaled": scale and align,
+        "reference_outer": outer, "buried_area_fraction": fraction,
         "transform": transform.tolist(), "heat_min": 0.0, "heat_max": vmax,
-        "time_align_s": t1 - t0, "time_metrics_s": t2 - t1, "time_heatmap_s": time.perf_counter() - t2,
-        "cpu_align_s": c1 - c0, "cpu_metrics_s": c2 - c1, "cpu_heatmap_s": time.process_time() - c2,
+        "time_outer_s": t_outer - t0, "time_align_s": t1 - t_outer, "time_metrics_s": t2 - t1,
+        "time_heatmap_s": time.perf_counter() - t2,
+        "cpu_outer_s": c_outer - c0, "cpu_align_s": c1 - c_outer, "cpu_metrics_s": c2 - c1,
+        "cpu_heatmap_s": time.process_time() - c2,
         "faces_reference": int(len(fa)), "faces_compared": int(len(fb)),
     })
     return report
@@ -122,6 +135,9 @@ class PHOTOMESH_OT_compare_meshes(bpy.types.Operator):
 
     align: bpy.props.BoolProperty(name="Align first", default=False)
     scale: bpy.props.BoolProperty(name="Allow scale", default=False)
+    outer: bpy.props.BoolProperty(name="Outer surface only", default=False,
+                                  description="Measure against the reference's outer surface only (its parts "
+                                              "buried inside its own solid left out)")
     fscore_threshold: bpy.props.FloatProperty(name="F-score threshold", default=1.0, min=0.001, max=100.0,
                                               subtype="PERCENTAGE", precision=3)
     n_samples: bpy.props.IntProperty(name="Samples", default=cm.DEFAULT_SAMPLES, min=1000, max=10_000_000)
@@ -130,7 +146,7 @@ class PHOTOMESH_OT_compare_meshes(bpy.types.Operator):
     def invoke(self, context, event):
         """Take the settings from the panel, then run."""
         s = _settings(context)
-        for key in ("align", "scale", "fscore_threshold", "n_samples", "heat_max"):
+        for key in ("align", "scale", "outer", "fscore_threshold", "n_samples", "heat_max"):
             setattr(self, key, getattr(s, key))
         return self.execute(context)
 
@@ -139,7 +155,7 @@ class PHOTOMESH_OT_compare_meshes(bpy.types.Operator):
         try:
             ref, cmp_obj, ignored = compare_selection(context)
             report = run_compare(ref, cmp_obj, self.align, self.scale, self.fscore_threshold / 100.0,
-                                 self.n_samples, self.heat_max)
+                                 self.n_samples, self.heat_max, self.outer)
         except (ValueError, cm.MeshInputError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -149,8 +165,10 @@ class PHOTOMESH_OT_compare_meshes(bpy.types.Operator):
             self.report({"WARNING"}, report["iou_note"])
         _settings(context).result = json.dumps(report)
         show_vertex_colours(bpy.data.screens)
+        outer = f" (outer surface: {report['buried_area_fraction']:.1%} of the area buried, left out)" \
+            if report["reference_outer"] else ""
         self.report({"INFO"}, f"Chamfer-L1 {report['chamfer_l1_norm']:.3%} of diagonal, "
-                              f"Hausdorff {report['hausdorff_norm']:.3%}, F-score {report['fscore']:.3f}")
+                              f"Hausdorff {report['hausdorff_norm']:.3%}, F-score {report['fscore']:.3f}{outer}")
         return {"FINISHED"}
 
 

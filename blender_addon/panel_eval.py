@@ -36,6 +36,8 @@ def result_lines(report: dict) -> list[tuple[str, str]]:
          f"{report['fscore']:.4f}  (P {report['precision']:.3f}, R {report['recall']:.3f})"),
         ("Normal consistency", f"{report['normal_consistency']:.4f}"),
         ("Volume IoU", "skipped (needs closed meshes)" if report.get("iou") is None else f"{report['iou']:.4f}"),
+        ("Reference surface", f"outer only ({report['buried_area_fraction']:.2%} of its area buried, left out)"
+         if report.get("reference_outer") else "whole"),
     ]
     return lines
 
@@ -84,6 +86,7 @@ class PHOTOMESH_PT_compare(bpy.types.Panel):
         sub = col.row()
         sub.enabled = s.align
         sub.prop(s, "scale")
+        col.prop(s, "outer")
         col.prop(s, "fscore_threshold")
         col.prop(s, "n_samples")
         col.prop(s, "heat_max")
@@ -100,7 +103,8 @@ class PHOTOMESH_PT_compare(bpy.types.Panel):
         if report.get("iou_note"):
             box.label(text=report["iou_note"], icon="ERROR")
         legend = layout.box()
-        legend.label(text="Heatmap (distance to reference)", icon="COLOR")
+        target = "reference's outer surface" if report.get("reference_outer") else "reference"
+        legend.label(text=f"Heatmap (distance to {target})", icon="COLOR")
         vmax = report["heat_max"]
         for i, name in enumerate(LEGEND):
             legend.label(text=f"{name}: {format_distance(vmax * i / (len(LEGEND) - 1))}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -72,7 +73,8 @@ def test_zip_layout(addon_zip: Path) -> None:
     assert addon_zip.name.startswith("photomesh-") and addon_zip.suffix == ".zip"
     for required in ("photomesh/__init__.py", "photomesh/blender_manifest.toml", "photomesh/runner.py",
                      "photomesh/camera_math.py", "photomesh/backend/__init__.py", "photomesh/backend/__main__.py",
-                     "photomesh/backend/requirements.txt"):
+                     "photomesh/backend/requirements.txt", "photomesh/backend/mesh/outer_surface.py",
+                     "photomesh/backend/mesh/winding.py", "photomesh/backend/mesh/meshmath.py"):
         assert required in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     manifest = zipfile.ZipFile(addon_zip).read("photomesh/blender_manifest.toml").decode()
@@ -82,6 +84,22 @@ def test_zip_layout(addon_zip: Path) -> None:
     assert "\nfiles = " in permissions and "\nnetwork = " in permissions
 
 
+def test_zipped_compare_math_finds_the_outer_surface_in_its_bundled_backend(addon_zip: Path, tmp_path: Path) -> None:
+    """Compare Meshes' "Outer surface only" from the unpacked zip alone: no repository `backend` to fall back on."""
+    zipfile.ZipFile(addon_zip).extractall(tmp_path)
+    code = ("import numpy as np, photomesh.compare_math as cm\n"
+            "v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], float)\n"
+            "f = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])\n"
+            "both = np.concatenate([v, 0.2 + 0.1 * v]), np.concatenate([f, f + 4])\n"
+            "seen, fraction = cm.reference_faces(*both, outer=True)\n"
+            "print(cm.outer_surface.__name__, len(seen), round(fraction, 4))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["photomesh.backend.mesh.outer_surface", "4", "0.0099"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["extension", "legacy"])
 def test_zip_installs_reconstructs_and_disables(addon_zip: Path, tmp_path: Path, mode: str) -> None:
@@ -89,7 +107,6 @@ def test_zip_installs_reconstructs_and_disables(addon_zip: Path, tmp_path: Path,
     env = {"BLENDER_USER_RESOURCES": str(user), "BLENDER_USER_CONFIG": str(user / "config"),
            "BLENDER_USER_SCRIPTS": str(user / "scripts"), "BLENDER_USER_EXTENSIONS": str(user / "extensions"),
            "BLENDER_USER_DATAFILES": str(user / "datafiles")}
-    import os
     script = tmp_path / "install.py"
     script.write_text(SCRIPT)
     proc = subprocess.run([sys.executable, str(script), str(addon_zip), mode, str(tmp_path / "work")],

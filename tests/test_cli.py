@@ -209,3 +209,36 @@ def test_topology_on_runs_the_stage_at_the_first_remesh(sphere_job: Path, tmp_pa
 def test_bad_topology_flag_is_refused(sphere_job: Path, tmp_path: Path) -> None:
     proc = run_backend("reconstruct", str(sphere_job), "--out", str(tmp_path / "out"), "--topology", "maybe")
     assert proc.returncode == 2 and "--topology" in proc.stderr
+
+
+def two_overlapping_spheres() -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """Unit icospheres one radius apart in one file (a quarter of the area inside the other sphere), and their
+    outer shell: the triangles whose centroid lies outside the other sphere."""
+    a = trimesh.creation.icosphere(4)
+    v = np.concatenate([a.vertices, a.vertices + (1.0, 0.0, 0.0)])
+    f = np.concatenate([a.faces, a.faces + len(a.vertices)])
+    centroids = v[f].mean(axis=1)
+    other = np.where(np.arange(len(f)) < len(a.faces), np.linalg.norm(centroids - (1, 0, 0), axis=1),
+                     np.linalg.norm(centroids, axis=1))
+    return trimesh.Trimesh(v, f, process=False), trimesh.Trimesh(v, f[other > 1.0], process=False)
+
+
+def test_compare_outer_leaves_the_buried_caps_out(tmp_path: Path) -> None:
+    ref, shell = two_overlapping_spheres()
+    a, b = tmp_path / "assembly.obj", tmp_path / "shell.obj"
+    ref.export(a)
+    shell.export(b)
+    proc = run_backend("compare", str(a), str(b), "--json")
+    assert proc.returncode == 0, proc.stderr
+    whole = json.loads(proc.stdout)
+    proc = run_backend("compare", str(a), str(b), "--outer", "--json")
+    assert proc.returncode == 0, proc.stderr
+    outer = json.loads(proc.stdout)
+    assert "reference_outer" not in whole and "buried_area_fraction" not in whole
+    assert outer["reference_outer"] is True
+    assert outer["buried_area_fraction"] == pytest.approx(0.25, abs=0.01)  # caps of area pi on spheres of 4 pi
+    assert outer["chamfer_l1_norm"] < 1e-4 and outer["fscore"] > 0.999 and outer["normal_consistency"] > 0.999
+    assert whole["chamfer_l1_norm"] > 0.005 and whole["recall"] < 0.9 and whole["hausdorff_norm"] > 0.1
+    assert outer["diag"] == pytest.approx(whole["diag"]) == pytest.approx(np.sqrt(17))
+    proc = run_backend("compare", "-h")
+    assert "--outer" in proc.stdout and "outer surface" in proc.stdout

@@ -157,3 +157,87 @@ def test_export_report_json_and_csv(scene, tmp_path) -> None:
     rows = dict(csv.reader((tmp_path / "r.csv").open()))
     assert float(rows["chamfer_l1"]) == pytest.approx(data["chamfer_l1"])
     assert rows["metric"] == "value" and len(rows["transform"].split()) == 16
+
+
+def joined(*meshes: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Meshes concatenated into one triangle soup, as an assembly's file holds its parts."""
+    return trimesh.Trimesh(np.concatenate([m.vertices for m in meshes]),
+                           np.concatenate([m.faces + sum(len(p.vertices) for p in meshes[:i])
+                                           for i, m in enumerate(meshes)]), process=False)
+
+
+def two_overlapping_spheres() -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """Unit icospheres one radius apart (a quarter of the area inside the other sphere), and their outer shell:
+    the triangles whose centroid lies outside the other sphere."""
+    a = trimesh.creation.icosphere(4)
+    both = joined(a, trimesh.Trimesh(a.vertices + (1.0, 0.0, 0.0), a.faces, process=False))
+    centroids = both.vertices[both.faces].mean(axis=1)
+    other = np.where(np.arange(len(both.faces)) < len(a.faces), np.linalg.norm(centroids - (1, 0, 0), axis=1),
+                     np.linalg.norm(centroids, axis=1))
+    return both, trimesh.Trimesh(both.vertices, both.faces[other > 1.0], process=False)
+
+
+class Recorder:
+    """A stand-in for a panel's UILayout (Blender draws no panels without a window): records every call."""
+
+    def __init__(self, calls: list) -> None:
+        """Share the call list with the sub-layouts."""
+        self.calls = calls
+
+    def __getattr__(self, name: str):
+        """Any layout method: record (name, args, kwargs), return a sub-layout."""
+        def call(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return Recorder(self.calls)
+        return call
+
+
+def test_outer_surface_only_scores_the_shell_of_an_assembly(scene) -> None:
+    ref, shell = two_overlapping_spheres()
+    a = add_mesh("assembly", ref.vertices, ref.faces)
+    b = add_mesh("shell", shell.vertices, shell.faces)
+    select(a, b)
+    assert bpy.ops.photomesh.compare_meshes(n_samples=20000) == {"FINISHED"}
+    whole = json.loads(scene.photomesh_compare.result)
+    assert bpy.ops.photomesh.compare_meshes(n_samples=20000, outer=True) == {"FINISHED"}
+    outer = json.loads(scene.photomesh_compare.result)
+    assert whole["reference_outer"] is False and whole["buried_area_fraction"] is None
+    assert outer["reference_outer"] is True
+    assert outer["buried_area_fraction"] == pytest.approx(0.25, abs=0.01)
+    assert outer["chamfer_l1_norm"] < 1e-4 and outer["fscore"] > 0.999 and outer["normal_consistency"] > 0.999
+    assert whole["chamfer_l1_norm"] > 0.005 and whole["recall"] < 0.9
+    assert outer["diag"] == pytest.approx(whole["diag"]) == pytest.approx(np.sqrt(17))
+    want = compare_meshes(ref.vertices, ref.faces, shell.vertices, shell.faces, n_samples=20000, outer=True)
+    for key in ("chamfer_l1", "hausdorff", "fscore", "normal_consistency", "buried_area_fraction", "diag"):
+        assert outer[key] == pytest.approx(want[key], rel=0.01, abs=1e-6), key
+    rows = dict(panel_eval.result_lines(outer))
+    assert rows["Reference surface"].startswith("outer only (2") and "buried" in rows["Reference surface"]
+    assert dict(panel_eval.result_lines(whole))["Reference surface"] == "whole"
+
+
+def test_outer_heatmap_measures_to_the_outer_surface(scene, tmp_path) -> None:
+    """A sphere of radius 0.7 between a unit sphere and a buried one of radius 0.5: 0.2 to the whole reference,
+    0.3 to its outer surface; painted, in the panel and in the CSV."""
+    outer_sphere, inner = trimesh.creation.icosphere(4), trimesh.creation.icosphere(3, radius=0.5)
+    ref = joined(outer_sphere, inner)
+    mid = trimesh.creation.icosphere(3, radius=0.7)
+    a = add_mesh("ref", ref.vertices, ref.faces)
+    b = add_mesh("mid", mid.vertices, mid.faces)
+    select(a, b)
+    values = np.empty(len(mid.vertices), dtype=np.float32)
+    for outer, want in ((False, 0.2), (True, 0.3)):
+        assert bpy.ops.photomesh.compare_meshes(n_samples=5000, outer=outer) == {"FINISHED"}
+        b.data.attributes[ops_compare.VALUE_ATTRIBUTE].data.foreach_get("value", values)
+        assert np.allclose(values, want, atol=0.01), outer
+    report = json.loads(scene.photomesh_compare.result)
+    assert report["buried_area_fraction"] == pytest.approx(0.2, abs=0.01)  # 0.25 / (1 + 0.25) of the area
+    assert report["completeness"] == pytest.approx(0.3, abs=0.01)
+    calls: list = []
+    scene.photomesh_compare.outer = True
+    panel_eval.PHOTOMESH_PT_compare.draw(type("Panel", (), {"layout": Recorder(calls)})(), bpy.context)
+    assert ("prop", (scene.photomesh_compare, "outer"), {}) in calls
+    labels = [kw.get("text", "") for name, _, kw in calls if name == "label"]
+    assert "Reference surface" in labels and any("distance to reference's outer surface" in t for t in labels)
+    bpy.ops.photomesh.export_compare_report(filepath=str(tmp_path / "r.csv"))
+    rows = dict(csv.reader((tmp_path / "r.csv").open()))
+    assert rows["reference_outer"] == "True" and float(rows["buried_area_fraction"]) == pytest.approx(0.2, abs=0.01)

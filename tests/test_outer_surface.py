@@ -64,3 +64,34 @@ def test_outer_metrics_ignore_a_nested_part_the_plain_metrics_count() -> None:
     assert kept["chamfer_l1_norm"] < 1e-6 and kept["normal_consistency"] > 0.999
     assert plain["chamfer_l1_norm"] > 0.01
     assert kept["buried_area_fraction"] == pytest.approx(0.2, abs=0.01)  # 0.5^2 of the outer sphere's area
+
+
+def test_compare_meshes_outer_keeps_diag_and_iou_of_the_whole_reference() -> None:
+    """compare_meshes(outer=True): distances to the outer shell only, diag and IoU as without the option."""
+    outer = sphere((0, 0, 0), 1.0)
+    ref_v, ref_f = joined(outer, sphere((0.1, 0, 0), 0.5, subdivisions=3))
+    plain = compare_meshes(ref_v, ref_f, *outer, n_samples=20000)
+    kept = compare_meshes(ref_v, ref_f, *outer, n_samples=20000, outer=True)
+    assert "reference_outer" not in plain and kept["reference_outer"] is True
+    assert kept["buried_area_fraction"] == pytest.approx(0.2, abs=0.01)
+    assert kept["chamfer_l1_norm"] < 1e-6 and kept["hausdorff_norm"] < 1e-6 and kept["fscore"] == 1.0
+    assert plain["chamfer_l1_norm"] > 0.01 and plain["recall"] < 0.9
+    assert kept["diag"] == plain["diag"] and kept["iou"] == plain["iou"] is not None
+
+
+def test_compare_files_outer_aligns_to_the_outer_surface(tmp_path) -> None:
+    """With align and outer, a moved copy of the outer shell comes back onto it and scores ~0."""
+    from backend.mesh.metrics import compare_files
+
+    outer = sphere((0, 0, 0), 1.0)
+    ref_v, ref_f = joined(outer, sphere((0.1, 0, 0), 0.5, subdivisions=3))
+    # a squashed shell, so that the alignment has an orientation to find
+    ref_v, shell_v = ref_v * (1.0, 0.7, 0.5), outer[0] * (1.0, 0.7, 0.5)
+    trimesh.Trimesh(ref_v, ref_f, process=False).export(tmp_path / "ref.obj")
+    moved = trimesh.Trimesh(shell_v, outer[1], process=False)
+    moved.apply_transform(trimesh.transformations.euler_matrix(0.2, -0.1, 0.3))
+    moved.apply_translation((0.05, -0.03, 0.02))
+    moved.export(tmp_path / "moved.obj")
+    report = compare_files(tmp_path / "ref.obj", tmp_path / "moved.obj", align=True, outer=True, n_samples=20000)
+    assert report["reference_outer"] and report["aligned"]
+    assert report["chamfer_l1_norm"] < 1e-4 and report["hausdorff_norm"] < 1e-3
