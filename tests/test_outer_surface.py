@@ -95,3 +95,15 @@ def test_compare_files_outer_aligns_to_the_outer_surface(tmp_path) -> None:
     report = compare_files(tmp_path / "ref.obj", tmp_path / "moved.obj", align=True, outer=True, n_samples=20000)
     assert report["reference_outer"] and report["aligned"]
     assert report["chamfer_l1_norm"] < 1e-4 and report["hausdorff_norm"] < 1e-3
+
+
+def test_iou_counts_where_an_assembly_s_parts_overlap_as_solid() -> None:
+    """Two unit spheres one radius apart against one of them: IoU = V(A) / V(A u B) = 16/27, not the 11/27 parity gives;
+    a sphere with a nested shell against the sphere alone: 1."""
+    from backend.mesh.meshmath import volumetric_iou
+
+    a = sphere((0, 0, 0), 1.0)
+    both = joined(a, sphere((1, 0, 0), 1.0))
+    assert volumetric_iou(*both, *a, res=96) == pytest.approx(16 / 27, abs=0.02)
+    nested = joined(a, sphere((0.1, 0, 0), 0.5, subdivisions=3))
+    assert volumetric_iou(*nested, *a) == pytest.approx(1.0, abs=0.01)

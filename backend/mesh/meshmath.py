@@ -167,14 +167,33 @@ def occupancy_grid(v: np.ndarray, f: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     return (below % 2 == 1).reshape(res, res, res)
 
 
+def solid_grid(v: np.ndarray, f: np.ndarray, lo: np.ndarray, hi: np.ndarray, res: int) -> np.ndarray:
+    """Inside of a closed mesh made of one or more parts: the union of each connected part's inside.
+
+    Parity over the whole mesh would count where two parts of an assembly overlap (a teapot's spout running on into
+    its body, a nested shell) as outside; each part's own parity, united, is the solid the mesh bounds.
+    """
+    from .interior import components
+
+    f = np.asarray(f, dtype=np.int64)
+    label = components(weld(v, f).ravel(), np.repeat(np.arange(len(f)), 3), len(f))
+    parts = np.unique(label)
+    if len(parts) == 1:
+        return occupancy_grid(v, f, lo, hi, res)
+    inside = np.zeros((res, res, res), dtype=bool)
+    for part in parts:
+        inside |= occupancy_grid(v, f[label == part], lo, hi, res)
+    return inside
+
+
 def volumetric_iou(va: np.ndarray, fa: np.ndarray, vb: np.ndarray, fb: np.ndarray, res: int = IOU_RESOLUTION) -> float:
-    """Intersection over union of the volumes of two closed meshes on a res^3 grid."""
+    """Intersection over union of the volumes of two closed meshes (each possibly of overlapping parts), res^3 grid."""
     allv = np.concatenate([va, vb])
     lo, hi = allv.min(axis=0), allv.max(axis=0)
     pad = 1e-3 * (hi - lo).max()
     lo, hi = lo - pad, hi + pad
-    oa = occupancy_grid(va, fa, lo, hi, res)
-    ob = occupancy_grid(vb, fb, lo, hi, res)
+    oa = solid_grid(va, fa, lo, hi, res)
+    ob = solid_grid(vb, fb, lo, hi, res)
     union = np.count_nonzero(oa | ob)
     return float(np.count_nonzero(oa & ob) / union) if union else 0.0
 
