@@ -208,3 +208,14 @@ def test_converging_run_stops_before_its_cap(tmp_path: Path) -> None:
     assert [r["step"] for r in result["remeshes"][1:]] == [p["end_step"] for p in phases]
     assert result["iterations"] == phases[-1]["end_step"] + LEVELS["draft"].tail_steps
     assert totals[0] == LEVELS["draft"].max_steps and totals[-1] == result["iterations"]
+
+
+def test_schedule_overrides_change_only_the_loss_weights_they_name() -> None:
+    """`--set weights.shading=2` (bench scripts) changes that weight and keeps the others; other fields replace."""
+    from backend.optim.schedule import make_schedule, with_overrides
+
+    base = make_schedule(700, 128, "cpu")
+    changed = with_overrides(base, {"weights": {"shading": 2.0}, "regulariser_growth": 1.5})
+    assert changed.weights == {**base.weights, "shading": 2.0}
+    assert changed.regulariser_growth == 1.5 and base.regulariser_growth == 2.0
+    assert base.weights["shading"] == 1.0

@@ -106,6 +106,14 @@ class Schedule:
         return dataclasses.replace(self, pixel_size=size, min_edge=self.px_per_edge * size)
 
 
+def with_overrides(schedule: Schedule, overrides: dict) -> Schedule:
+    """The schedule with some fields replaced; a `weights` entry changes only the loss weights it names."""
+    fields = dict(overrides)
+    if "weights" in fields:
+        fields["weights"] = {**schedule.weights, **fields["weights"]}
+    return dataclasses.replace(schedule, **fields)
+
+
 def pixel_footprint(views: list, max_side: int) -> float:
     """Median over views of one rendered pixel's size at the object's centre (views in normalised space)."""
     sizes = []

@@ -27,7 +27,7 @@ from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_err
                                   release_cached)
 from backend.optim.render import GBuffer, render_gbuffer
 from backend.optim.convergence import PhaseMonitor, StopRule, phase_budget
-from backend.optim.schedule import Schedule, converge_schedule, make_schedule
+from backend.optim.schedule import Schedule, converge_schedule, make_schedule, with_overrides
 from backend.optim.stopping import PhasePlan
 from backend.optim.shader import NeuralShader
 from backend.optim.viewset import ViewLevel, ViewSet
@@ -629,7 +629,7 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         full_side = max(max(v.width, v.height) for v in views)
         schedule, run = run_plan(settings, full_side, device.type)
         if schedule_overrides:
-            schedule = dataclasses.replace(schedule, **schedule_overrides)
+            schedule = with_overrides(schedule, schedule_overrides)
         schedule = schedule.with_footprint(views)
         hw = max(((v.height, v.width) for v in views), key=lambda t: t[0] * t[1])
         schedule, plan = plan_memory(schedule, hw, len(views), available_bytes(device), device.type)
