@@ -215,7 +215,7 @@ def test_schedule_overrides_change_only_the_loss_weights_they_name() -> None:
     from backend.optim.schedule import make_schedule, with_overrides
 
     base = make_schedule(700, 128, "cpu")
-    changed = with_overrides(base, {"weights": {"shading": 2.0}, "regulariser_growth": 1.5})
-    assert changed.weights == {**base.weights, "shading": 2.0}
+    changed = with_overrides(base, {"weights": {"shading": 3.0}, "regulariser_growth": 1.5})
+    assert changed.weights == {**base.weights, "shading": 3.0}
     assert changed.regulariser_growth == 1.5 and base.regulariser_growth == 2.0
-    assert base.weights["shading"] == 1.0
+    assert base.weights["shading"] == 2.0 and base.weights["mask"] == 15.0

@@ -152,13 +152,17 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # From the remesh that starts phase 2 on, edges turning by more than 35 degrees (measured after 6 wide
         # bilateral normal passes, which take the optimiser's noisy kinks out) stay creases through the remesh
         # and the normal term leaves them sharp: fandisk -10 % Chamfer at 700 steps (BENCHMARKS.md, "Smoother
-        # where smooth, sharp where sharp").
+        # where smooth, sharp where sharp"). The shading term at twice the reference's weight pulls concave
+        # detail the silhouettes cannot see (a hull-filled fold on fandisk's overhang, Suzanne's eye sockets):
+        # Chamfer -15 to -30 % on fandisk seeds 0-2, -18 % Suzanne, -6 % teapot, -5 % torus, Spot +0.6 %,
+        # mug +3 to +5 % (its seed spread); 3x lost on fandisk, teapot and mug (BENCHMARKS.md, "Scoring the
+        # outer surface").
         late = 3 * 256 * 256
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
                         shade_pixels=8192, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,
                         shader_extra_steps=2, crease_deg=35.0, crease_denoise=6, crease_normals=True,
                         shader_hidden=128, shader_freqs=6, final_lr_ratio=0.05, shader_view=False,
-                        weights={"mask": 15.0, "shading": 1.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
+                        weights={"mask": 15.0, "shading": 2.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
     # GPU: coarse-to-fine resolution at a constant pixel cost per step (about one full-resolution view),
     # so the early, coarse phases see many views per step (less gradient noise) for the same time.
     sides = [min(full_side, s) for s in (512, 800)] + [full_side, full_side]
