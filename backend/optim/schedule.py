@@ -154,7 +154,7 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # and the normal term leaves them sharp: fandisk -10 % Chamfer at 700 steps (BENCHMARKS.md, "Smoother
         # where smooth, sharp where sharp"). The shading term at twice the reference's weight pulls concave
         # detail the silhouettes cannot see (a hull-filled fold on fandisk's overhang, Suzanne's eye sockets):
-        # Chamfer -15 to -30 % on fandisk seeds 0-2, -18 % Suzanne, -6 % teapot, -5 % torus, Spot +0.6 %,
+        # Chamfer -15 to -30 % on fandisk seeds 0-2, -19 % Suzanne, -6 % teapot, -5 % torus, Spot +0.6 %,
         # mug +3 to +5 % (its seed spread); 3x lost on fandisk, teapot and mug (BENCHMARKS.md, "Scoring the
         # outer surface").
         late = 3 * 256 * 256
