@@ -152,3 +152,31 @@ def test_shader_extra_steps_update_the_shader_only() -> None:
         counts[extra] = (shader_steps, vertex_steps)
         assert any(not torch.equal(b, p) for b, p in zip(before, opt.shader.parameters()))
     assert counts == {0: ({1}, {1}), 2: ({3}, {1})}
+
+
+def test_first_phase_vertex_step_is_scaled_until_the_first_remesh() -> None:
+    """The coarse phase's vertex step is first_phase_lr x lr_vertices; the first remesh drops that factor and
+    applies the usual decay, later remeshes only the decay."""
+    import dataclasses
+
+    import pytest
+
+    from backend.io.views import View
+    from backend.optim.viewset import ViewSet
+    from backend.pipelines.reconstruct import Optimizer
+
+    views = []
+    for i in range(2):
+        c = np.array([3.0 * (-1) ** i, 0.0, 0.0])
+        z = -c / np.linalg.norm(c)
+        x = np.cross(z, [0.0, 0.0, 1.0])
+        R = np.stack([x, np.cross(z, x), z])
+        K = np.array([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]])
+        views.append(View(f"v{i}", np.zeros((32, 32, 3), np.float32), np.ones((32, 32), bool), K, R, -R @ c))
+    sch = dataclasses.replace(make_schedule(20, 32, "cpu"), first_phase_lr=2.5)
+    opt = Optimizer(ViewSet(views, torch.device("cpu")), None, sch, 0, "off")
+    assert opt.lr_v == pytest.approx(2.5 * sch.lr_vertices)
+    opt.after_remesh()
+    assert opt.lr_v == pytest.approx(sch.lr_vertices * sch.lr_decay)
+    opt.after_remesh()
+    assert opt.lr_v == pytest.approx(sch.lr_vertices * sch.lr_decay ** 2)

@@ -18,6 +18,7 @@ class Schedule:
     max_faces: int  # the remesh never makes more faces than this
     shade_pixels: int  # shading-loss pixels sampled per step
     lr_vertices: float = 1e-3
+    first_phase_lr: float = 1.0  # the vertex step is this much larger before the first remesh (the coarse mesh)
     lr_shader: float = 1e-3
     weights: dict[str, float] = field(default_factory=lambda: {
         "mask": 2.0, "shading": 1.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})

@@ -140,12 +140,13 @@ class Optimizer:
                                    late_view=schedule.shader_late_view).to(self.device)
         self.shader_opt = torch.optim.Adam(self.shader.parameters(), lr=schedule.lr_shader)
         self.weights = dict(schedule.weights)
-        self.lr_v = schedule.lr_vertices
+        self.lr_v = schedule.lr_vertices * schedule.first_phase_lr
         self.symmetry_mode = symmetry_mode
         self.plane = None
         self.order: list[int] = []
         self.last_shape: tuple[tuple[int, int], int] = ((0, 0), 0)
         self.oom_retries = 0
+        self.remeshes = 0
         self.mask_fraction = float(np.mean([v.mask.mean() for v in views.views]))
         self.refiner: CameraRefiner | None = None
         self.refine_from = 0
@@ -388,9 +389,13 @@ class Optimizer:
         raise oom_error(self.device, size, views)
 
     def after_remesh(self) -> None:
-        """Reference rule: regularisers x4, vertex learning rate x0.75."""
+        """Reference rule: regularisers x4, vertex learning rate x0.75 (the first phase's extra factor dropped at
+        the first remesh)."""
         self.weights["laplacian"] *= self.schedule.regulariser_growth
         self.weights["normal"] *= self.schedule.regulariser_growth
+        if self.remeshes == 0:
+            self.lr_v /= self.schedule.first_phase_lr
+        self.remeshes += 1
         self.lr_v *= self.schedule.lr_decay
 
 
