@@ -219,3 +219,4 @@ def test_schedule_overrides_change_only_the_loss_weights_they_name() -> None:
     assert changed.weights == {**base.weights, "shading": 3.0}
     assert changed.regulariser_growth == 1.5 and base.regulariser_growth == 2.0
     assert base.weights["shading"] == 2.0 and base.weights["mask"] == 15.0
+    assert base.first_phase_lr == 2.0 and make_schedule(700, 512, "cuda").first_phase_lr == 1.0

@@ -157,12 +157,16 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # detail the silhouettes cannot see (a hull-filled fold on fandisk's overhang, Suzanne's eye sockets):
         # Chamfer -15 to -30 % on fandisk seeds 0-2, -19 % Suzanne, -6 % teapot, -5 % torus, Spot +0.6 %,
         # mug +3 to +5 % (its seed spread); 3x lost on fandisk, teapot and mug (BENCHMARKS.md, "Scoring the
-        # outer surface").
+        # outer surface"). The coarse phase (before the first remesh) moves its vertices with twice the step: a
+        # concavity the visual hull fills is carved there or not at all (fandisk's channel at 256²: Chamfer
+        # 0.218 -> 0.100 % on seed 0, 0.163 -> 0.121 % on seed 2, 0.120 -> 0.129 % on seed 1; Suzanne, teapot,
+        # Spot, mug and torus -5 to 0 %); 2.5x was no better over all, 3x worse and 4x tore a fold into fandisk
+        # (BENCHMARKS.md, "The coarse phase's step").
         late = 3 * 256 * 256
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
                         shade_pixels=8192, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,
-                        shader_extra_steps=2, crease_deg=35.0, crease_denoise=6, crease_normals=True,
-                        shader_hidden=128, shader_freqs=6, final_lr_ratio=0.05, shader_view=False,
+                        first_phase_lr=2.0, shader_extra_steps=2, crease_deg=35.0, crease_denoise=6,
+                        crease_normals=True, shader_hidden=128, shader_freqs=6, final_lr_ratio=0.05, shader_view=False,
                         weights={"mask": 15.0, "shading": 2.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
     # GPU: coarse-to-fine resolution at a constant pixel cost per step (about one full-resolution view),
     # so the early, coarse phases see many views per step (less gradient noise) for the same time.
