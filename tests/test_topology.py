@@ -178,6 +178,20 @@ def test_auto_runs_for_a_file_start_automatic_masks_a_handle_or_a_disagreeing_vi
     assert run is False and reason.startswith("auto")
 
 
+def test_auto_skips_a_handle_the_visual_hull_of_given_masks_already_has() -> None:
+    """The hull's own handle (given masks and cameras, no view disagreeing) skips the stage; a handle the first
+    phase added, one under a disagreeing view, or one of a refined or file start (hull genus unknown) runs it."""
+    from backend.topology.decide import should_run
+
+    run, reason = should_run("auto", False, False, 1, 0.03, hull_genus=1)
+    assert run is False and reason.startswith("auto: genus 1, the visual hull's own")
+    assert should_run("auto", False, False, 2, 0.03, hull_genus=1)[0] is True
+    assert should_run("auto", False, False, 1, 0.09, hull_genus=1)[0] is True
+    assert should_run("auto", False, False, 1, 0.03, hull_genus=None)[0] is True
+    assert should_run("auto", False, True, 1, 0.03, hull_genus=1)[0] is True
+    assert should_run("on", False, False, 1, 0.03, hull_genus=1)[0] is True
+
+
 def test_accept_needs_a_genus_change_and_silhouettes_no_worse() -> None:
     from backend.topology.decide import accept
 

@@ -17,6 +17,7 @@ from backend.geometry.remesh import guarded_remesh
 from backend.geometry.visual_hull import derive_bbox, empty_hull_error, silhouettes, visual_hull
 from backend.io.quality import quality_level
 from backend.io.views import DEFAULT_SETTINGS, Scene, View
+from backend.mesh.metrics import genus as mesh_genus
 from backend.optim.alignment import (alignment_warning, camera_entries, refined_views, silhouette_iou, unaligned,
                                      view_weights)
 from backend.optim.camera_refine import CameraRefiner, RefineSettings
@@ -655,8 +656,9 @@ def reconstruct(scene: Scene, out_dir: Path, reporter: Reporter, preview_every: 
         if refine:
             opt.enable_refinement(RefineSettings(**(refine_overrides or {})))
         masks_automatic = any(v.mask_auto for v in scene.views)  # photos' or filled-in masks: auto runs topology
+        hull_genus = None if refine or settings.get("initial_mesh") else mesh_genus(v0, f0)
         hook = TopologyHook(settings["topology"], bool(settings.get("initial_mesh")), masks_automatic, reporter,
-                            state.elapsed, TopologySettings(**(topology_overrides or {})))
+                            state.elapsed, TopologySettings(**(topology_overrides or {})), hull_genus)
         losses = optimize(opt, v0, f0, h0, reporter, writer, state, c, s, preview_every, run, hook)
         if hook.info["ran"]:
             state.timings["topology"] = round(hook.seconds, 3)

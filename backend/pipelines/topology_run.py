@@ -18,8 +18,10 @@ class TopologyHook:
     and records result.json `topology` and `timings_s.topology`."""
 
     def __init__(self, setting: str, start_from_file: bool, masks_auto: bool, reporter: Reporter,
-                 elapsed: Callable[[], float], settings: TopologySettings = TopologySettings()) -> None:
+                 elapsed: Callable[[], float], settings: TopologySettings = TopologySettings(),
+                 hull_genus: int | None = None) -> None:
         self.setting = setting
+        self.hull_genus = hull_genus
         self.start_from_file = start_from_file
         self.masks_auto = masks_auto
         self.reporter = reporter
@@ -47,8 +49,9 @@ class TopologyHook:
         genus = mesh_genus(v, f)
         before = self.disagreement(opt, step, v, f)
         worst = int(np.argmax(before))
-        run, reason = should_run(self.setting, self.start_from_file, self.masks_auto, genus, float(before[worst]))
-        self.info = {"ran": run, "reason": reason, "genus_before": genus,
+        run, reason = should_run(self.setting, self.start_from_file, self.masks_auto, genus, float(before[worst]),
+                                 self.hull_genus)
+        self.info = {"ran": run, "reason": reason, "genus_before": genus, "hull_genus": self.hull_genus,
                      "worst_view": opt.views.views[worst].name, "worst_view_disagreement": round(float(before[worst]), 4),
                      "disagreement_before": round(float(before.mean()), 4)}
         self.reporter.log(f"topology: {reason}")

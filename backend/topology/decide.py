@@ -27,8 +27,13 @@ def silhouette_disagreement(rasterizer: object, vertices: np.ndarray, faces: np.
 
 
 def should_run(setting: str, start_from_points_or_initial_mesh: bool, masks_auto: bool, genus: int,
-               worst_view_disagreement: float) -> tuple[bool, str]:
-    """Whether the stage runs, and why (result.json `topology.reason`)."""
+               worst_view_disagreement: float, hull_genus: int | None = None) -> tuple[bool, str]:
+    """Whether the stage runs, and why (result.json `topology.reason`). `hull_genus`: the genus of the start mesh
+    when it is the visual hull of given masks seen by given (not refined) cameras, else None.
+
+    A handle the mesh shares with such a hull is carved by the masks themselves (every point of its tunnel lies
+    outside some view's mask), so the stage, judged by the same silhouettes, cannot remove it; only a handle the
+    first phase made, or one under a disagreeing view, is worth its ~100 steps."""
     if setting == "off":
         return False, "topology is off: the surface keeps the genus of its starting mesh"
     if setting == "on":
@@ -37,8 +42,11 @@ def should_run(setting: str, start_from_points_or_initial_mesh: bool, masks_auto
         return True, "the start mesh came from the initial_mesh file or a point cloud, whose genus may be wrong"
     if masks_auto:
         return True, "the masks were made automatically: a missed gap or a blob can fix the wrong genus"
-    if genus > 0:
+    if genus > 0 and (genus != hull_genus or worst_view_disagreement > AUTO_DISAGREEMENT):
         return True, f"the mesh has genus {genus} after the first phase: a handle may be spurious"
+    if genus > 0:
+        return False, (f"auto: genus {genus}, the visual hull's own (its handles are carved by the given masks), "
+                       f"every view's silhouette within {100 * AUTO_DISAGREEMENT:g} % of its mask")
     if worst_view_disagreement > AUTO_DISAGREEMENT:
         return True, (f"a view's silhouette disagrees with its mask on {100 * worst_view_disagreement:.1f} % of the "
                       f"pixels (over {100 * AUTO_DISAGREEMENT:g} %)")
