@@ -156,12 +156,13 @@ def test_shader_extra_steps_update_the_shader_only() -> None:
 
 def test_first_phase_vertex_step_is_scaled_until_the_first_remesh() -> None:
     """The coarse phase's vertex step is first_phase_lr x lr_vertices; the first remesh drops that factor and
-    applies the usual decay, later remeshes only the decay."""
+    applies the usual decay, later remeshes only the decay. With camera refinement the factor is not used."""
     import dataclasses
 
     import pytest
 
     from backend.io.views import View
+    from backend.optim.camera_refine import RefineSettings
     from backend.optim.viewset import ViewSet
     from backend.pipelines.reconstruct import Optimizer
 
@@ -180,3 +181,8 @@ def test_first_phase_vertex_step_is_scaled_until_the_first_remesh() -> None:
     assert opt.lr_v == pytest.approx(sch.lr_vertices * sch.lr_decay)
     opt.after_remesh()
     assert opt.lr_v == pytest.approx(sch.lr_vertices * sch.lr_decay ** 2)
+    refined = Optimizer(ViewSet(views, torch.device("cpu")), None, sch, 0, "off")
+    refined.enable_refinement(RefineSettings())
+    assert refined.lr_v == pytest.approx(sch.lr_vertices)
+    refined.after_remesh()
+    assert refined.lr_v == pytest.approx(sch.lr_vertices * sch.lr_decay)

@@ -18,7 +18,7 @@ class Schedule:
     max_faces: int  # the remesh never makes more faces than this
     shade_pixels: int  # shading-loss pixels sampled per step
     lr_vertices: float = 1e-3
-    first_phase_lr: float = 1.0  # the vertex step is this much larger before the first remesh (the coarse mesh)
+    first_phase_lr: float = 1.0  # vertex step factor before the first remesh (not used while cameras are refined)
     lr_shader: float = 1e-3
     weights: dict[str, float] = field(default_factory=lambda: {
         "mask": 2.0, "shading": 1.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})
@@ -157,7 +157,8 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # detail the silhouettes cannot see (a hull-filled fold on fandisk's overhang, Suzanne's eye sockets):
         # Chamfer -15 to -30 % on fandisk seeds 0-2, -19 % Suzanne, -6 % teapot, -5 % torus, Spot +0.6 %,
         # mug +3 to +5 % (its seed spread); 3x lost on fandisk, teapot and mug (BENCHMARKS.md, "Scoring the
-        # outer surface"). The coarse phase (before the first remesh) moves its vertices with twice the step: a
+        # outer surface"). Unless the cameras are refined, the coarse phase (before the first remesh) moves its
+        # vertices with twice the step: a
         # concavity the visual hull fills is carved there or not at all (fandisk's channel at 256²: Chamfer
         # 0.218 -> 0.100 % on seed 0, 0.163 -> 0.121 % on seed 2, 0.120 -> 0.129 % on seed 1; Suzanne, teapot,
         # Spot, mug and torus -5 to 0 %); 2.5x was no better over all, 3x worse and 4x tore a fold into fandisk

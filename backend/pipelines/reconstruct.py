@@ -141,7 +141,8 @@ class Optimizer:
                                    late_view=schedule.shader_late_view).to(self.device)
         self.shader_opt = torch.optim.Adam(self.shader.parameters(), lr=schedule.lr_shader)
         self.weights = dict(schedule.weights)
-        self.lr_v = schedule.lr_vertices * schedule.first_phase_lr
+        self.first_lr = schedule.first_phase_lr
+        self.lr_v = schedule.lr_vertices * self.first_lr
         self.symmetry_mode = symmetry_mode
         self.plane = None
         self.order: list[int] = []
@@ -160,6 +161,10 @@ class Optimizer:
         self.refiner = CameraRefiner(np.stack([v.R for v in vs]), np.stack([v.center for v in vs]), self.device,
                                      settings)
         self.refine_from = int(round(settings.start_fraction * self.schedule.iterations))
+        # While the cameras align, the surface keeps the plain step: a coarse phase moving faster left a view of
+        # the add-on's refinement test unaligned (BENCHMARKS.md, "The coarse phase's step").
+        self.lr_v /= self.first_lr
+        self.first_lr = 1.0
 
     def refining(self, step: int) -> bool:
         """Whether the camera corrections are optimised (and used) at this step."""
@@ -395,7 +400,7 @@ class Optimizer:
         self.weights["laplacian"] *= self.schedule.regulariser_growth
         self.weights["normal"] *= self.schedule.regulariser_growth
         if self.remeshes == 0:
-            self.lr_v /= self.schedule.first_phase_lr
+            self.lr_v /= self.first_lr
         self.remeshes += 1
         self.lr_v *= self.schedule.lr_decay
 
