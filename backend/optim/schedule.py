@@ -158,11 +158,10 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # Chamfer -15 to -30 % on fandisk seeds 0-2, -19 % Suzanne, -6 % teapot, -5 % torus, Spot +0.6 %,
         # mug +3 to +5 % (its seed spread); 3x lost on fandisk, teapot and mug (BENCHMARKS.md, "Scoring the
         # outer surface"). Unless the cameras are refined, the coarse phase (before the first remesh) moves its
-        # vertices with twice the step: a
-        # concavity the visual hull fills is carved there or not at all (fandisk's channel at 256²: Chamfer
-        # 0.218 -> 0.100 % on seed 0, 0.163 -> 0.121 % on seed 2, 0.120 -> 0.129 % on seed 1; Suzanne, teapot,
-        # Spot, mug and torus -5 to 0 %); 2.5x was no better over all, 3x worse and 4x tore a fold into fandisk
-        # (BENCHMARKS.md, "The coarse phase's step").
+        # vertices with twice the step: a concavity the visual hull fills is carved there or not at all (fandisk's
+        # channel at 256²: Chamfer 0.218 -> 0.100 % on seed 0, 0.163 -> 0.121 % on seed 2, 0.120 -> 0.129 % on
+        # seed 1; Suzanne, teapot, Spot, mug and torus -5 to 0 %); 2.5x was no better over all, 3x worse and 4x
+        # tore a fold into fandisk (BENCHMARKS.md, "The coarse phase's step").
         late = 3 * 256 * 256
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
                         shade_pixels=8192, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,

@@ -148,7 +148,6 @@ class Optimizer:
         self.order: list[int] = []
         self.last_shape: tuple[tuple[int, int], int] = ((0, 0), 0)
         self.oom_retries = 0
-        self.remeshes = 0
         self.mask_fraction = float(np.mean([v.mask.mean() for v in views.views]))
         self.refiner: CameraRefiner | None = None
         self.refine_from = 0
@@ -163,6 +162,10 @@ class Optimizer:
         self.refine_from = int(round(settings.start_fraction * self.schedule.iterations))
         # While the cameras align, the surface keeps the plain step: a coarse phase moving faster left a view of
         # the add-on's refinement test unaligned (BENCHMARKS.md, "The coarse phase's step").
+        self.drop_first_phase_step()
+
+    def drop_first_phase_step(self) -> None:
+        """The vertex step loses the first phase's factor (at the first remesh, or as camera refinement starts)."""
         self.lr_v /= self.first_lr
         self.first_lr = 1.0
 
@@ -399,9 +402,7 @@ class Optimizer:
         the first remesh)."""
         self.weights["laplacian"] *= self.schedule.regulariser_growth
         self.weights["normal"] *= self.schedule.regulariser_growth
-        if self.remeshes == 0:
-            self.lr_v /= self.first_lr
-        self.remeshes += 1
+        self.drop_first_phase_step()
         self.lr_v *= self.schedule.lr_decay
 
 

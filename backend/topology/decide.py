@@ -42,11 +42,11 @@ def should_run(setting: str, start_from_points_or_initial_mesh: bool, masks_auto
         return True, "the start mesh came from the initial_mesh file or a point cloud, whose genus may be wrong"
     if masks_auto:
         return True, "the masks were made automatically: a missed gap or a blob can fix the wrong genus"
-    if genus > 0 and (genus != hull_genus or worst_view_disagreement > AUTO_DISAGREEMENT):
-        return True, f"the mesh has genus {genus} after the first phase: a handle may be spurious"
     if genus > 0:
-        return False, (f"auto: genus {genus}, the visual hull's own (its handles are carved by the given masks), "
-                       f"every view's silhouette within {100 * AUTO_DISAGREEMENT:g} % of its mask")
+        if genus == hull_genus and worst_view_disagreement <= AUTO_DISAGREEMENT:
+            return False, (f"auto: genus {genus}, the visual hull's own (its handles are carved by the given masks), "
+                           f"every view's silhouette within {100 * AUTO_DISAGREEMENT:g} % of its mask")
+        return True, f"the mesh has genus {genus} after the first phase: a handle may be spurious"
     if worst_view_disagreement > AUTO_DISAGREEMENT:
         return True, (f"a view's silhouette disagrees with its mask on {100 * worst_view_disagreement:.1f} % of the "
                       f"pixels (over {100 * AUTO_DISAGREEMENT:g} %)")
