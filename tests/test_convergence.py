@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from backend.io.quality import DEFAULT_QUALITY, LEVELS, quality_level
-from backend.optim.convergence import PhaseMonitor, StopRule, drift_px, phase_budget, vertex_normals
+from backend.optim.convergence import (PhaseMonitor, StopRule, drift_px, first_phase_extension, phase_budget,
+                                      vertex_normals)
 from backend.optim.schedule import converge_schedule, make_schedule
 from backend.optim.stopping import PhasePlan
 
@@ -40,12 +41,14 @@ def test_levels_are_the_issue_table() -> None:
     d, s, h = LEVELS["draft"], LEVELS["standard"], LEVELS["high"]
     assert (d.phase_min_steps, d.phase_max_steps, d.tail_steps, d.max_steps) == (50, 100, 150, 450)
     assert (d.drift_px, d.loss_change) == (0.2, 0.05)
-    assert (s.phase_min_steps, s.phase_max_steps, s.tail_steps, s.max_steps) == (150, 150, 250, 900)
+    assert (s.phase_min_steps, s.phase_max_steps, s.tail_steps, s.max_steps) == (150, 150, 250, 1050)
+    assert (s.first_phase_max_steps, s.first_phase_fall) == (450, 0.01)
     assert (s.drift_px, s.loss_change, s.plateau) == (0.1, 0.03, 0.05)
     assert (h.phase_min_steps, h.phase_max_steps, h.tail_steps, h.max_steps) == (150, 400, 800, 2200)
     assert DEFAULT_QUALITY == "standard" and quality_level(None) is s and quality_level("HIGH") is h
-    for level in LEVELS.values():  # three phases at their longest and the tail fit under the cap
-        assert 3 * level.phase_max_steps + level.tail_steps <= level.max_steps
+    for level in LEVELS.values():  # three phases at their longest (the first extended) and the tail fit under the cap
+        first = max(level.phase_max_steps, level.first_phase_max_steps)
+        assert first + 2 * level.phase_max_steps + level.tail_steps <= level.max_steps
     with pytest.raises(KeyError, match="draft"):
         quality_level("ultra")
 
@@ -72,10 +75,10 @@ def test_drift_px_along_normals_ignores_sliding() -> None:
 def test_phase_budget_keeps_the_run_under_the_cap() -> None:
     level = LEVELS["standard"]
     assert phase_budget(level, 0, 3) == (150, 150)
-    assert phase_budget(level, 300, 1) == (150, 150)  # 300 + 150 + 250 = 700 <= 900
-    assert phase_budget(level, 520, 1) == (130, 130)  # 520 + 130 + 250 = 900
+    assert phase_budget(level, 300, 1) == (150, 150)  # 300 + 150 + 250 = 700 <= 1050
+    assert phase_budget(level, 670, 1) == (130, 130)  # 670 + 130 + 250 = 1050
     assert phase_budget(dataclasses.replace(level, phase_max_steps=300), 300, 1) == (150, 300)
-    low, high = phase_budget(level, 890, 1)
+    low, high = phase_budget(level, 1040, 1)
     assert 1 <= low <= high
 
 
@@ -144,6 +147,49 @@ def test_monitor_never_ends_a_phase_before_its_minimum() -> None:
     assert monitor.due(25) and not monitor.due(30) and monitor.due(150) and not monitor.due(0)
 
 
+def test_first_phase_runs_on_while_its_loss_falls() -> None:
+    """Past its maximum, an extended phase goes on while the mean loss of its last two checks is more than 4 %
+    under the two before, and ends ("cap") at the first check where it is not; never past `extend_to`."""
+    def extended(losses: list[float], max_steps: int = 100) -> tuple[list[str | None], PhaseMonitor]:
+        monitor = PhaseMonitor(RULE, PIXEL, start_step=0, min_steps=50, max_steps=max_steps, extend_to=200, fall=0.04,
+                               fall_checks=2)
+        moves = [jitter(10.0, 0)] + [grow(1.0)] * (len(losses) - 1)  # travelling: never "converged"
+        return run_monitor(monitor, moves, losses), monitor
+
+    out, monitor = extended([1.0, 0.9, 0.8, 0.7, 0.69, 0.69, 0.69, 0.69])
+    assert out == [None] * 6 + ["cap"]  # 175 steps: the first check whose last two are not 4 % under
+    assert monitor.loss_fall() == pytest.approx((0.695 - 0.69) / 0.695)
+    assert monitor.summary(150, "cap")["loss_fall"] == pytest.approx(0.0072, abs=1e-4)
+    out, _ = extended([0.9 ** k for k in range(12)])  # falling throughout: stops at extend_to
+    assert out == [None] * 7 + ["cap"]
+    out, _ = extended([1.0, 0.9], max_steps=50)  # too few checks to tell at the maximum: ends there
+    assert out == [None, "cap"]
+    # a jittering surface whose loss falls 2.5 % per check counts as settled (under loss_change) ... unless extended
+    slow = [0.975 ** k for k in range(10)]
+    moves = [jitter(10.0, 0)] + [jitter(0.05, k) for k in range(1, 10)]
+    settled = PhaseMonitor(RULE, PIXEL, start_step=0, min_steps=50, max_steps=100)
+    assert run_monitor(settled, moves, slow)[-1] == "converged" and len(settled.losses) == 3
+    going = PhaseMonitor(RULE, PIXEL, start_step=0, min_steps=50, max_steps=100, extend_to=200, fall=0.02,
+                         fall_checks=1)
+    assert run_monitor(going, moves, slow)[-1] == "converged" and len(going.losses) == 8  # on to extend_to
+    plain = PhaseMonitor(RULE, PIXEL, start_step=0, min_steps=50, max_steps=50)
+    assert run_monitor(plain, [jitter(10.0, 0)] + [grow(1.0)], [1.0, 0.5]) == [None, "cap"]
+    assert "loss_fall" not in plain.summary(50, "cap")
+    # past max, checks stay every check_every steps (not every step) up to extend_to
+    monitor = PhaseMonitor(RULE, PIXEL, start_step=100, min_steps=50, max_steps=60, extend_to=130)
+    assert [s for s in range(101, 231) if monitor.due(s)] == [125, 150, 160, 175, 200, 225, 230]
+
+
+def test_first_phase_extension_fits_under_the_cap() -> None:
+    """Standard extends its coarse phase up to first_phase_max_steps while the cap leaves room for the two
+    phases after it and the tail; a level without a fall threshold does not extend."""
+    level = LEVELS["standard"]
+    assert first_phase_extension(level, 3) == level.first_phase_max_steps
+    assert level.first_phase_max_steps + 2 * level.phase_min_steps + level.tail_steps <= level.max_steps
+    assert first_phase_extension(dataclasses.replace(level, max_steps=700), 3) == 150
+    assert first_phase_extension(LEVELS["draft"], 3) == 0 and first_phase_extension(LEVELS["high"], 3) == 0
+
+
 def test_fixed_plan_runs_its_iterations() -> None:
     plan = PhasePlan.fixed([250, 125, 375], 500)
     assert plan.remesh_steps == [125, 250, 375] and not plan.online
@@ -154,10 +200,10 @@ def test_fixed_plan_runs_its_iterations() -> None:
 def test_converging_plan_ends_a_tail_after_the_last_remesh() -> None:
     level = LEVELS["standard"]
     plan = PhasePlan.converging(level)
-    assert plan.total() == 900 and plan.running(899) and not plan.running(900)
+    assert plan.total() == 1050 and plan.running(1049) and not plan.running(1050)
     plan.end_phase(150, {"steps": 150, "reason": "converged"})
     plan.end_phase(350, {"steps": 200, "reason": "cap"})
-    assert plan.end is None and plan.total() == 900 and plan.phases_left() == 1
+    assert plan.end is None and plan.total() == 1050 and plan.phases_left() == 1
     plan.end_phase(500, {"steps": 150, "reason": "converged"})
     assert plan.remesh_steps == [150, 350, 500] and plan.end == 750 and plan.total() == 750
     assert plan.running(749) and not plan.running(750)

@@ -50,12 +50,24 @@ def phase_budget(level: QualityLevel, steps_done: int, phases_left: int) -> tupl
     return min(level.phase_min_steps, high), high
 
 
+def first_phase_extension(level: QualityLevel, phases_left: int) -> int:
+    """The most steps the first phase may run while its loss still falls (0: the level does not extend it),
+    leaving room under the cap for the phases still to come at their minimum and the tail."""
+    if level.first_phase_fall <= 0 or level.first_phase_max_steps <= level.phase_max_steps:
+        return 0
+    room = level.max_steps - level.tail_steps - (phases_left - 1) * level.phase_min_steps
+    return max(0, min(level.first_phase_max_steps, room))
+
+
 @dataclass
 class PhaseMonitor:
     """Measures one phase every `rule.check_every` steps; says when it has settled or run out of steps.
 
     The vertices given to each check are their mean over the steps since the previous check (the first drift
     is measured from the phase's starting surface), so the optimiser's step-to-step jitter mostly cancels.
+
+    An extended phase (`extend_to`, the standard level's first) does not end while its loss still falls (the mean of
+    the last `fall_checks` checks more than `fall` under the ones before), up to `extend_to` steps.
 
     The drift is the vertices' mean move along the surface normal (sliding along the surface does not count).
     The phase settles when the drift per check has levelled off (it fell by less than `plateau` x the phase's
@@ -69,6 +81,9 @@ class PhaseMonitor:
     start_step: int
     min_steps: int
     max_steps: int
+    extend_to: int = 0  # past max_steps, the phase goes on up to this many steps while its loss still falls
+    fall: float = 0.0  # still falling: the last `fall_checks` checks' mean loss this fraction under the ones before
+    fall_checks: int = 3
     drifts: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     travel: list[float] = field(default_factory=list)
@@ -85,7 +100,8 @@ class PhaseMonitor:
     def due(self, step: int) -> bool:
         """Whether `step` (steps done so far) is a measuring step of this phase."""
         done = step - self.start_step
-        return done > 0 and (done % self.rule.check_every == 0 or done >= self.max_steps)
+        return done > 0 and (done % self.rule.check_every == 0 or done == self.max_steps
+                             or done >= max(self.max_steps, self.extend_to))
 
     def check(self, step: int, vertices: np.ndarray, mean_loss: float) -> str | None:
         """Record a measurement after `step` steps; "converged", "cap" (max steps reached) or None (go on)."""
@@ -98,11 +114,25 @@ class PhaseMonitor:
         self._normals = [*self._normals[-1:], vertex_normals(current, self.faces)]
         self.losses.append(float(mean_loss))
         done = step - self.start_step
+        if done < self.extend_to and self.still_falling():
+            return None
         if done >= self.min_steps and self.settled():
             return "converged"
-        if done >= self.max_steps:
-            return "cap"
-        return None
+        return "cap" if done >= self.max_steps else None
+
+    def loss_fall(self) -> float | None:
+        """How far the mean loss of the last `fall_checks` checks is below that of the ones before, as a fraction
+        of the earlier mean (None before twice that many checks)."""
+        w = self.fall_checks
+        if len(self.losses) < 2 * w:
+            return None
+        before, last = float(np.mean(self.losses[-2 * w:-w])), float(np.mean(self.losses[-w:]))
+        return (before - last) / max(abs(before), 1e-12)
+
+    def still_falling(self) -> bool:
+        """Whether the loss still falls by more than `fall` over the last checks (the extension's test)."""
+        fall = self.loss_fall()
+        return self.fall > 0 and fall is not None and fall > self.fall
 
     def loss_change(self) -> float | None:
         """Relative change of the window-mean loss at the last check (None before two checks)."""
@@ -123,8 +153,9 @@ class PhaseMonitor:
 
     def summary(self, step: int, reason: str) -> dict:
         """result.json's record of the phase: steps, drifts (px), last loss change, why it ended."""
-        change = self.loss_change()
+        change, fall = self.loss_change(), self.loss_fall()
         return {"steps": step - self.start_step, "reason": reason,
+                **({"loss_fall": None if fall is None else round(fall, 4)} if self.extend_to else {}),
                 "drift_px": round(self.drifts[-1], 4) if self.drifts else None,
                 "start_drift_px": round(self.drifts[0], 4) if self.drifts else None,
                 "loss_change": None if change is None else round(change, 5)}

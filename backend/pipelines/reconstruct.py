@@ -27,7 +27,7 @@ from backend.optim.mask_trust import MaskTrust, weigh_masks
 from backend.optim.memory import (available_bytes, halve_budget, is_oom, oom_error, plan_memory,
                                   release_cached)
 from backend.optim.render import GBuffer, render_gbuffer
-from backend.optim.convergence import PhaseMonitor, StopRule, phase_budget
+from backend.optim.convergence import PhaseMonitor, StopRule, first_phase_extension, phase_budget
 from backend.optim.schedule import Schedule, converge_schedule, make_schedule, with_overrides
 from backend.optim.stopping import PhasePlan
 from backend.optim.shader import NeuralShader
@@ -279,6 +279,7 @@ class Optimizer:
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)
         refined = self.refining(step)
+        shade_pixels = sch.shade_pixels * (sch.first_phase_shade if phase == 0 else 1.0)
         out = ImageLosses(torch.zeros((), device=self.device), torch.zeros((), device=self.device))
         for size, members in groups.items():
             member_ids = torch.tensor(members, device=self.device)
@@ -290,7 +291,7 @@ class Optimizer:
             vw = None if self.refiner is None else self.refiner.weights[member_ids]
             out.mask = out.mask + frac * mask_loss(gb.coverage, target_mask, vw, level.mask_weights(members))
             out.shading = out.shading + frac * self.shade(gb, target_mask, target_rgb, cam,
-                                                          max(1, int(sch.shade_pixels * frac)), vw, out.samples)
+                                                          max(1, int(shade_pixels * frac)), vw, out.samples)
             out.fracs.append(frac)
         return out
 
@@ -478,7 +479,10 @@ def phase_monitor(opt: Optimizer, plan: PhasePlan, step: int) -> PhaseMonitor | 
     if not plan.online or plan.phases_left() <= 0:
         return None
     low, high = phase_budget(plan.level, step, plan.phases_left())
-    monitor = PhaseMonitor(StopRule.from_level(plan.level), opt.schedule.pixel_size, step, low, high)
+    first = not plan.phases and opt.refiner is None  # refined cameras start at the first remesh: not delayed
+    extend = first_phase_extension(plan.level, plan.phases_left()) if first else 0
+    monitor = PhaseMonitor(StopRule.from_level(plan.level), opt.schedule.pixel_size, step, low, high,
+                           extend_to=extend, fall=plan.level.first_phase_fall)
     monitor.start(*opt.mesh())
     return monitor
 
