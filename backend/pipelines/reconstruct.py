@@ -143,6 +143,7 @@ class Optimizer:
         self.weights = dict(schedule.weights)
         self.first_lr = schedule.first_phase_lr
         self.lr_v = schedule.lr_vertices * self.first_lr
+        self.first_shade = schedule.first_phase_shade
         self.symmetry_mode = symmetry_mode
         self.plane = None
         self.order: list[int] = []
@@ -161,13 +162,20 @@ class Optimizer:
                                      settings)
         self.refine_from = int(round(settings.start_fraction * self.schedule.iterations))
         # While the cameras align, the surface keeps the plain step: a coarse phase moving faster left a view of
-        # the add-on's refinement test unaligned (BENCHMARKS.md, "The coarse phase's step").
+        # the add-on's refinement test unaligned (BENCHMARKS.md, "The coarse phase's step"); the coarse phase's
+        # halved shading samples are not measured there either.
         self.drop_first_phase_step()
 
     def drop_first_phase_step(self) -> None:
-        """The vertex step loses the first phase's factor (at the first remesh, or as camera refinement starts)."""
+        """The vertex step and the shading samples lose the first phase's factors (at the first remesh, or as
+        camera refinement starts)."""
         self.lr_v /= self.first_lr
         self.first_lr = 1.0
+        self.first_shade = 1.0
+
+    def shade_budget(self, phase: int) -> int:
+        """Shading pixels sampled per step in a phase (the coarse first phase samples first_phase_shade of them)."""
+        return max(1, int(self.schedule.shade_pixels * (self.first_shade if phase == 0 else 1.0)))
 
     def refining(self, step: int) -> bool:
         """Whether the camera corrections are optimised (and used) at this step."""
@@ -279,7 +287,7 @@ class Optimizer:
         for i in ids:
             groups.setdefault(level.sizes[i], []).append(i)
         refined = self.refining(step)
-        shade_pixels = sch.shade_pixels * (sch.first_phase_shade if phase == 0 else 1.0)
+        shade_pixels = self.shade_budget(phase)
         out = ImageLosses(torch.zeros((), device=self.device), torch.zeros((), device=self.device))
         for size, members in groups.items():
             member_ids = torch.tensor(members, device=self.device)
