@@ -176,10 +176,10 @@ def test_first_phase_vertex_step_is_scaled_until_the_first_remesh() -> None:
         K = np.array([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]])
         views.append(View(f"v{i}", np.zeros((32, 32, 3), np.float32), np.ones((32, 32), bool), K, R, -R @ c))
     sch = dataclasses.replace(make_schedule(20, 32, "cpu"), first_phase_lr=2.5)
-    assert sch.first_phase_shade == pytest.approx(2 / 3) and make_schedule(20, 512, "cuda").first_phase_shade == 1.0
+    assert sch.first_phase_shade == 0.5 and make_schedule(20, 512, "cuda").first_phase_shade == 1.0
     opt = Optimizer(ViewSet(views, torch.device("cpu")), None, sch, 0, "off")
     assert opt.lr_v == pytest.approx(2.5 * sch.lr_vertices)
-    assert (opt.shade_budget(0), opt.shade_budget(1)) == (4096, sch.shade_pixels) == (4096, 6144)
+    assert (opt.shade_budget(0), opt.shade_budget(1)) == (sch.shade_pixels // 2, sch.shade_pixels)
     opt.after_remesh()
     assert opt.lr_v == pytest.approx(sch.lr_vertices * sch.lr_decay)
     opt.after_remesh()

@@ -162,15 +162,15 @@ def make_schedule(iterations: int, full_side: int, device_type: str) -> Schedule
         # vertices with twice the step: a concavity the visual hull fills is carved there or not at all (fandisk's
         # channel at 256²: Chamfer 0.218 -> 0.100 % on seed 0, 0.163 -> 0.121 % on seed 2, 0.120 -> 0.129 % on
         # seed 1; Suzanne, teapot, Spot, mug and torus -5 to 0 %); 2.5x was no better over all, 3x worse and 4x
-        # tore a fold into fandisk (BENCHMARKS.md, "The coarse phase's step"). The coarse phase samples 4096
-        # shading pixels (half the former 8192): its step costs 0.040 s instead of 0.085 s, so it can run longer
-        # (the standard level lets it, while its loss falls) for the same wall; at equal steps Chamfer was within
-        # -2..+7 % on five objects and the mug's cup was dug deeper (1.40 -> 1.19 %). The later phases sample 6144:
-        # 14 % less wall, Chamfer -11..+3 % (BENCHMARKS.md "The coarse phase runs while its loss falls").
+        # tore a fold into fandisk (BENCHMARKS.md, "The coarse phase's step"). The coarse phase samples half the
+        # shading pixels: its step costs 0.040 s instead of 0.085 s, so it can run longer (the standard level lets
+        # it, while its loss falls) for the same wall; at equal steps Chamfer was within -2..+7 % on five objects,
+        # and the mug's cup was dug deeper (1.40 -> 1.19 %; BENCHMARKS.md "The coarse phase runs while its loss
+        # falls").
         late = 3 * 256 * 256
         return Schedule(n, remesh, sides, pixel_budgets=[4 * 128 * 128, 3 * 192 * 192, late, late], max_faces=32000,
-                        shade_pixels=6144, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,
-                        first_phase_lr=2.0, first_phase_shade=2 / 3, shader_extra_steps=2, crease_deg=35.0,
+                        shade_pixels=8192, lr_vertices=5e-3, lr_shader=5e-3, regulariser_growth=2.0,
+                        first_phase_lr=2.0, first_phase_shade=0.5, shader_extra_steps=2, crease_deg=35.0,
                         crease_denoise=6, crease_normals=True, shader_hidden=128, shader_freqs=6, final_lr_ratio=0.05,
                         shader_view=False,
                         weights={"mask": 15.0, "shading": 2.0, "laplacian": 40.0, "normal": 0.1, "symmetry": 1.0})

@@ -175,7 +175,7 @@ class Optimizer:
 
     def shade_budget(self, phase: int) -> int:
         """Shading pixels sampled per step in a phase (the coarse first phase samples first_phase_shade of them)."""
-        return max(1, round(self.schedule.shade_pixels * (self.first_shade if phase == 0 else 1.0)))
+        return max(1, int(self.schedule.shade_pixels * (self.first_shade if phase == 0 else 1.0)))
 
     def refining(self, step: int) -> bool:
         """Whether the camera corrections are optimised (and used) at this step."""
