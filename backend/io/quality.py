@@ -22,7 +22,8 @@ class QualityLevel:
     plateau: float  # a phase's drift has levelled off when it falls by less than this fraction of its first drift
     description: str = ""
     # The coarse first phase (cheap steps) runs on past phase_max_steps, up to first_phase_max_steps, while its
-    # loss still falls: the mean of its last 100 steps more than first_phase_fall below the 100 before (0: never).
+    # loss still falls: the mean of its last 75 steps (PhaseMonitor.fall_checks checks) more than first_phase_fall
+    # below the 75 before (0: never).
     first_phase_max_steps: int = 0
     first_phase_fall: float = 0.0
 
