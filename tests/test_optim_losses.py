@@ -156,8 +156,8 @@ def test_shader_extra_steps_update_the_shader_only() -> None:
 
 def test_first_phase_vertex_step_is_scaled_until_the_first_remesh() -> None:
     """The coarse phase's vertex step is first_phase_lr x lr_vertices; the first remesh drops that factor and
-    applies the usual decay, later remeshes only the decay. The coarse phase samples half the shading pixels (CPU).
-    With camera refinement neither factor is used."""
+    applies the usual decay, later remeshes only the decay. The coarse phase samples half the shading pixels, the
+    later phases 3/4 (CPU). With camera refinement no factor is used."""
     import dataclasses
 
     import pytest
@@ -176,10 +176,12 @@ def test_first_phase_vertex_step_is_scaled_until_the_first_remesh() -> None:
         K = np.array([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]])
         views.append(View(f"v{i}", np.zeros((32, 32, 3), np.float32), np.ones((32, 32), bool), K, R, -R @ c))
     sch = dataclasses.replace(make_schedule(20, 32, "cpu"), first_phase_lr=2.5)
-    assert sch.first_phase_shade == 0.5 and make_schedule(20, 512, "cuda").first_phase_shade == 1.0
+    assert (sch.first_phase_shade, sch.later_shade) == (0.5, 0.75)
+    gpu = make_schedule(20, 512, "cuda")
+    assert (gpu.first_phase_shade, gpu.later_shade) == (1.0, 1.0)
     opt = Optimizer(ViewSet(views, torch.device("cpu")), None, sch, 0, "off")
     assert opt.lr_v == pytest.approx(2.5 * sch.lr_vertices)
-    assert (opt.shade_budget(0), opt.shade_budget(1)) == (sch.shade_pixels // 2, sch.shade_pixels)
+    assert (opt.shade_budget(0), opt.shade_budget(1)) == (sch.shade_pixels // 2, sch.shade_pixels * 3 // 4)
     opt.after_remesh()
     assert opt.lr_v == pytest.approx(sch.lr_vertices * sch.lr_decay)
     opt.after_remesh()
@@ -187,6 +189,6 @@ def test_first_phase_vertex_step_is_scaled_until_the_first_remesh() -> None:
     refined = Optimizer(ViewSet(views, torch.device("cpu")), None, sch, 0, "off")
     refined.enable_refinement(RefineSettings())
     assert refined.lr_v == pytest.approx(sch.lr_vertices)
-    assert refined.shade_budget(0) == sch.shade_pixels
+    assert refined.shade_budget(0) == refined.shade_budget(2) == sch.shade_pixels
     refined.after_remesh()
     assert refined.lr_v == pytest.approx(sch.lr_vertices * sch.lr_decay)

@@ -42,11 +42,15 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.asarray(trimesh.Trimesh(vertices, faces, process=False).vertex_normals, dtype=np.float64)
 
 
+def room_under_cap(level: QualityLevel, steps_done: int, phases_left: int) -> int:
+    """Steps the next phase may take so that the phases after it (at their minimum) and the tail still fit under
+    the level's cap."""
+    return level.max_steps - level.tail_steps - steps_done - (phases_left - 1) * level.phase_min_steps
+
+
 def phase_budget(level: QualityLevel, steps_done: int, phases_left: int) -> tuple[int, int]:
-    """(min, max) steps of the next phase: the level's bounds, shortened so that the phases still to come (at
-    their minimum) and the tail fit under the level's cap."""
-    room = level.max_steps - level.tail_steps - steps_done - (phases_left - 1) * level.phase_min_steps
-    high = max(1, min(level.phase_max_steps, room))
+    """(min, max) steps of the next phase: the level's bounds, shortened to the room under the cap."""
+    high = max(1, min(level.phase_max_steps, room_under_cap(level, steps_done, phases_left)))
     return min(level.phase_min_steps, high), high
 
 
@@ -55,8 +59,7 @@ def first_phase_extension(level: QualityLevel, phases_left: int) -> int:
     leaving room under the cap for the phases still to come at their minimum and the tail."""
     if level.first_phase_fall <= 0 or level.first_phase_max_steps <= level.phase_max_steps:
         return 0
-    room = level.max_steps - level.tail_steps - (phases_left - 1) * level.phase_min_steps
-    return max(0, min(level.first_phase_max_steps, room))
+    return max(0, min(level.first_phase_max_steps, room_under_cap(level, 0, phases_left)))
 
 
 @dataclass
