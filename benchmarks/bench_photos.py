@@ -113,14 +113,15 @@ def score_capture(name: str, capture: Path, out_root: Path, iterations: int, exa
     from backend.mesh.metrics import compare_meshes, load_mesh
 
     run_dir, exact_dir = out_root / name / "photos", out_root / name / "exact"
-    t_photos, _ = run_backend(["photos", str(capture / "photos"), "--out", str(run_dir), "--iterations",
-                               str(iterations)], out_root / f"{name}_photos.log")
+    steps = ["--iterations", str(iterations)] if iterations > 0 else []
+    t_photos, _ = run_backend(["photos", str(capture / "photos"), "--out", str(run_dir), *steps],
+                              out_root / f"{name}_photos.log")
     if exact_from is not None and (exact_from / name / "exact" / "result.json").is_file():
         exact_dir = exact_from / name / "exact"
         t_exact = json.loads((exact_from / f"{name}.json").read_text())["seconds_exact"]
     else:
-        t_exact, _ = run_backend(["reconstruct", str(capture / "truth" / "job"), "--out", str(exact_dir),
-                                  "--iterations", str(iterations)], out_root / f"{name}_exact.log")
+        t_exact, _ = run_backend(["reconstruct", str(capture / "truth" / "job"), "--out", str(exact_dir), *steps],
+                                 out_root / f"{name}_exact.log")
     result = json.loads((run_dir / "result.json").read_text())
     exact = json.loads((exact_dir / "result.json").read_text())
     truth = truth_cameras(capture)
@@ -146,6 +147,7 @@ def score_capture(name: str, capture: Path, out_root: Path, iterations: int, exa
         "chamfer_ratio": float(ours["chamfer_l1_norm"] / max(ref["chamfer_l1_norm"], 1e-12)),
         "seconds_photos": round(t_photos, 1), "seconds_sfm": sfm["seconds"], "seconds_exact": round(t_exact, 1),
         "timings": result.get("timings", {}), "iterations": iterations,
+        "steps_photos": result.get("iterations"), "steps_exact": exact.get("iterations"),
     }
     write_picture(out_root / f"{name}.png", run_dir, cams[0]["name"], (v, f), (apply(np.linalg.inv(S), ev), ef))
     return record
@@ -180,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--meshes-dir", type=Path, default=SHARED_MESHES, help="folder of the shared test meshes")
     ap.add_argument("--out", type=Path, default=REPO / "bench_out" / "photos")
     ap.add_argument("--jobs-dir", type=Path, default=None, help="rendered captures cache (default OUT/jobs)")
-    ap.add_argument("--iterations", type=int, default=500, help="optimisation steps of both runs")
+    ap.add_argument("--iterations", type=int, default=500,
+                    help="optimisation steps of both runs (0: the default quality level, stopping on its own)")
     ap.add_argument("--render-only", action="store_true", help="only render (or reuse) the captures")
     ap.add_argument("--exact-from", type=Path, default=None,
                     help="reuse the exact-camera runs of an earlier output folder (same captures and steps)")
