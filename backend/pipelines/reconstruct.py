@@ -143,8 +143,6 @@ class Optimizer:
         self.weights = dict(schedule.weights)
         self.first_lr = schedule.first_phase_lr
         self.lr_v = schedule.lr_vertices * self.first_lr
-        self.first_shade = schedule.first_phase_shade
-        self.later_shade = schedule.later_shade
         self.symmetry_mode = symmetry_mode
         self.plane = None
         self.order: list[int] = []
@@ -167,19 +165,18 @@ class Optimizer:
         # aligned on all the shading samples (with 3/4 of them the add-on's turned test camera was corrected
         # 0.47 degrees instead of over 0.5).
         self.drop_first_phase_step()
-        self.later_shade = 1.0
 
     def drop_first_phase_step(self) -> None:
-        """The vertex step and the shading samples lose the first phase's factors (at the first remesh, or as
-        camera refinement starts)."""
+        """The vertex step loses the first phase's factor (at the first remesh, or as camera refinement starts)."""
         self.lr_v /= self.first_lr
         self.first_lr = 1.0
-        self.first_shade = 1.0
 
     def shade_budget(self, phase: int) -> int:
         """Shading pixels sampled per step in a phase (the coarse first phase samples first_phase_shade of them,
-        the later ones later_shade)."""
-        return max(1, int(round(self.schedule.shade_pixels * (self.first_shade if phase == 0 else self.later_shade))))
+        the later ones later_shade; all of them while cameras are refined)."""
+        sch = self.schedule
+        share = 1.0 if self.refiner is not None else sch.first_phase_shade if phase == 0 else sch.later_shade
+        return max(1, int(round(sch.shade_pixels * share)))
 
     def refining(self, step: int) -> bool:
         """Whether the camera corrections are optimised (and used) at this step."""
