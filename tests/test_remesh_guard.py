@@ -1,4 +1,5 @@
-"""Remesh guard: a remesh that never returns or crashes is killed and the mesh kept."""
+"""Remesh guard: a remesh that never returns or crashes is killed and the mesh kept; one whose output is not a
+remesh of its input (far too many faces or too much area) is redone without creases or not taken."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ import numpy as np
 import trimesh
 
 from backend.geometry.mesh_ops import collapse_degenerate, mean_edge_length
-from backend.geometry.remesh import guarded_remesh
+from backend.geometry.remesh import PLAUSIBLE_FACES, botsch_remesh, guarded_remesh, implausible
 
 
 def never_returns(vertices: np.ndarray, faces: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +60,52 @@ def test_collapse_degenerate_removes_zero_area_triangles() -> None:
     assert out.area_faces.min() > 1e-6
     assert len(v2) == len(v) - 1 and len(f2) == len(m.faces) - 2
     assert out.is_watertight
+
+
+def remesh_too_fine_with_creases(vertices: np.ndarray, faces: np.ndarray, h: float,
+                                 feature_edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The real remesh, but given creases it returns a mesh 2.25x too fine (as a crease-keeping remesh that folded
+    sheets into the surface returned 1.35x the faces the area holds)."""
+    return botsch_remesh(vertices, faces, h / 1.5 if feature_edges is not None else h)
+
+
+def remesh_always_too_fine(vertices: np.ndarray, faces: np.ndarray, h: float,
+                           feature_edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A remesh that always returns 2.25x the faces the area holds at h."""
+    return botsch_remesh(vertices, faces, h / 1.5)
+
+
+def test_implausible_crease_remesh_is_redone_without_creases() -> None:
+    from backend.optim.creases import CreaseRule
+
+    m = trimesh.creation.box(extents=(1, 1, 1)).subdivide().subdivide().subdivide()
+    res = guarded_remesh(m.vertices, m.faces, 0.1, timeout_s=60.0, remesh_fn=remesh_too_fine_with_creases,
+                         creases=CreaseRule(50.0))
+    assert res.ok and res.crease_edges == 0
+    assert "implausible" in res.message and "without creases" in res.message
+    assert abs(mean_edge_length(res.vertices, res.faces) - 0.1) < 0.25 * 0.1
+    assert len(res.faces) < PLAUSIBLE_FACES * 6.0 / (0.433 * 0.1 ** 2)
+
+
+def test_implausible_remesh_keeps_the_mesh() -> None:
+    m = trimesh.creation.icosphere(3)
+    h = mean_edge_length(m.vertices, m.faces)
+    res = guarded_remesh(m.vertices, m.faces, h, timeout_s=60.0, remesh_fn=remesh_always_too_fine)
+    assert not res.ok and "implausible" in res.message and "faces where" in res.message
+    assert np.array_equal(res.vertices, m.vertices) and np.array_equal(res.faces, m.faces)
+
+
+def test_real_remeshes_are_plausible() -> None:
+    from backend.optim.creases import CreaseRule
+
+    sphere = trimesh.creation.icosphere(4)
+    box = trimesh.creation.box(extents=(1, 2, 0.5)).subdivide().subdivide().subdivide()
+    for mesh, creases in ((sphere, None), (box, None), (box, CreaseRule(50.0))):
+        for scale in (0.5, 1.0, 3.0):
+            h = scale * mean_edge_length(mesh.vertices, mesh.faces)
+            res = guarded_remesh(mesh.vertices, mesh.faces, h, timeout_s=60.0, creases=creases)
+            assert res.ok and res.message == "", (scale, res.message)
+            assert implausible(mesh.vertices, mesh.faces, res.vertices, res.faces, h) is None
 
 
 def cube_edge_points(n: int = 40) -> np.ndarray:

@@ -9,10 +9,18 @@ from typing import Protocol
 
 import numpy as np
 
-from backend.geometry.mesh_ops import collapse_degenerate, largest_component
+from backend.geometry.mesh_ops import collapse_degenerate, face_areas, largest_component
 from backend.runtime.worker import run_killable
 
 RemeshFn = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+
+# A remesh of a surface keeps its area (projected onto it, it can only lose some where it smooths) and makes about
+# area / (0.433 h^2) triangles (equilateral at edge length h): measured 0.91-0.98 of that on fandisk's four remeshes.
+# A crease-keeping remesh once returned 1.35x that many, with sheets folded through the solid that the rest of the
+# run could not undo (Chamfer 0.98 % instead of 0.09-0.10 %; BENCHMARKS.md "A remesh that folds the surface").
+PLAUSIBLE_FACES = 1.2  # most faces over those the input's area holds at the target edge length
+PLAUSIBLE_AREA = 1.1  # most area over the input's
+PLAUSIBLE_MIN_EXPECTED = 100  # below this many expected faces the count is not tested (too coarse to say)
 
 
 def botsch_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float,
@@ -57,6 +65,21 @@ class RemeshResult:
     crease_edges: int = 0  # edges the remesh kept as creases
 
 
+def implausible(vertices: np.ndarray, faces: np.ndarray, out_v: np.ndarray, out_f: np.ndarray,
+                edge_length: float) -> str | None:
+    """Why (out_v, out_f) is not a remesh of (vertices, faces) at `edge_length`: far more faces than the input's area
+    holds at that edge length, or more area than the input has; None when it is plausible."""
+    area_in = float(face_areas(vertices, faces).sum())
+    area_out = float(face_areas(out_v, out_f).sum())
+    if area_in > 0 and area_out > PLAUSIBLE_AREA * area_in:
+        return f"its area grew {area_out / area_in:.2f}x"
+    expected = area_in / (0.433 * float(edge_length) ** 2)
+    if expected >= PLAUSIBLE_MIN_EXPECTED and len(out_f) > PLAUSIBLE_FACES * expected:
+        return (f"{len(out_f)} faces where the input's area holds about {expected:.0f} at edge length "
+                f"{edge_length:.3g}")
+    return None
+
+
 def run_guarded(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, h: float, timeout_s: float,
                 poll: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run fn(vertices, faces, h) in a killable worker (runtime.worker); TimeoutError / RuntimeError when it fails."""
@@ -73,17 +96,33 @@ def guarded_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float, 
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
     kept = 0
+    note = ""
     try:
-        v, f = collapse_degenerate(vertices, faces)
+        v_in, f_in = collapse_degenerate(vertices, faces)
         fn = remesh_fn
         if creases is not None:
-            edges = creases.edges(v, f)
+            edges = creases.edges(v_in, f_in)
             kept = len(edges)
             fn = functools.partial(remesh_fn, feature_edges=edges) if kept else remesh_fn
-        v, f = run_guarded(fn, v, f, edge_length, timeout_s, poll)
-        v, f = largest_component(np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64))
-        if len(f) < 4 or not np.isfinite(v).all():
-            raise RuntimeError(f"remesh returned an unusable mesh ({len(v)} vertices, {len(f)} faces)")
+        v, f = remesh_checked(fn, v_in, f_in, edge_length, timeout_s, poll)
+        why = implausible(v_in, f_in, v, f, edge_length)
+        if why is not None and fn is not remesh_fn:
+            note = f"the crease-keeping remesh was implausible ({why}); remeshed without creases"
+            kept = 0
+            v, f = remesh_checked(remesh_fn, v_in, f_in, edge_length, timeout_s, poll)
+            why = implausible(v_in, f_in, v, f, edge_length)
+        if why is not None:
+            raise RuntimeError(f"remesh returned an implausible mesh ({why})")
     except (TimeoutError, RuntimeError, ValueError, IndexError) as exc:
         return RemeshResult(vertices, faces, False, time.monotonic() - t0, str(exc), kept)
-    return RemeshResult(v, f, True, time.monotonic() - t0, crease_edges=kept)
+    return RemeshResult(v, f, True, time.monotonic() - t0, note, crease_edges=kept)
+
+
+def remesh_checked(fn: RemeshFn, vertices: np.ndarray, faces: np.ndarray, edge_length: float, timeout_s: float,
+                   poll: Callable[[], None] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The guarded remesh's largest piece; RuntimeError when it is empty or not finite."""
+    v, f = run_guarded(fn, vertices, faces, edge_length, timeout_s, poll)
+    v, f = largest_component(np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64))
+    if len(f) < 4 or not np.isfinite(v).all():
+        raise RuntimeError(f"remesh returned an unusable mesh ({len(v)} vertices, {len(f)} faces)")
+    return v, f

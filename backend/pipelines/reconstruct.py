@@ -447,6 +447,8 @@ def remesh(opt: Optimizer, step: int, reporter: Reporter, state: RunState) -> fl
     if not res.ok:
         state.warnings.append(f"remesh at step {step} failed, continuing with the current mesh: {res.message}")
         reporter.log(f"warning: {state.warnings[-1]}")
+    elif res.message:
+        reporter.log(f"remesh at step {step}: {res.message}")
     creases = rule.edges(res.vertices, res.faces) if rule is not None and sch.crease_normals else None
     if creases is not None:
         state.remeshes[-1]["normal_term_creases"] = len(creases)
