@@ -242,3 +242,17 @@ def test_compare_outer_leaves_the_buried_caps_out(tmp_path: Path) -> None:
     assert outer["diag"] == pytest.approx(whole["diag"]) == pytest.approx(np.sqrt(17))
     proc = run_backend("compare", "-h")
     assert "--outer" in proc.stdout and "outer surface" in proc.stdout
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "AUTO,STRICT"), ("AVX2", "AVX2")])
+def test_backend_asks_mkl_for_reproducible_results_before_torch_loads(preset: str | None, expected: str) -> None:
+    """Same seed, same mesh: the backend sets MKL's strict reproducibility mode (a user's own setting wins) before
+    anything loads torch, whose matrix products otherwise vary in their last bits from run to run."""
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+    if preset is not None:
+        env["MKL_CBWR"] = preset
+    code = "import sys, os, backend; print(os.environ['MKL_CBWR'], 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**env, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [expected, "False"]
