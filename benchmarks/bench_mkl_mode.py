@@ -1,7 +1,7 @@
 """The neural shader's step (CPU schedule: 6 frequencies, 128 wide, 6144 samples, forward + backward + two
 shader-only steps) timed under MKL's conditional-reproducibility modes, each in a fresh process, alternating.
 
-`python benchmarks/bench_mkl_mode.py [--modes AUTO,AUTO;STRICT,AVX2] [--rounds 3] [--steps 200]`: prints one JSON
+`python benchmarks/bench_mkl_mode.py [--modes 'AUTO;AUTO,STRICT;AVX2'] [--rounds 3] [--steps 200]`: prints one JSON
 line per (round, mode) with seconds per step and whether two runs of the same steps gave bit-identical weights.
 """
 from __future__ import annotations

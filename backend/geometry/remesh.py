@@ -106,7 +106,7 @@ def guarded_remesh(vertices: np.ndarray, faces: np.ndarray, edge_length: float, 
             fn = functools.partial(remesh_fn, feature_edges=edges) if kept else remesh_fn
         v, f = remesh_checked(fn, v_in, f_in, edge_length, timeout_s, poll)
         why = implausible(v_in, f_in, v, f, edge_length)
-        if why is not None and fn is not remesh_fn:
+        if why is not None and kept:
             note = f"the crease-keeping remesh was implausible ({why}); remeshed without creases"
             kept = 0
             v, f = remesh_checked(remesh_fn, v_in, f_in, edge_length, timeout_s, poll)
